@@ -1,0 +1,106 @@
+"""Configuration dataclasses: the model (with `paper` and `cpu` presets) and training.
+
+A model's constructor takes exactly one `ModelConfig`; checkpoints store it as JSON, so a
+checkpoint rebuilds its model with no outside knowledge (nanoGPT's habit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# Timing constants shared by audio, data and video code (PAPER.md "Inputs").
+SAMPLE_RATE = 16_000  # Hz
+FPS = 25  # video frames per second
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640 audio samples per video frame
+MEL_HOP = 200  # samples; 80 mel frames per second
+MEL_FRAMES_PER_VIDEO_FRAME = SAMPLES_PER_FRAME / MEL_HOP  # 3.2
+
+
+@dataclass
+class ModelConfig:
+    """Everything that determines the generator's architecture.
+
+    Symbols follow PAPER.md: S slots of key memory K (audio) and value memory V (lips),
+    feature size `dim`, addressing inverse temperature kappa, T frames per window.
+    """
+
+    img_size: int = 128  # H = W of face crops
+    n_frames: int = 5  # T, target frames per window
+    mel_bins: int = 80
+    mel_window: int = 16  # mel frames per video frame (0.2 s)
+    dim: int = 512  # size of f_aud, f_lip, keys and values
+    n_slots: int = 96  # S
+    kappa: float = 16.0
+    use_memory: bool = True  # False = the no-memory ablation: decoder gets f_aud alone
+    fusion_dropout: float = 0.5
+    face_widths: tuple[int, ...] = (32, 64, 128, 256, 512, 512)  # face encoder stages
+    audio_width: int = 32  # first conv width of the audio encoder
+    lip_width: int = 64  # Conv3d width of the lip encoder
+    disc_width: int = 32  # first conv width of the quality discriminator
+    sync_dim: int = 512  # SyncNet embedding size
+    sync_width: int = 32  # first conv width of the SyncNet encoders
+
+    @classmethod
+    def paper(cls) -> ModelConfig:
+        """SyncTalkFace as published: 128 px, 96 slots, 512-d, kappa 16."""
+        return cls()
+
+    @classmethod
+    def cpu(cls) -> ModelConfig:
+        """Small enough to train on a 2-core CPU; same components and memory size."""
+        return cls(
+            dim=256,
+            face_widths=(16, 32, 64, 128, 256, 256),
+            audio_width=16,
+            lip_width=16,
+            disc_width=16,
+            sync_dim=256,
+            sync_width=16,
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> ModelConfig:
+        presets = {"paper": cls.paper, "cpu": cls.cpu}
+        if name not in presets:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
+        return presets[name]()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {unknown}: checkpoint from a newer LipMem?")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kwargs)
+
+
+@dataclass
+class LossWeights:
+    """total = 10 L1 + 0.2 L_av + 0.2 L_vv + 0.2 L_gan + 0.2 (L_align + L_store) (PAPER.md)."""
+
+    l1: float = 10.0
+    av_sync: float = 0.2
+    vv_sync: float = 0.2
+    gan: float = 0.2
+    memory: float = 0.2  # applies to L_align + L_store
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings for the generator (PAPER.md "Losses")."""
+
+    batch_size: int = 40
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    disc_lr: float = 5e-4
+    loss: LossWeights = field(default_factory=LossWeights)
+    max_steps: int = 100_000
+    val_every: int = 1000
+    ckpt_every: int = 500
+    seed: int = 0
