@@ -1,0 +1,111 @@
+"""Audio-Lip Memory (SyncTalkFace, PAPER.md "Audio-Lip Memory"). Pure tensor maths, no I/O.
+
+S slots: key memory K (S x D) is addressed by audio, value memory V (S x D) stores lip motion.
+
+    q = Linear_q(f_aud)                  A_aud = softmax(kappa * cos(q, K))
+    v = Linear_v(f_lip)                  A_lip = softmax(kappa * cos(v, V))
+    r_aud = A_aud @ V  (inference)       r_lip = A_lip @ V  (lip path, training)
+    L_store = MSE(A_lip @ V, v.detach()) L_align = KL(A_lip.detach() || A_aud)
+    fused = Linear(Dropout(concat[f_aud, r]))   (2D -> D), fed to the decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class MemoryOutput:
+    """Everything the generator, the losses and the analysis need from one memory pass.
+
+    N is the number of frames (B * T flattened). Lip-side fields are None without f_lip.
+    """
+
+    fused_aud: Tensor  # (N, D) decoder input of the audio-addressed path
+    addr_aud: Tensor  # (N, S) A_aud, rows sum to 1
+    recall_aud: Tensor  # (N, D) r_aud = A_aud @ V
+    fused_lip: Tensor | None = None  # (N, D) decoder input of the lip-addressed path
+    addr_lip: Tensor | None = None  # (N, S) A_lip
+    recall_lip: Tensor | None = None  # (N, D) r_lip = A_lip @ V
+    lip_query: Tensor | None = None  # (N, D) v = Linear_v(f_lip)
+    loss_store: Tensor | None = None  # scalar L_store
+    loss_align: Tensor | None = None  # scalar L_align
+
+
+def cosine_logits(x: Tensor, memory: Tensor, kappa: float) -> Tensor:
+    """kappa * cos(x_n, M_s): (N, D), (S, D) -> (N, S)."""
+    return kappa * F.normalize(x, dim=-1) @ F.normalize(memory, dim=-1).t()  # (N, S)
+
+
+class AudioLipMemory(nn.Module):
+    """Key memory K (audio side) and value memory V (lip side), both S x D, init N(0, 0.5).
+
+    kappa is the inverse temperature ("radius") of the cosine addressing: larger kappa gives
+    sharper (lower-entropy) addresses.
+    """
+
+    def __init__(self, dim: int, n_slots: int, kappa: float = 16.0, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.dim, self.n_slots, self.kappa = dim, n_slots, kappa
+        self.key = nn.Parameter(torch.randn(n_slots, dim) * 0.5)  # K (S, D), N(0, 0.5)
+        self.value = nn.Parameter(torch.randn(n_slots, dim) * 0.5)  # V (S, D), N(0, 0.5)
+        self.query_proj = nn.Linear(dim, dim)  # Linear_q
+        self.lip_proj = nn.Linear(dim, dim)  # Linear_v
+        self.fusion = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * dim, dim))
+
+    def address_audio(self, f_aud: Tensor) -> Tensor:
+        """A_aud = softmax(kappa * cos(Linear_q(f_aud), K)): (N, D) -> (N, S)."""
+        return cosine_logits(self.query_proj(f_aud), self.key, self.kappa).softmax(-1)  # (N, S)
+
+    def recall(self, address: Tensor) -> Tensor:
+        """r = A @ V for given addressing weights: (..., S) -> (..., D).
+
+        A one-hot address returns exactly that slot's value row.
+        """
+        return address @ self.value  # (..., D)
+
+    def fuse(self, f_aud: Tensor, recall: Tensor) -> Tensor:
+        """Decoder input: Linear(Dropout(concat[f_aud, r])): (N, D), (N, D) -> (N, D)."""
+        return self.fusion(torch.cat([f_aud, recall], dim=-1))  # (N, D)
+
+    def forward(self, f_aud: Tensor, f_lip: Tensor | None = None) -> MemoryOutput:
+        """f_aud (N, D) [, f_lip (N, D)] -> MemoryOutput.
+
+        With f_lip (training) both paths are computed along with L_store and L_align.
+        """
+        logits_aud = cosine_logits(self.query_proj(f_aud), self.key, self.kappa)  # (N, S)
+        addr_aud = logits_aud.softmax(-1)  # (N, S)
+        recall_aud = self.recall(addr_aud)  # (N, D)
+        out = MemoryOutput(fused_aud=self.fuse(f_aud, recall_aud), addr_aud=addr_aud, recall_aud=recall_aud)
+        if f_lip is None:
+            return out
+        v = self.lip_proj(f_lip)  # (N, D)
+        addr_lip = cosine_logits(v, self.value, self.kappa).softmax(-1)  # (N, S)
+        recall_lip = self.recall(addr_lip)  # (N, D)
+        out.fused_lip = self.fuse(f_aud, recall_lip)  # (N, D)
+        out.addr_lip, out.recall_lip, out.lip_query = addr_lip, recall_lip, v
+        out.loss_store = storage_loss(recall_lip, v)
+        out.loss_align = alignment_loss(addr_lip, logits_aud.log_softmax(-1))
+        return out
+
+
+def storage_loss(recall_lip: Tensor, lip_query: Tensor) -> Tensor:
+    """L_store = MSE(A_lip @ V, v.detach()): the value memory learns to reconstruct v."""
+    return F.mse_loss(recall_lip, lip_query.detach())
+
+
+def alignment_loss(addr_lip: Tensor, log_addr_aud: Tensor) -> Tensor:
+    """L_align = KL(A_lip.detach() || A_aud), averaged over frames.
+
+    Takes log A_aud (from log_softmax, for stability). Zero when the addressings are equal.
+    """
+    return F.kl_div(log_addr_aud, addr_lip.detach(), reduction="batchmean")
+
+
+def address_entropy(address: Tensor) -> Tensor:
+    """Shannon entropy (nats) of each address row: (..., S) -> (...)."""
+    return -(address * address.clamp_min(1e-12).log()).sum(-1)

@@ -1,0 +1,112 @@
+"""Audio-Lip Memory invariants: addressing, recall, storage and alignment losses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lipmem_core.memory import AudioLipMemory, address_entropy, alignment_loss, storage_loss
+
+
+@pytest.fixture
+def mem() -> AudioLipMemory:
+    torch.manual_seed(0)
+    return AudioLipMemory(dim=32, n_slots=12, kappa=16.0, dropout=0.5).eval()
+
+
+def test_init_statistics():
+    torch.manual_seed(0)
+    m = AudioLipMemory(dim=256, n_slots=96)
+    for p in (m.key, m.value):
+        assert p.shape == (96, 256)
+        assert abs(p.std().item() - 0.5) < 0.02 and abs(p.mean().item()) < 0.02
+
+
+def test_one_hot_address_recalls_exactly_that_slot(mem):
+    onehot = torch.eye(mem.n_slots)  # (S, S)
+    torch.testing.assert_close(mem.recall(onehot), mem.value, rtol=0, atol=0)
+    batched = torch.eye(mem.n_slots)[[3, 7]].reshape(1, 2, -1)  # (1, 2, S)
+    assert torch.equal(mem.recall(batched)[0, 1], mem.value[7])
+
+
+def test_addresses_sum_to_one_and_sharpen_with_kappa(mem):
+    torch.manual_seed(1)
+    f = torch.randn(64, 32)
+    entropies = []
+    for kappa in (1.0, 4.0, 16.0, 64.0):
+        mem.kappa = kappa
+        out = mem(f, torch.randn(64, 32))
+        for a in (out.addr_aud, out.addr_lip):
+            assert a.shape == (64, 12) and torch.all(a >= 0)
+            torch.testing.assert_close(a.sum(-1), torch.ones(64))
+        entropies.append(address_entropy(out.addr_aud).mean().item())
+    assert all(a > b for a, b in zip(entropies, entropies[1:], strict=False)), entropies
+
+
+def test_alignment_kl_zero_for_equal_and_positive_otherwise():
+    logits = torch.randn(10, 12)
+    a = logits.softmax(-1)
+    assert alignment_loss(a, logits.log_softmax(-1)).abs().item() < 1e-6
+    other = torch.randn(10, 12).log_softmax(-1)
+    assert alignment_loss(a, other).item() > 0.01
+
+
+def test_alignment_gradient_goes_only_to_audio_side(mem):
+    f_aud, f_lip = torch.randn(8, 32), torch.randn(8, 32)
+    out = mem(f_aud, f_lip)
+    out.loss_align.backward()
+    assert mem.query_proj.weight.grad is not None and mem.query_proj.weight.grad.abs().sum() > 0
+    assert mem.key.grad is not None
+    assert mem.lip_proj.weight.grad is None and mem.value.grad is None  # A_lip is detached
+
+
+def test_storage_loss_target_is_detached(mem):
+    out = mem(torch.randn(8, 32), torch.randn(8, 32))
+    v = out.lip_query
+    grad_v = torch.autograd.grad(storage_loss(out.recall_lip, v), v, retain_graph=True, allow_unused=True)[0]
+    # v enters L_store only through A_lip (the target is detached) - not through the MSE target.
+    direct = torch.autograd.grad(
+        torch.nn.functional.mse_loss(out.recall_lip.detach(), v), v, allow_unused=True
+    )[0]
+    assert grad_v is not None and direct is not None
+    assert not torch.allclose(grad_v, direct)
+
+
+def test_storage_loss_falls_when_only_value_memory_is_optimised(mem):
+    torch.manual_seed(2)
+    f_aud, f_lip = torch.randn(8, 32), torch.randn(8, 32)  # fewer frames than slots
+    key_before = mem.key.detach().clone()
+    opt = torch.optim.Adam([mem.value], lr=0.05)
+    losses = []
+    for _ in range(60):
+        out = mem(f_aud, f_lip)
+        opt.zero_grad()
+        out.loss_store.backward()
+        opt.step()
+        losses.append(out.loss_store.item())
+    assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])
+    assert torch.equal(mem.key, key_before)
+
+
+def test_audio_only_forward_has_no_lip_fields(mem):
+    out = mem(torch.randn(5, 32))
+    assert out.fused_aud.shape == (5, 32) and out.recall_aud.shape == (5, 32)
+    assert out.addr_lip is None and out.loss_store is None and out.loss_align is None
+
+
+def test_fusion_uses_recall(mem):
+    f = torch.randn(4, 32)
+    r1, r2 = torch.randn(4, 32), torch.randn(4, 32)
+    assert not torch.allclose(mem.fuse(f, r1), mem.fuse(f, r2))
+    out = mem(f)
+    torch.testing.assert_close(out.fused_aud, mem.fuse(f, mem.recall(mem.address_audio(f))))
+
+
+def test_dropout_only_in_training(mem):
+    f = torch.randn(16, 32)
+    torch.testing.assert_close(mem(f).fused_aud, mem(f).fused_aud)
+    mem.train()
+    torch.manual_seed(3)
+    a = mem(f).fused_aud
+    torch.manual_seed(4)
+    assert not torch.allclose(a, mem(f).fused_aud)
