@@ -1,0 +1,109 @@
+"""Turning the Generate tab's inputs into speech (16 kHz audio + phones) and a face.
+
+Every user file is checked against the limits in `limits.py` from its header first, so a
+20-minute recording or a 2 GB video is refused before anything is decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lipmem_app.limits import check_media, check_size, check_text
+from lipmem_core.config import SAMPLE_RATE
+from lipmem_core.errors import AudioDecodeError, LipMemError, VideoDecodeError
+from lipmem_core.phones import Interval
+
+SPEECH_SOURCES = ("Text", "Audio (upload or record)")
+FACE_SOURCES = ("Example identity", "Image", "Video")
+DEFAULT_VOICE = "en-us"
+MIN_PEAK = 1e-3  # below this (-60 dBFS) a recording holds no usable speech
+
+
+@dataclass
+class Speech:
+    """One utterance to speak: `audio` (N,) float32 at 16 kHz; `phones`/`words` are exact
+    intervals when the speech was synthesised from text, else None (unknown)."""
+
+    audio: np.ndarray
+    phones: list[Interval] | None
+    words: list[Interval] | None
+    text: str | None
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass
+class Face:
+    """The face to animate: an example identity's name, or a user image/video path."""
+
+    source: str  # one of FACE_SOURCES
+    example: str | None = None
+    path: Path | None = None
+
+    @property
+    def is_synthtalk(self) -> bool:
+        return self.source == FACE_SOURCES[0]
+
+
+def parse_voice(choice: str | None):
+    """'en-us+m3' (the voice picker's label) -> speech.Voice(name='en-us', variant='m3')."""
+    from lipmem_core.data.speech import Voice
+
+    name, _, variant = (choice or DEFAULT_VOICE).partition("+")
+    return Voice(name=name, variant=variant or None)
+
+
+def check_speech(audio: np.ndarray) -> np.ndarray:
+    """A recording must hold sound: all-silent input would only animate a closed mouth."""
+    if audio.size == 0 or float(np.abs(audio).max()) < MIN_PEAK:
+        raise AudioDecodeError(
+            "the audio is silent (no sound above -60 dBFS): record again closer to the "
+            "microphone, or upload a file with speech"
+        )
+    return audio
+
+
+def resolve_speech(source: str, text: str | None, voice: str | None, audio_path: str | None) -> Speech:
+    """Speech from typed text (espeak-ng, exact phones) or from an uploaded/recorded file."""
+    if source == SPEECH_SOURCES[0]:
+        from lipmem_core.data.speech import synthesize
+
+        utt = synthesize(check_text(text or ""), parse_voice(voice))
+        return Speech(utt.audio, list(utt.phones), list(utt.words), utt.text)
+    if source not in SPEECH_SOURCES:
+        raise LipMemError(f"unknown speech source {source!r}; choose one of {SPEECH_SOURCES}")
+    if not audio_path:
+        raise AudioDecodeError(
+            "no audio was given: upload a file or record with the microphone, or choose 'Text'"
+        )
+    check_media(audio_path, "audio")
+    from lipmem_core.audio import load_audio
+
+    return Speech(check_speech(load_audio(audio_path)), None, None, None)
+
+
+def resolve_face(source: str, example: str | None, image_path: str | None, video_path: str | None) -> Face:
+    """The chosen face, checked (size, duration) but not decoded."""
+    if source == FACE_SOURCES[0]:
+        if not example:
+            raise LipMemError("choose an example identity")
+        return Face(source, example=example)
+    if source == FACE_SOURCES[1]:
+        if not image_path:
+            raise VideoDecodeError(
+                "no image was given: upload a photo of a face, or choose an example identity"
+            )
+        return Face(source, path=check_size(image_path))
+    if source == FACE_SOURCES[2]:
+        if not video_path:
+            raise VideoDecodeError(
+                "no video was given: upload a video of a face, or choose an example identity"
+            )
+        check_media(video_path, "video")
+        return Face(source, path=Path(video_path))
+    raise LipMemError(f"unknown face source {source!r}; choose one of {FACE_SOURCES}")
