@@ -93,7 +93,12 @@ class LossWeights:
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings for the generator (PAPER.md "Losses")."""
+    """Optimisation settings of both training CLIs (PAPER.md "Losses"; docs/TRAINING.md).
+
+    `paper` is the published recipe (batch 40, SyncNet batch 256); `cpu` fits a 2-core CPU.
+    The GAN term and the discriminator start at `gan_start_step` (a warm-up, as Wav2Lip's
+    delayed sync term: the discriminator only judges once the generator draws faces).
+    """
 
     batch_size: int = 40
     lr: float = 1e-4
@@ -104,3 +109,41 @@ class TrainConfig:
     val_every: int = 1000
     ckpt_every: int = 500
     seed: int = 0
+    gan_start_step: int = 0
+    sync_batch_size: int = 256
+    sync_lr: float = 1e-4
+    sync_max_steps: int = 100_000
+    sync_min_offset: int = 3  # negatives: audio at least this many frames away
+    val_windows: int = 256  # fixed validation subset (windows of the val split)
+    log_every: int = 10
+    workers: int = 2  # data-loader processes per training process
+    augment: bool = True  # audio augmentation (data/augment.py)
+
+    @classmethod
+    def paper(cls) -> TrainConfig:
+        return cls()
+
+    @classmethod
+    def cpu(cls) -> TrainConfig:
+        """Small batches and frequent checkpoints for a 2-core machine."""
+        return cls(
+            batch_size=8,
+            sync_batch_size=32,
+            max_steps=20_000,
+            sync_max_steps=6_000,
+            val_every=500,
+            ckpt_every=250,
+            gan_start_step=2_000,
+            val_windows=64,
+            workers=1,
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> TrainConfig:
+        presets = {"paper": cls.paper, "cpu": cls.cpu}
+        if name not in presets:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
+        return presets[name]()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
