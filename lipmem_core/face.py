@@ -30,9 +30,9 @@ CROP_SCALE = 1.32
 CROP_MOUTH_Y = 0.72
 # Mouth mask in crop units: an ellipse around the mouth and jaw (the lower half the model
 # regenerates), feathered so no seam shows.
-MASK_CENTRE = (0.5, 0.77)
-MASK_AXES = (0.29, 0.21)
-MASK_FEATHER = 0.045
+MASK_CENTRE = (0.5, 0.75)
+MASK_AXES = (0.30, 0.22)
+MASK_FEATHER = 0.08
 
 _local = threading.local()
 
@@ -99,18 +99,19 @@ def crop_face(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
 
 
 def mouth_mask(size: int) -> np.ndarray:
-    """Feathered mouth mask `(size, size)` float32 in [0, 1]; exactly 0 far from the mouth."""
-    mask = np.zeros((size, size), np.float32)
+    """Feathered mouth mask `(size, size)` float32 in [0, 1].
+
+    An ellipse around mouth and jaw (the lower half the model regenerates); the weight ramps
+    from 0 at the ellipse edge to 1 at MASK_FEATHER inside it (smoothstep of the distance to
+    the edge), so it is exactly 0 outside the ellipse and no seam shows inside.
+    """
+    inside = np.zeros((size, size), np.uint8)
     centre = (int(round(MASK_CENTRE[0] * size)), int(round(MASK_CENTRE[1] * size)))
     axes = (int(round(MASK_AXES[0] * size)), int(round(MASK_AXES[1] * size)))
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1.0, -1, cv2.LINE_AA)
-    sigma = MASK_FEATHER * size
-    # Shrink before blurring so the feathered edge stays inside the ellipse's footprint.
-    k = max(1, int(round(sigma)))
-    mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
-    mask = cv2.GaussianBlur(mask, (0, 0), sigma)
-    mask[mask < 1.0 / 255] = 0.0
-    return np.clip(mask / mask.max(), 0.0, 1.0)
+    cv2.ellipse(inside, centre, axes, 0, 0, 360, 1, -1)
+    dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)  # px to the nearest outside pixel
+    x = np.clip(dist / (MASK_FEATHER * size), 0.0, 1.0)
+    return (x * x * (3 - 2 * x)).astype(np.float32)
 
 
 def match_colours(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from .config import SAMPLE_RATE
 from .errors import VideoDecodeError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+TAIL_SLACK = 2  # frames a header may promise beyond the last decodable one
 AAC_FRAME = 1024  # samples per AAC frame: the native encoder wants exactly this many
 
 
@@ -150,10 +151,12 @@ class FrameReader:
                     break
         except av.FFmpegError as err:
             raise _decode_error(self.path, err) from err
-        if not out and start < stop:
+        # Headers may overstate the count by a frame or two; more missing means truncation.
+        if start + len(out) < min(stop, self.info.n_frames - TAIL_SLACK):
             raise VideoDecodeError(
-                f"could not decode frames {start}..{stop - 1} of {self.path}: "
-                "the file is truncated or corrupt; re-encode it"
+                f"could not decode frames {start + len(out)}..{stop - 1} of {self.path} "
+                f"(the header promises {self.info.n_frames}): the file is truncated or corrupt; "
+                "re-encode it"
             )
         return out
 
@@ -175,27 +178,6 @@ def iter_video_frames(path: str | os.PathLike, chunk: int = 64):
             if not frames:
                 return
             yield frames
-
-
-def read_audio_track(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode a file's first audio stream to mono float32 at `sample_rate` `(N,)`."""
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise VideoDecodeError(f"{path} has no audio track: supply the audio separately")
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            parts = []
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    parts.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                parts.append(out.to_ndarray().reshape(-1))
-    except av.FFmpegError as err:
-        raise _decode_error(path, err) from err
-    if not parts:
-        return np.zeros(0, np.float32)
-    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 class VideoWriter:
