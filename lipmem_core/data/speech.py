@@ -1,0 +1,399 @@
+"""Speech with exact phone timings from espeak-ng (ctypes over the library in espeakng-loader).
+
+`synthesize(text, voice)` returns 16 kHz float32 audio plus ARPAbet phone intervals that tile
+the audio exactly; the times come from espeak's own sample positions of its phoneme events,
+so they are ground truth, not an alignment.
+
+Determinism. espeak-ng keeps synthesis state in C statics that survive between utterances
+(and even espeak_Terminate/espeak_Initialize): pitch-flutter phase, wave phase, sample
+counters. The same text therefore gives slightly different audio and phone times depending
+on what the process synthesised before. To make every utterance a pure function of
+(text, voice), the process initialises espeak once and never synthesises itself: each
+utterance is synthesised in a forked child, which starts from that pristine state and sends
+the PCM and events back through a pipe (as raw arrays, no pickle). A fork costs a few ms.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import string
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lipmem_core.audio import to_model_rate
+from lipmem_core.config import SAMPLE_RATE
+from lipmem_core.errors import InputTooLongError, SpeechSynthesisError
+from lipmem_core.phones import SILENCE, Interval, espeak_to_arpabet
+
+MAX_TEXT_CHARS = 2000
+LEAD_SILENCE = 0.08  # s of silence before the speech: espeak starts vowel-initial text at 0
+TRAIL_SILENCE = 0.08  # s: the least silence after the speech (espeak's end pause, topped up)
+
+# Language voices (BCP-47-like names as espeak-ng lists them) -> the name espeak selects by.
+# "en-gb" is listed but only selectable as "en".
+_LANGUAGES: dict[str, str] = {
+    "en-us": "en-us",
+    "en-gb": "en",
+    "en-gb-scotland": "en-gb-scotland",
+    "en-gb-x-rp": "en-gb-x-rp",
+    "en-gb-x-gbclan": "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd": "en-gb-x-gbcwmd",
+    "en-029": "en-029",
+    "en-us-nyc": "en-us-nyc",
+}
+# Variants (espeak-ng-data/voices/!v) that sound like a plain human voice: whisper, croak
+# and the robot/novelty variants have no clear voicing or formants to lip-read from.
+VARIANTS: tuple[str, ...] = (
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
+    "klatt", "klatt2", "klatt3", "klatt4", "Alex", "Andy", "Annie", "Denis", "Gene", "Lee",
+    "Michael", "Mike", "Reed", "adam", "anika", "aunty", "belinda", "benjamin", "david",
+    "ed", "edward", "grandma", "grandpa", "ian", "john", "linda", "max", "norbert", "paul",
+    "quincy", "rob", "robert", "steph", "travis", "victor", "zac",
+)  # fmt: skip
+
+_ESPEAK_RATE_WPM, _ESPEAK_VOLUME, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 2, 3, 4
+_PUNCTUATION = string.punctuation + string.whitespace
+_EVENT_WORD, _EVENT_PHONEME, _EVENT_LIST_TERMINATED = 1, 7, 0
+
+
+@dataclass(frozen=True)
+class Voice:
+    """An espeak-ng voice: language voice, variant (None = default), speed and pitch."""
+
+    name: str = "en-us"
+    variant: str | None = None
+    wpm: int = 160  # words per minute, espeak accepts 80..450
+    pitch: int = 50  # 0..100
+    pitch_range: int = 50  # 0..100
+
+    def __post_init__(self) -> None:
+        if self.name not in _LANGUAGES:
+            raise SpeechSynthesisError(f"unknown voice {self.name!r}; choose one of {', '.join(_LANGUAGES)}")
+        if self.variant is not None and self.variant not in VARIANTS:
+            raise SpeechSynthesisError(
+                f"unknown voice variant {self.variant!r}; choose one of {', '.join(VARIANTS)}"
+            )
+        if not 80 <= self.wpm <= 450:
+            raise SpeechSynthesisError(f"speed {self.wpm} wpm is outside espeak's 80..450")
+        for what, v in (("pitch", self.pitch), ("pitch range", self.pitch_range)):
+            if not 0 <= v <= 100:
+                raise SpeechSynthesisError(f"{what} {v} is outside 0..100")
+
+    @property
+    def espeak_name(self) -> str:
+        """The name given to espeak_SetVoiceByName, e.g. "en-us+m3"."""
+        base = _LANGUAGES[self.name]
+        return f"{base}+{self.variant}" if self.variant else base
+
+    @property
+    def label(self) -> str:
+        """The voice picker's name, e.g. "en-gb+f2"; `Voice.parse(label)` inverts it."""
+        return f"{self.name}+{self.variant}" if self.variant else self.name
+
+    @classmethod
+    def parse(cls, label: str, **kwargs: Any) -> Voice:
+        """Voice from a picker label "name" or "name+variant"; kwargs set speed and pitch."""
+        name, _, variant = label.partition("+")
+        return cls(name=name, variant=variant or None, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Voice:
+        return cls(**d)
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> Voice:
+        """A random corpus speaker's voice: any English accent and human-sounding variant,
+        130-200 wpm, pitch 25-75, range 30-80."""
+        return cls(
+            name=str(rng.choice(list(_LANGUAGES))),
+            variant=str(rng.choice(VARIANTS)),
+            wpm=int(rng.integers(130, 201)),
+            pitch=int(rng.integers(25, 76)),
+            pitch_range=int(rng.integers(30, 81)),
+        )
+
+
+@dataclass
+class Utterance:
+    """Synthesised speech: `audio` float32 (N,) at `sample_rate`; `phones` (ARPAbet + "sil")
+    tile [0, N / sample_rate] exactly; `words` (lower case) cover the spoken words only."""
+
+    text: str
+    audio: np.ndarray
+    sample_rate: int = SAMPLE_RATE
+    phones: list[Interval] = field(default_factory=list)
+    words: list[Interval] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+def list_voices() -> list[str]:
+    """Voice picker labels: each English language voice alone, then with every variant."""
+    return list(_LANGUAGES) + [f"{n}+{v}" for n in _LANGUAGES for v in VARIANTS]
+
+
+# --- the espeak-ng library -------------------------------------------------------------
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT (speak_lib.h)."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+_Callback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
+# What a child sends back per event: type, exact sample, text position/length, mnemonic.
+_EVENT_DTYPE = np.dtype([("type", "<i4"), ("sample", "<i8"), ("pos", "<i4"), ("len", "<i4"), ("name", "S8")])
+
+
+class _Espeak:
+    """The process's one espeak-ng instance. Only forked children call espeak_Synth."""
+
+    def __init__(self) -> None:
+        import espeakng_loader
+
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ]  # fmt: skip
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        data = espeakng_loader.get_data_path().encode()
+        # AUDIO_OUTPUT_SYNCHRONOUS = 2, default buffer, options 1 = phoneme events.
+        rate = lib.espeak_Initialize(2, 0, data, 1)
+        if rate <= 0:
+            raise SpeechSynthesisError(
+                f"espeak-ng failed to initialise (code {rate}) with data at {data.decode()}; "
+                "reinstall espeakng-loader"
+            )
+        self.lib = lib
+        self.rate = rate  # 22050
+        self._pcm: list[bytes] = []
+        self._events: list[tuple[int, int, int, int, bytes]] = []
+        # Keep a reference: espeak calls this pointer for as long as the process lives.
+        self._callback = _Callback(self._on_audio)
+        lib.espeak_SetSynthCallback(self._callback)
+
+    def _on_audio(self, wav: Any, n: int, events: Any) -> int:
+        if n > 0:
+            self._pcm.append(ctypes.string_at(wav, 2 * n))
+        i = 0
+        while events[i].type != _EVENT_LIST_TERMINATED:
+            e = events[i]
+            name = bytes(e.id.string).split(b"\0")[0] if e.type == _EVENT_PHONEME else b""
+            self._events.append((e.type, e.sample, e.text_position, e.length, name))
+            i += 1
+        return 0  # continue synthesis
+
+    def _synth_here(self, text: bytes, voice: Voice) -> tuple[np.ndarray, np.ndarray]:
+        lib = self.lib
+        lib.espeak_ng_SetRandSeed(1)
+        if lib.espeak_SetVoiceByName(voice.espeak_name.encode()) != 0:
+            raise SpeechSynthesisError(f"espeak-ng has no voice {voice.espeak_name!r}")
+        # Set after the voice: selecting a voice resets these.
+        for param, value in (
+            (_ESPEAK_RATE_WPM, voice.wpm),
+            (_ESPEAK_VOLUME, 100),
+            (_ESPEAK_PITCH, voice.pitch),
+            (_ESPEAK_RANGE, voice.pitch_range),
+        ):
+            lib.espeak_SetParameter(param, value, 0)
+        self._pcm, self._events = [], []
+        # position 0, POS_CHARACTER = 1, no end position, flags espeakCHARS_UTF8 = 1.
+        code = lib.espeak_Synth(text, len(text) + 1, 0, 1, 0, 1, None, None)
+        if code != 0:
+            raise SpeechSynthesisError(f"espeak_Synth failed with code {code}")
+        lib.espeak_Synchronize()
+        pcm = np.frombuffer(b"".join(self._pcm), dtype="<i2")
+        events = np.array(self._events, dtype=_EVENT_DTYPE)
+        return pcm, events
+
+    def synth(self, text: bytes, voice: Voice) -> tuple[np.ndarray, np.ndarray]:
+        """(pcm int16 (N,) at self.rate, events) synthesised in a forked child (see module doc)."""
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: synthesise from the pristine state, send, exit without cleanup
+            status = 0
+            try:
+                os.close(read_fd)
+                pcm, events = self._synth_here(text, voice)
+                header = np.array([len(pcm), len(events)], dtype="<i8")
+                payload = header.tobytes() + pcm.tobytes() + events.tobytes()
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent as text
+                status, payload = 1, f"{type(exc).__name__}: {exc}".encode()
+            try:
+                with os.fdopen(write_fd, "wb") as f:
+                    f.write(payload)
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as f:
+            payload = f.read()
+        _, wait_status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if code != 0:
+            detail = payload.decode(errors="replace") if code == 1 else f"exit code {code}"
+            raise SpeechSynthesisError(f"espeak-ng synthesis failed: {detail}")
+        n_pcm, n_events = np.frombuffer(payload[:16], dtype="<i8")
+        pcm = np.frombuffer(payload, dtype="<i2", count=n_pcm, offset=16)
+        events = np.frombuffer(payload, dtype=_EVENT_DTYPE, count=n_events, offset=16 + 2 * n_pcm)
+        return pcm, events
+
+
+_engine: _Espeak | None = None
+_lock = threading.Lock()
+
+
+def _reset_lock_in_child() -> None:
+    # A fork taken while another thread held the lock would leave the child's copy locked.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
+
+
+def synthesize(text: str, voice: Voice = Voice()) -> Utterance:
+    """Speak `text` with `voice`: 16 kHz audio, ARPAbet phones tiling it, word intervals.
+
+    Raises SpeechSynthesisError for empty text or text that yields no speech, and
+    InputTooLongError past MAX_TEXT_CHARS. Thread-safe (calls are serialised) and
+    deterministic: the same (text, voice) gives the same samples in any process or order.
+    """
+    global _engine
+    if not text or not text.strip():
+        raise SpeechSynthesisError("the text is empty: type something to say")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputTooLongError(
+            f"the text has {len(text)} characters; the limit is {MAX_TEXT_CHARS}: split it up"
+        )
+    with _lock:
+        if _engine is None:
+            _engine = _Espeak()
+        pcm, events = _engine.synth(text.encode("utf-8"), voice)
+        rate = _engine.rate
+    return _build_utterance(text, pcm, events, rate)
+
+
+def _build_utterance(text: str, pcm: np.ndarray, events: np.ndarray, rate: int) -> Utterance:
+    """Events at `rate` -> 16 kHz audio with LEAD_SILENCE, phone and word intervals in s."""
+    phonemes = events[events["type"] == _EVENT_PHONEME]
+    n_native = len(pcm)
+    # Raw espeak segments: (start, end) in seconds of native audio, mnemonic, word index.
+    starts = phonemes["sample"].astype(np.float64) / rate
+    ends = np.append(starts[1:], n_native / rate)
+    word_of = _word_index(events)
+    segments: list[tuple[float, float, str, int]] = []
+    for s, e, name, w in zip(starts, ends, phonemes["name"], word_of, strict=True):
+        segments.append((float(s), float(min(e, n_native / rate)), name.decode("utf-8"), w))
+
+    phones: list[list[Any]] = []  # [start, end, label] before the lead shift
+    for s, e, name, _ in segments:
+        labels = espeak_to_arpabet(name)
+        if not labels:  # a mark with no sound: its time stays with the previous phone
+            if phones:
+                phones[-1][1] = e
+            continue
+        step = (e - s) / len(labels)  # a two-phone mnemonic splits its interval evenly
+        for i, label in enumerate(labels):
+            phones.append([s + i * step, s + (i + 1) * step, label])
+    if not any(p[2] != SILENCE for p in phones):
+        raise SpeechSynthesisError(
+            f"espeak-ng produced no speech for {text[:60]!r}: give words, not only symbols"
+        )
+
+    audio = to_model_rate(pcm, rate) if n_native else np.zeros(0, np.float32)
+    audio = np.clip(audio, -1.0, 1.0)
+    lead = round(LEAD_SILENCE * SAMPLE_RATE)
+    # espeak ends most clauses with a pause, but not all ("!"): top the final silence up.
+    end_pause = n_native / rate - max(p[1] for p in phones if p[2] != SILENCE)
+    trail = max(0, round((TRAIL_SILENCE - end_pause) * SAMPLE_RATE))
+    audio = np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(trail, np.float32)])
+    total = len(audio) / SAMPLE_RATE
+    shift = lead / SAMPLE_RATE
+    tiled = [[0.0, shift, SILENCE]] + [[s + shift, e + shift, lab] for s, e, lab in phones]
+    tiled.append([tiled[-1][1], total, SILENCE])
+    return Utterance(
+        text=text,
+        audio=audio,
+        phones=_tile(tiled, total),
+        words=_words(text, events, segments, shift),
+    )
+
+
+def _word_index(events: np.ndarray) -> list[int]:
+    """For each phoneme event, the index (into word events) of the word it belongs to."""
+    out, current = [], -1
+    n_words = 0
+    for e in events:
+        if e["type"] == _EVENT_WORD:
+            current = n_words
+            n_words += 1
+        elif e["type"] == _EVENT_PHONEME:
+            out.append(current)
+    return out
+
+
+def _tile(intervals: list[list[Any]], total: float) -> list[Interval]:
+    """Drop empty intervals, merge repeated silence and R (an r-coloured vowel followed by
+    espeak's own r: CMUdict writes one R), and make the spans tile [0, total] exactly."""
+    merged: list[list[Any]] = []
+    for s, e, label in intervals:
+        if e - s <= 1e-9:
+            continue
+        if merged and merged[-1][2] == label and label in (SILENCE, "R"):
+            merged[-1][1] = e
+        else:
+            merged.append([s, e, label])
+    for prev, nxt in zip(merged, merged[1:], strict=False):
+        prev[1] = nxt[0]  # no gap, no overlap
+    merged[0][0], merged[-1][1] = 0.0, total
+    return [Interval(float(s), float(e), str(lab)) for s, e, lab in merged]
+
+
+def _words(
+    text: str, events: np.ndarray, segments: list[tuple[float, float, str, int]], shift: float
+) -> list[Interval]:
+    """Word intervals: from a word's first sounding phoneme to the end of its last one."""
+    words = events[events["type"] == _EVENT_WORD]
+    spans: dict[int, list[float]] = {}
+    for s, e, name, w in segments:
+        if w < 0 or espeak_to_arpabet(name) in ((SILENCE,), ()):
+            continue
+        span = spans.setdefault(w, [s, e])
+        span[1] = e
+    out = []
+    for w, (s, e) in sorted(spans.items()):
+        pos, length = int(words[w]["pos"]) - 1, int(words[w]["len"])  # 1-based characters
+        label = text[pos : pos + length].strip(_PUNCTUATION).lower() or "<unk>"
+        out.append(Interval(s + shift, e + shift, label))
+    return out
