@@ -50,14 +50,6 @@ class Face:
         return self.source == FACE_SOURCES[0]
 
 
-def parse_voice(choice: str | None):
-    """'en-us+m3' (the voice picker's label) -> speech.Voice(name='en-us', variant='m3')."""
-    from lipmem_core.data.speech import Voice
-
-    name, _, variant = (choice or DEFAULT_VOICE).partition("+")
-    return Voice(name=name, variant=variant or None)
-
-
 def check_speech(audio: np.ndarray) -> np.ndarray:
     """A recording must hold sound: all-silent input would only animate a closed mouth."""
     if audio.size == 0 or float(np.abs(audio).max()) < MIN_PEAK:
@@ -71,9 +63,9 @@ def check_speech(audio: np.ndarray) -> np.ndarray:
 def resolve_speech(source: str, text: str | None, voice: str | None, audio_path: str | None) -> Speech:
     """Speech from typed text (espeak-ng, exact phones) or from an uploaded/recorded file."""
     if source == SPEECH_SOURCES[0]:
-        from lipmem_core.data.speech import synthesize
+        from lipmem_core.data.speech import Voice, synthesize
 
-        utt = synthesize(check_text(text or ""), parse_voice(voice))
+        utt = synthesize(check_text(text or ""), Voice.parse(voice or DEFAULT_VOICE))
         return Speech(utt.audio, list(utt.phones), list(utt.words), utt.text)
     if source not in SPEECH_SOURCES:
         raise LipMemError(f"unknown speech source {source!r}; choose one of {SPEECH_SOURCES}")

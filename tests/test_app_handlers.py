@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -76,3 +78,104 @@ def test_silent_audio_is_refused():
         check_speech(np.full(16_000, 1e-4, np.float32))
     x = _tone(0.5)
     assert check_speech(x) is x
+
+
+# ---- generation through the handler -----------------------------------------------------------
+def _no_progress(*args, **kwargs) -> None:
+    return None
+
+
+@pytest.fixture(scope="module")
+def handlers(tmp_path_factory):
+    from lipmem_app.context import AppContext
+    from lipmem_app.handlers import Handlers
+
+    root = tmp_path_factory.mktemp("app")
+    ctx = AppContext(checkpoints_root=root / "no_checkpoints", work_root=root / "work")
+    return Handlers(ctx)
+
+
+def _generate(h, **overrides):
+    from lipmem_app.generate import ORACLE
+
+    args = dict(
+        face_source="Example identity",
+        example="Speaker A",
+        image=None,
+        video=None,
+        speech_source="Text",
+        text="Bob made a big map.",
+        voice="en-us",
+        audio=None,
+        checkpoint=ORACLE,
+        use_memory=True,
+    )
+    args.update(overrides)
+    return h.generate(**args, progress=_no_progress)
+
+
+def test_oracle_generation_from_text(handlers):
+    import av
+
+    from lipmem_core.config import SAMPLE_RATE, SAMPLES_PER_FRAME
+
+    video, _, notices, clip = _generate(handlers)
+    assert "oracle renderer" in notices
+    assert clip.phones and clip.phones[0].start == 0.0
+    assert clip.phones[-1].end == pytest.approx(len(clip.audio) / SAMPLE_RATE, abs=1e-3)
+    with av.open(video) as c:
+        assert c.streams.audio and c.streams.video
+        n = sum(1 for _ in c.decode(video=0))
+    assert n == -(-len(clip.audio) // SAMPLES_PER_FRAME)  # ceil: one frame per 640 samples
+
+
+def test_requests_get_separate_directories(handlers):
+    a = _generate(handlers, text="One two three.")[0]
+    b = _generate(handlers, text="Four five six.")[0]
+    assert a != b and Path(a).parent != Path(b).parent
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(text="   "), "type some text"),
+        (dict(speech_source="Audio (upload or record)"), "no audio was given"),
+        (dict(face_source="Image"), "no image was given"),
+        (dict(face_source="Video"), "no video was given"),
+        (dict(voice="xx-nowhere"), "unknown voice"),
+        (dict(checkpoint="lipmem-synthtalk"), "no generator checkpoint found"),
+    ],
+)
+def test_bad_inputs_become_gradio_errors(handlers, overrides, message):
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match=message):
+        _generate(handlers, **overrides)
+
+
+def test_oracle_refuses_a_photo(handlers, tmp_path):
+    import cv2
+    import gradio as gr
+
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    with pytest.raises(gr.Error, match="SynthTalk identities only"):
+        _generate(handlers, face_source="Image", image=str(photo))
+
+
+def test_silent_upload_and_non_audio_upload_are_refused(handlers, tmp_path):
+    import gradio as gr
+
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16_000, np.float32), 16_000)
+    with pytest.raises(gr.Error, match="silent"):
+        _generate(handlers, speech_source="Audio (upload or record)", audio=str(silent))
+    text = tmp_path / "speech.mp3"
+    text.write_text("not audio\n" * 100)
+    with pytest.raises(gr.Error, match="not a readable audio file"):
+        _generate(handlers, speech_source="Audio (upload or record)", audio=str(text))
+
+
+def test_model_card_without_checkpoint_says_so(handlers):
+    card = handlers.model_card(None)
+    assert "No model card" in card and "no generator checkpoint found" in card and "SynthTalk" in card

@@ -1,0 +1,158 @@
+"""What the app holds between requests: where checkpoints live, and models loaded once.
+
+Nothing is loaded at import or when the UI is built: the first request that needs a model
+loads it, under a lock, and every later request reuses it (models are never rebuilt per
+request). Per-request outputs go to fresh temporary directories so concurrent users never
+share a path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lipmem_core.errors import CheckpointError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CHECKPOINT = "lipmem-synthtalk"
+# Example SynthTalk identities: fixed seeds of Identity.sample, so the gallery is stable.
+EXAMPLE_IDENTITIES: dict[str, int] = {
+    "Speaker A": 11,
+    "Speaker B": 23,
+    "Speaker C": 37,
+    "Speaker D": 41,
+    "Speaker E": 58,
+    "Speaker F": 64,
+}
+REQUEST_DIR_MAX_AGE_S = 3600.0  # request outputs older than this are removed
+
+
+def default_checkpoints_root() -> Path:
+    """LIPMEM_CHECKPOINTS if set, else the repository's checkpoints/ directory."""
+    env = os.environ.get("LIPMEM_CHECKPOINTS")
+    return Path(env) if env else REPO_ROOT / "checkpoints"
+
+
+def read_checkpoint_config(directory: Path) -> dict[str, Any]:
+    """config.json of a checkpoint directory, without loading weights (cheap: for listings)."""
+    path = directory / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is missing or not valid JSON: re-download or re-save that checkpoint"
+        ) from exc
+
+
+@dataclass
+class AppContext:
+    """Checkpoint root, analysis assets and the caches shared by all requests."""
+
+    checkpoints_root: Path = field(default_factory=default_checkpoints_root)
+    analysis_dir: Path = REPO_ROOT / "assets" / "analysis"
+    work_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "lipmem_app")
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def list_checkpoints(self, kind: str = "generator") -> list[str]:
+        """Names of checkpoint directories of this kind, the default first."""
+        root = Path(self.checkpoints_root)
+        if not root.is_dir():
+            return []
+        names = []
+        for d in sorted(root.iterdir()):
+            if not (d / "config.json").is_file():
+                continue
+            try:
+                if read_checkpoint_config(d).get("kind") == kind:
+                    names.append(d.name)
+            except CheckpointError:
+                continue  # a broken directory is reported when someone selects it, not listed
+        return sorted(names, key=lambda n: (n != DEFAULT_CHECKPOINT, n))
+
+    def checkpoint_dir(self, name: str | None) -> Path:
+        """The directory of checkpoint `name` (the default when None); raises if absent."""
+        names = self.list_checkpoints()
+        if not names:
+            raise CheckpointError(
+                f"no generator checkpoint found in {self.checkpoints_root}: train one "
+                "(python -m lipmem_core.train, see docs/TRAINING.md) or set LIPMEM_CHECKPOINTS "
+                "to a directory holding checkpoints; the 'oracle renderer' needs none"
+            )
+        name = name or names[0]
+        if name not in names:
+            raise CheckpointError(
+                f"checkpoint {name!r} is not in {self.checkpoints_root}; choose one of {names}"
+            )
+        return Path(self.checkpoints_root) / name
+
+    def _cached(self, key: tuple[str, str], build) -> Any:
+        # One lock for all loads: two first requests for the same model load it once, and
+        # loads are rare (a handful per process), so serialising them costs nothing.
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = build()
+            return self._cache[key]
+
+    def checkpoint(self, name: str | None):
+        """The LoadedCheckpoint for `name`, loaded once per process."""
+        from lipmem_core.checkpoint import load_checkpoint
+
+        directory = self.checkpoint_dir(name)
+        return self._cached(("checkpoint", str(directory)), lambda: load_checkpoint(directory))
+
+    def pipeline(self, name: str | None):
+        """The TalkingFacePipeline for `name`, built once per process around the cached model."""
+        from lipmem_core.pipeline import TalkingFacePipeline
+
+        directory = self.checkpoint_dir(name)
+        loaded = self.checkpoint(name)
+        return self._cached(("pipeline", str(directory)), lambda: TalkingFacePipeline(loaded))
+
+    # ---- example identities ----------------------------------------------------------------
+    def identity(self, name: str):
+        """The example SynthTalk Identity called `name`."""
+        from lipmem_core.data.face_render import Identity
+
+        if name not in EXAMPLE_IDENTITIES:
+            raise ValueError(f"unknown example identity {name!r}; choose one of {list(EXAMPLE_IDENTITIES)}")
+        seed = EXAMPLE_IDENTITIES[name]
+        return self._cached(("identity", name), lambda: Identity.sample(np.random.default_rng(seed)))
+
+    def example_face(self, name: str, size: int = 128) -> np.ndarray:
+        """A neutral (mouth at rest, eyes open, no head motion) render: (size, size, 3) uint8 RGB."""
+        from lipmem_core.data.face_render import FaceRenderer
+        from lipmem_core.data.mouth import PHONE_TARGETS
+        from lipmem_core.phones import SILENCE
+
+        identity = self.identity(name)
+
+        def render() -> np.ndarray:
+            renderer = FaceRenderer(identity, size=size)
+            return renderer.render(PHONE_TARGETS[SILENCE], pose=(0.0, 0.0, 0.0, 1.0), blink=0.0)
+
+        return self._cached(("face", f"{name}@{size}"), render)
+
+    # ---- per-request directories -----------------------------------------------------------
+    def request_dir(self) -> Path:
+        """A fresh directory for one request's files; old ones are swept on the way."""
+        root = Path(self.work_root)
+        root.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for old in root.iterdir():
+            try:
+                if now - old.stat().st_mtime > REQUEST_DIR_MAX_AGE_S:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                continue  # another request removed it first
+        return Path(tempfile.mkdtemp(prefix="req-", dir=root))

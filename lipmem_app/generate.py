@@ -1,0 +1,124 @@
+"""The Generate tab: a face + speech -> a talking-face MP4 and its memory addressing.
+
+Two renderers share one entry point:
+- a LipMem checkpoint (the model; the audio-addressed path of SyncTalkFace), through
+  lipmem_core.pipeline.TalkingFacePipeline;
+- the *oracle renderer*: SynthTalk's own ground truth (phones -> mouth trajectory -> face
+  renderer), which needs no checkpoint and shows what a perfect SynthTalk model would draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lipmem_app.context import EXAMPLE_IDENTITIES, AppContext
+from lipmem_app.inputs import Face, Speech
+from lipmem_app.limits import MAX_SECONDS
+from lipmem_core.config import FPS
+from lipmem_core.errors import LipMemError, NoFaceFoundError
+from lipmem_core.phones import Interval
+
+ORACLE = "Oracle renderer (SynthTalk ground truth)"
+ORACLE_SIZE = 256  # px: the oracle draws at any size; 256 reads well in the browser
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Clip:
+    """The clip just generated, kept in gr.State for the Phonemes <-> slots tab."""
+
+    video: str
+    audio: np.ndarray  # (N,) float32, 16 kHz
+    phones: list[Interval] | None  # exact phones (typed text) or None
+    text: str | None
+    checkpoint: str | None  # None for the oracle renderer
+    addressing: np.ndarray | None  # (n_frames, S) A_aud per video frame, or None
+    notices: list[str]
+
+
+def phones_for(speech: Speech, progress: Progress) -> list[Interval]:
+    """Exact phones when the speech came from text; else a PocketSphinx recognition + alignment."""
+    if speech.phones is not None:
+        return speech.phones
+    from analysis.align import align_pocketsphinx
+
+    progress(0.1, "recognising and aligning the speech (PocketSphinx)")
+    table = align_pocketsphinx(speech.audio, speech.text).table
+    return [Interval(float(r.start), float(r.end), str(r.phone)) for r in table.itertuples()]
+
+
+def render_oracle(ctx: AppContext, face: Face, speech: Speech, out_path: Path, progress: Progress) -> Clip:
+    """SynthTalk's ground truth for this speech on an example identity: (n, 256, 256, 3) -> MP4."""
+    from lipmem_core.audio import num_frames
+    from lipmem_core.data.face_render import render_clip
+    from lipmem_core.data.mouth import mouth_trajectory
+    from lipmem_core.video import VideoWriter
+
+    if not face.is_synthtalk:
+        raise LipMemError(
+            "the oracle renderer draws SynthTalk identities only: choose an example identity, "
+            "or pick a LipMem checkpoint to animate your own image or video"
+        )
+    phones = phones_for(speech, progress)
+    n = num_frames(len(speech.audio))
+    progress(0.4, f"rendering {n} frames")
+    mouth = mouth_trajectory(phones, n, FPS)  # (n, 7)
+    # The identity's seed also drives head drift and blinks, so a clip is reproducible.
+    rng = np.random.default_rng(EXAMPLE_IDENTITIES[face.example])
+    frames = render_clip(ctx.identity(face.example), mouth, rng, size=ORACLE_SIZE)  # (n, H, W, 3)
+    progress(0.8, "encoding the MP4")
+    with VideoWriter(out_path, ORACLE_SIZE, ORACLE_SIZE, FPS, audio=speech.audio) as writer:
+        writer.write(frames)
+    return Clip(str(out_path), speech.audio, phones, speech.text, None, None, [])
+
+
+def run_model(
+    ctx: AppContext,
+    face: Face,
+    speech: Speech,
+    checkpoint: str | None,
+    use_memory: bool,
+    out_path: Path,
+    progress: Progress,
+) -> Clip:
+    """A LipMem checkpoint animates the face with the speech (TalkingFacePipeline)."""
+    pipeline = ctx.pipeline(checkpoint)
+    img_size = ctx.checkpoint(checkpoint).config.img_size
+    if face.is_synthtalk:
+        # The example render IS the crop a SynthTalk model was trained on: skip detection.
+        source, is_crop = ctx.example_face(face.example, size=img_size), True
+    else:
+        source, is_crop = str(face.path), False
+    progress(0.1, "generating")
+    result = pipeline.generate(
+        source,
+        speech.audio,
+        out_path,
+        progress=progress,
+        use_memory=use_memory,
+        face_is_crop=is_crop,
+        max_seconds=MAX_SECONDS,
+    )
+    if result.n_frames and result.faceless_frames == result.n_frames:
+        # The pipeline passes faceless frames through; a video with none at all would come
+        # back unchanged, which is a failed request, not a result.
+        raise NoFaceFoundError(
+            "no face was found in any frame of the video: upload a video where a face is clearly "
+            "visible, frontal and not too small, or choose an example identity"
+        )
+    # The pipeline's notices include the out-of-domain warning for real photos and videos.
+    name = ctx.checkpoint_dir(checkpoint).name
+    return Clip(
+        str(result.out_path),
+        speech.audio,
+        speech.phones,
+        speech.text,
+        name,
+        result.addressing,
+        list(result.notices),
+    )

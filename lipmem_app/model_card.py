@@ -1,0 +1,94 @@
+"""The Model card tab: what a checkpoint is, what it was trained on, and how it scored.
+
+Reads config.json only (no weights), so the card shows instantly and even for a checkpoint
+whose weights fail to load. Evaluation tables come from `results*.json` files (written by
+`python -m lipmem_core.evaluate`) placed in the checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lipmem_app.context import AppContext, read_checkpoint_config
+
+DOMAIN_CARD = (
+    "**Domain.** LipMem checkpoints shipped here are trained on **SynthTalk**: rendered faces "
+    "speaking espeak-ng speech. Real photos, real videos and real voices are outside that "
+    "domain: the app accepts them, but expect weak or odd lip motion there. Train on a real "
+    "corpus (docs/TRAINING.md, docs/REAL_VIDEO.md) for real faces."
+)
+_MAX_VALUE_CHARS = 160
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, name + ".")
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
+
+
+def _key_value_table(rows: list[tuple[str, Any]]) -> str:
+    lines = ["| field | value |", "|---|---|"]
+    lines += [f"| `{k}` | {_cell(v)} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def evaluation_markdown(directory: Path) -> str:
+    """The evaluation tables of results*.json files in the checkpoint directory, if any."""
+    from lipmem_core.errors import LipMemError
+    from lipmem_core.results import load_results, render_markdown
+
+    files = sorted(directory.glob("results*.json"))
+    if not files:
+        return (
+            "_No evaluation stored with this checkpoint._ Run `python -m lipmem_core.evaluate "
+            f"--checkpoint {directory} --data DIR --split test --out {directory}/results.json`."
+        )
+    try:
+        text = render_markdown([load_results(f) for f in files])
+    except LipMemError as exc:
+        return f"_Evaluation files could not be read: {exc}_"
+    # The page has its own title: drop RESULTS.md's top heading, demote the others.
+    body = text.split("\n", 1)[1] if text.startswith("# ") else text
+    return body.replace("\n## ", "\n#### ")
+
+
+def model_card(ctx: AppContext, name: str | None) -> str:
+    """Markdown for checkpoint `name` (the default when None)."""
+    directory = ctx.checkpoint_dir(name)
+    config = read_checkpoint_config(directory)
+    metadata = config.get("metadata") or {}
+    model_config = config.get("model_config") or {}
+    memory = model_config.get("use_memory", True)
+    weights = directory / "model.safetensors"
+    size_mb = weights.stat().st_size / 2**20 if weights.is_file() else float("nan")
+    summary = (
+        f"### `{directory.name}`\n"
+        f"Kind **{config.get('kind', '?')}**, "
+        f"{'with' if memory else '**without**'} Audio-Lip Memory"
+        + (f" ({model_config.get('n_slots')} slots, kappa {model_config.get('kappa')})" if memory else "")
+        + f", {model_config.get('img_size', '?')} px faces, weights {size_mb:.1f} MB."
+    )
+    parts = [
+        summary,
+        DOMAIN_CARD,
+        "#### Evaluation",
+        evaluation_markdown(directory),
+        "#### Training metadata",
+        _key_value_table(_flatten(metadata)) if metadata else "_This checkpoint stores no metadata._",
+        "#### Model configuration",
+        _key_value_table(_flatten(model_config)),
+    ]
+    return "\n\n".join(parts)
