@@ -1,0 +1,281 @@
+"""Plotly figures of the memory analysis: tables in, `go.Figure` out (no I/O, no gradio).
+
+- `slot_phone_heatmap`: a phone (or viseme) x slot matrix, slots in clustered order, hover
+  with the count, P(slot | phone), P(phone | slot) and the slot's top phones.
+- `utterance_timeline`: waveform, phone tier and A_aud (slots x time) of one utterance on a
+  shared time axis, with the argmax slot traced over the heatmap.
+- `map_scatter`: a 2-D slot map or frame map (analysis.slots) coloured by phone or viseme.
+- `gallery_figure`: lip images of slots as one montage, hover naming each slot's phones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lipmem_core.config import SAMPLE_RATE
+from lipmem_core.phones import PHONES, SILENCE, VISEMES, viseme_of
+
+from .addressing import weights
+
+# One colour per viseme class, fixed, so every figure of a report agrees.
+VISEME_COLOURS: dict[str, str] = dict(zip(VISEMES, px.colors.qualitative.Plotly, strict=False)) | {
+    "unused": "#d0d0d0"
+}
+PHONE_COLOURS: dict[str, str] = dict(
+    zip(PHONES, px.colors.qualitative.Dark24 + px.colors.qualitative.Light24, strict=False)
+) | {"unused": "#d0d0d0", "": "#d0d0d0"}
+_WAVE_POINTS = 4000  # envelope points drawn for the waveform, whatever the clip length
+
+
+def slot_phone_heatmap(
+    matrix: pd.DataFrame,
+    order: Sequence[int] | None = None,
+    counts: pd.DataFrame | None = None,
+    slot_info: pd.DataFrame | None = None,
+    title: str = "P(phone | slot)",
+) -> go.Figure:
+    """Heatmap of a label x slot matrix (addressing.phone_slot_matrices), columns in `order`.
+
+    counts (same shape, argmax counts) adds counts and both conditionals to the hover;
+    slot_info (slots.slot_labels) adds each slot's top phones.
+    """
+    cols = list(matrix.columns) if order is None else [int(s) for s in order]
+    m = matrix[cols]
+    labels = [str(i) for i in m.index]
+    x = [f"s{s}" for s in cols]
+    hover = np.empty(m.shape, dtype=object)
+    top = {} if slot_info is None else dict(zip(slot_info["slot"], slot_info["top_phones"], strict=False))
+    c = None if counts is None else counts.reindex(index=m.index, columns=cols).fillna(0).to_numpy()
+    row_sum = None if c is None else np.maximum(c.sum(axis=1, keepdims=True), 1)
+    col_sum = None if c is None else np.maximum(c.sum(axis=0, keepdims=True), 1)
+    values = m.to_numpy(dtype=np.float64)
+    for i, label in enumerate(labels):
+        for j, s in enumerate(cols):
+            text = f"slot {s}<br>{matrix.index.name or 'label'} {label}<br>value {values[i, j]:.3f}"
+            if c is not None:
+                text += (
+                    f"<br>frames {int(c[i, j])}<br>P(slot|{label}) {c[i, j] / row_sum[i, 0]:.2f}"
+                    f"<br>P({label}|slot) {c[i, j] / col_sum[0, j]:.2f}"
+                )
+            if s in top:
+                text += f"<br>slot's top: {top[s] or 'unused'}"
+            hover[i, j] = text
+    fig = go.Figure(
+        go.Heatmap(
+            z=values, x=x, y=labels, colorscale="Viridis", hovertext=hover, hoverinfo="text", xgap=0, ygap=0
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis={"title": "slot (clustered order)", "type": "category", "tickfont": {"size": 8}},
+        yaxis={"title": matrix.index.name or "", "autorange": "reversed", "type": "category"},
+        height=max(320, 16 * len(labels) + 140),
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+    )
+    return fig
+
+
+def _waveform_envelope(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(time, min, max) of `audio` in _WAVE_POINTS bins: a waveform drawn in constant time."""
+    n = len(audio)
+    bins = max(1, min(_WAVE_POINTS, n))
+    edges = np.linspace(0, n, bins + 1).astype(np.int64)
+    lo = np.minimum.reduceat(audio, edges[:-1])
+    hi = np.maximum.reduceat(audio, edges[:-1])
+    return edges[:-1] / SAMPLE_RATE, lo, hi
+
+
+def utterance_timeline(
+    frames: pd.DataFrame,
+    phones: pd.DataFrame | None = None,
+    audio: np.ndarray | None = None,
+    order: Sequence[int] | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Waveform (if given), phone tier (if given) and A_aud slots x time of ONE utterance."""
+    if frames["utterance"].nunique() > 1:
+        raise ValueError("utterance_timeline draws one utterance; filter the frame table first")
+    rows = [r for r, have in (("wave", audio is not None), ("phones", phones is not None)) if have] + [
+        "slots"
+    ]
+    heights = {"wave": 0.2, "phones": 0.1, "slots": 0.7}
+    fig = make_subplots(
+        rows=len(rows),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.03,
+        row_heights=[heights[r] for r in rows],
+    )
+    row = {name: i + 1 for i, name in enumerate(rows)}
+    if audio is not None:
+        t, lo, hi = _waveform_envelope(np.asarray(audio, dtype=np.float32))
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([t, t[::-1]]),
+                y=np.concatenate([hi, lo[::-1]]),
+                fill="toself",
+                line={"width": 0.5, "color": "#555"},
+                hoverinfo="skip",
+                name="waveform",
+            ),
+            row=row["wave"],
+            col=1,
+        )
+        fig.update_yaxes(showticklabels=False, row=row["wave"], col=1)
+    if phones is not None:
+        p = phones[phones["utterance"] == frames["utterance"].iloc[0]] if len(frames) else phones
+        colours = [VISEME_COLOURS[viseme_of(ph)] for ph in p["phone"]]
+        fig.add_trace(
+            go.Bar(
+                x=(p["end"] - p["start"]).to_numpy(),
+                base=p["start"].to_numpy(),
+                y=["phones"] * len(p),
+                orientation="h",
+                marker={"color": colours, "line": {"width": 0.5, "color": "white"}},
+                text=[ph if ph != SILENCE else "" for ph in p["phone"]],
+                textposition="inside",
+                insidetextanchor="middle",
+                hovertext=[
+                    f"{ph} ({viseme_of(ph)})<br>{w}<br>{s:.2f}-{e:.2f} s"
+                    for ph, w, s, e in zip(p["phone"], p["word"], p["start"], p["end"], strict=True)
+                ],
+                hoverinfo="text",
+                name="phones",
+            ),
+            row=row["phones"],
+            col=1,
+        )
+        fig.update_yaxes(showticklabels=False, row=row["phones"], col=1)
+    w = weights(frames)  # (N, S)
+    slots = list(range(w.shape[1])) if order is None else [int(s) for s in order]
+    fig.add_trace(
+        go.Heatmap(
+            z=w[:, slots].T,  # (S, N)
+            x=frames["time"].to_numpy(),
+            y=[f"s{s}" for s in slots],
+            colorscale="Viridis",
+            zmin=0.0,
+            zmax=1.0,
+            colorbar={"title": "A_aud", "len": 0.6, "y": 0.3},
+            hovertemplate="t %{x:.2f} s<br>%{y}<br>A_aud %{z:.3f}<extra></extra>",
+        ),
+        row=row["slots"],
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=frames["time"].to_numpy(),
+            y=[f"s{s}" for s in frames["slot"]],
+            mode="markers",
+            marker={"size": 3, "color": "white", "symbol": "line-ew-open"},
+            customdata=frames.get("phone"),
+            hovertemplate="t %{x:.2f} s<br>argmax %{y}<br>phone %{customdata}<extra></extra>",
+            name="argmax slot",
+        ),
+        row=row["slots"],
+        col=1,
+    )
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=[f"s{s}" for s in slots],
+                     tickfont={"size": 7}, title="slot", row=row["slots"], col=1)  # fmt: skip
+    fig.update_xaxes(title="time (s)", row=row["slots"], col=1)
+    fig.update_layout(
+        title=title, showlegend=False, height=720, bargap=0, margin={"l": 60, "r": 20, "t": 50, "b": 50}
+    )
+    return fig
+
+
+def map_scatter(table: pd.DataFrame, color: str = "phone", title: str = "") -> go.Figure:
+    """Scatter of a slot map or frame map (analysis.slots) coloured by `phone` or `viseme`.
+
+    Frame maps draw frames as small dots and the value slots on top as labelled diamonds.
+    """
+    if color not in ("phone", "viseme"):
+        raise ValueError(f"color must be 'phone' or 'viseme', got {color!r}")
+    t = table.copy()
+    if color == "viseme" and "viseme" not in t:
+        t["viseme"] = [viseme_of(p) if p and p != "unused" else "unused" for p in t["phone"].fillna("")]
+    palette = VISEME_COLOURS if color == "viseme" else PHONE_COLOURS
+    method = str(t["method"].iloc[0]).upper() if "method" in t and len(t) else ""
+    fig = go.Figure()
+    points = t[t["kind"] == "frame"] if "kind" in t else t.iloc[0:0]
+    for label, g in points.groupby(color, sort=True):
+        fig.add_trace(
+            go.Scattergl(
+                x=g["x"], y=g["y"], mode="markers", name=str(label),
+                marker={"size": 4, "opacity": 0.6, "color": palette.get(str(label), "#888")},
+                customdata=np.stack([g["utterance"], g["frame"], g["slot"]], axis=1),
+                hovertemplate=f"{label}<br>%{{customdata[0]}} frame %{{customdata[1]}}<br>slot %{{customdata[2]}}<extra></extra>",
+            )
+        )  # fmt: skip
+    slots = t[t["kind"] == "slot"] if "kind" in t else t
+    hover = [
+        f"slot {s}" + (f"<br>{tp}" if isinstance(tp, str) and tp else "")
+        for s, tp in zip(slots["slot"], slots.get("top_phones", pd.Series([""] * len(slots))), strict=False)
+    ]
+    slot_colour = [palette.get(str(v), "#888") for v in slots.get(color, pd.Series(["unused"] * len(slots)))]
+    fig.add_trace(
+        go.Scatter(
+            x=slots["x"], y=slots["y"], mode="markers+text", name="slots",
+            text=[str(s) for s in slots["slot"]], textposition="top center", textfont={"size": 8},
+            marker={"size": 10, "symbol": "diamond", "color": slot_colour, "line": {"width": 1, "color": "black"}},
+            hovertext=hover, hoverinfo="text",
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title=title,
+        xaxis={"title": f"{method} 1", "showticklabels": False},
+        yaxis={"title": f"{method} 2", "showticklabels": False},
+        height=560,
+        legend={"itemsizing": "constant", "font": {"size": 9}},
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
+
+
+def gallery_figure(
+    images: np.ndarray,
+    slots: Sequence[int],
+    slot_info: pd.DataFrame | None = None,
+    cols: int = 12,
+    title: str = "",
+) -> go.Figure:
+    """Montage of lip images (K, H, W, 3) uint8, `cols` per row, each titled by its slot."""
+    images = np.asarray(images)
+    k, h, w = images.shape[:3]
+    n_rows = max(1, -(-k // cols))
+    pad = 2
+    canvas = np.full((n_rows * (h + pad), cols * (w + pad), 3), 255, np.uint8)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        canvas[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = images[i]
+    top = {} if slot_info is None else dict(zip(slot_info["slot"], slot_info["top_phones"], strict=False))
+    centres = [divmod(i, cols) for i in range(k)]
+    fig = go.Figure(go.Image(z=canvas, hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=[c * (w + pad) + w / 2 for _, c in centres],
+            y=[r * (h + pad) + h / 2 for r, _ in centres],
+            mode="markers",
+            marker={"size": max(w, 10) / 2, "opacity": 0},
+            hovertext=[f"slot {s}<br>{top.get(int(s)) or 'unused'}" for s in slots],
+            hoverinfo="text",
+        )
+    )
+    for (r, c), s in zip(centres, slots, strict=True):
+        fig.add_annotation(x=c * (w + pad) + 2, y=r * (h + pad) + 2, text=f"{s}", showarrow=False,
+                           xanchor="left", yanchor="top", font={"size": 9, "color": "white"}, bgcolor="rgba(0,0,0,0.5)")  # fmt: skip
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(
+        title=title,
+        showlegend=False,
+        height=max(200, 90 * n_rows + 60),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
