@@ -1,0 +1,290 @@
+"""Training windows over a corpus on disk (SynthTalk layout, docs/ARCHITECTURE.md).
+
+A window is a clip plus a start frame s; its targets are frames s..s+T-1 (T = 5). Timing
+follows the one rule of docs/ARCHITECTURE.md: target frame k gets the 16-frame mel window
+`audio.mel_windows(mel, [k])`, and the 5-frame clip gets the window of its middle frame
+(`audio.clip_mel_window`), so audio and video line up exactly, including at clip edges.
+
+Randomness (reference frames, augmentation, negative pairs) comes from a generator seeded by
+(seed, epoch, index): a sample is the same whatever the worker, rank or resume point, which
+makes DDP gradients comparable with one process and lets a resumed run continue exactly.
+Keys are either an index or `(epoch, index)` (what `distributed.ResumableSampler` yields).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..audio import mel_windows, melspectrogram
+from ..config import SAMPLES_PER_FRAME
+from ..errors import CorpusError
+from .augment import AudioAugment, augment_audio
+from .corpus import clip_dir, read_audio, read_frames, read_manifest
+
+# Crop audio for augmentation at multiples of 5 video frames = 3200 samples = 16 mel hops,
+# so that the crop's mel frames are the clip's shifted by a whole number of windows.
+_CROP_FRAMES = 5
+# Video frames of audio context on each side of a window that its mel windows can touch
+# (16 mel frames = 2.5 video frames, plus the STFT's half window).
+_CONTEXT_FRAMES = 4
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One utterance directory `root/split/speaker/utterance` with `n_frames` frames."""
+
+    path: Path
+    clip_id: str  # "split/speaker/utterance"
+    n_frames: int
+
+
+def to_unit(frames: np.ndarray) -> torch.Tensor:
+    """uint8 RGB (..., H, W, 3) -> float32 tensor in [-1, 1] of the same shape."""
+    return torch.from_numpy(frames).float().div_(127.5).sub_(1.0)
+
+
+def fit(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize an image (H, W, 3) to (size, size, 3) if the corpus uses another crop size."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def read_frame(path: Path, size: int) -> np.ndarray:
+    """One JPEG -> uint8 RGB (size, size, 3) (corpus.read_frames reads whole clips)."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise CorpusError(f"cannot read frame {path}: re-generate or re-preprocess this clip")
+    return cv2.cvtColor(fit(bgr, size), cv2.COLOR_BGR2RGB)
+
+
+class ClipStore:
+    """Frames, audio and mel spectrograms of one split of a corpus.
+
+    `preload=True` decodes every frame once into a single uint8 array (about 4.4 GB per hour
+    at 128 px); forked data-loader workers share it copy-on-write. Mels are computed once per
+    clip and cached (in each worker).
+    """
+
+    def __init__(self, root: str | Path, split: str, img_size: int, preload: bool = False) -> None:
+        self.root, self.split, self.img_size = Path(root), split, img_size
+        manifest = read_manifest(self.root)
+        rows = manifest[manifest["split"] == split]
+        if rows.empty:
+            raise CorpusError(
+                f"{self.root} has no {split!r} clips in manifest.csv: build the corpus with that split"
+            )
+        self.clips = [
+            Clip(clip_dir(self.root, r), f"{r.split}/{r.speaker}/{r.utterance}", int(r.frames))
+            for r in rows.itertuples(index=False)
+        ]
+        self._mels: dict[int, np.ndarray] = {}
+        self._frames: np.ndarray | None = None  # (sum n_frames, H, W, 3) uint8 when preloaded
+        self._offsets = np.cumsum([0] + [c.n_frames for c in self.clips])
+        if preload:
+            self._frames = np.empty((int(self._offsets[-1]), img_size, img_size, 3), np.uint8)
+            for ci, clip in enumerate(self.clips):
+                frames = read_frames(clip.path)  # (n, H0, W0, 3)
+                if len(frames) != clip.n_frames:
+                    raise CorpusError(
+                        f"{clip.path} has {len(frames)} frames, manifest.csv says {clip.n_frames}"
+                    )
+                for k, image in enumerate(frames):
+                    self._frames[self._offsets[ci] + k] = fit(image, img_size)
+
+    def frames(self, ci: int, idx: np.ndarray) -> np.ndarray:
+        """Frames `idx` of clip `ci` -> uint8 (len(idx), H, W, 3)."""
+        if self._frames is not None:
+            return self._frames[self._offsets[ci] + idx]
+        path = self.clips[ci].path
+        cache = {int(k): read_frame(path / f"{int(k):05d}.jpg", self.img_size) for k in np.unique(idx)}
+        return np.stack([cache[int(k)] for k in idx])
+
+    def audio(self, ci: int) -> np.ndarray:
+        """The clip's 16 kHz mono waveform (n_frames * 640,) float32."""
+        wav = read_audio(self.clips[ci].path)
+        n = self.clips[ci].n_frames * SAMPLES_PER_FRAME
+        if len(wav) != n:
+            raise CorpusError(
+                f"{self.clips[ci].path / 'audio.wav'} has {wav.shape} samples, expected ({n},) "
+                "(frames x 640, mono): re-generate or re-preprocess this clip"
+            )
+        return wav
+
+    def mel(self, ci: int) -> np.ndarray:
+        """Cached log-mel of the whole clip (80, M)."""
+        if ci not in self._mels:
+            self._mels[ci] = melspectrogram(self.audio(ci))
+        return self._mels[ci]
+
+    def augmented_mel_windows(
+        self, ci: int, frames: Sequence[int], centre_frame: float, rng: np.random.Generator, aug: AudioAugment
+    ) -> np.ndarray:
+        """Mel windows of `frames` after augmenting the audio around them: (len, 80, 16).
+
+        Only a crop of the audio is perturbed and analysed; it starts on a multiple of 5 video
+        frames so its mel grid is the clip's shifted by whole windows. The sample at
+        `centre_frame` (in video frames) stays fixed under speed perturbation.
+        """
+        n = self.clips[ci].n_frames
+        lo = max(0, (min(frames) - _CONTEXT_FRAMES) // _CROP_FRAMES * _CROP_FRAMES)
+        hi = min(n, max(frames) + 1 + _CONTEXT_FRAMES)
+        wav = self.audio(ci)[lo * SAMPLES_PER_FRAME : hi * SAMPLES_PER_FRAME]
+        centre = int(round((centre_frame - lo) * SAMPLES_PER_FRAME))
+        mel = melspectrogram(augment_audio(wav, centre, rng, aug))  # (80, M_crop)
+        # _CONTEXT_FRAMES keeps every window clear of the crop's own padded edges, except at
+        # the clip's ends, where the crop's edges are the clip's and padding is the same.
+        return mel_windows(mel, np.asarray(frames) - lo)
+
+
+def _rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, index])
+
+
+def _split_key(key: int | tuple[int, int]) -> tuple[int, int]:
+    return (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (0, int(key))
+
+
+class _Windows(Dataset):
+    """All windows (clip, s) with s in [0, n - T]; shared by the generator and SyncNet sets."""
+
+    def __init__(
+        self,
+        store: ClipStore,
+        n_frames: int = 5,
+        augment: AudioAugment | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.store, self.T, self.augment, self.seed = store, n_frames, augment, seed
+        per_clip = [max(0, c.n_frames - n_frames + 1) for c in store.clips]
+        if sum(per_clip) == 0:
+            raise CorpusError(f"no clip in {store.root}/{store.split} has {n_frames} frames or more")
+        self.clip_of = np.repeat(np.arange(len(per_clip)), per_clip)  # (N,)
+        self.start_of = np.concatenate([np.arange(p) for p in per_clip])  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.clip_of)
+
+    def _mels(self, ci: int, frames: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+        """Mel windows (len(frames), 80, 16) of clip `ci`, augmented when augmentation is on."""
+        if self.augment is None:
+            return mel_windows(self.store.mel(ci), frames)
+        centre = (frames[0] + frames[-1] + 1) / 2
+        return self.store.augmented_mel_windows(ci, frames, centre, rng, self.augment)
+
+
+class GeneratorWindows(_Windows):
+    """Samples for the generator (PAPER.md "Inputs"); all image tensors in [-1, 1].
+
+    face (6, T, H, W): targets with the lower half zeroed ++ T reference frames (a random
+        other window of the same clip, non-overlapping when the clip is long enough)
+    gt (3, T, H, W); lips (T, 3, 5, H, W): frames i-2..i+2 of each target i, upper half
+        zeroed, edge-replicated at clip ends; mel (T, 1, 80, 16); clip_mel (1, 80, 16)
+    clip, start, ref_start: for debugging.
+    """
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor | int | str]:
+        epoch, index = _split_key(key)
+        rng = _rng(self.seed, epoch, index)
+        ci, s, T = int(self.clip_of[index]), int(self.start_of[index]), self.T
+        n = self.store.clips[ci].n_frames
+        ref = _reference_start(rng, n, s, T)
+        lip_idx = np.clip(np.arange(s, s + T)[:, None] + np.arange(-2, 3)[None, :], 0, n - 1)  # (T, 5)
+        wanted = np.concatenate([np.arange(s, s + T), np.arange(ref, ref + T), lip_idx.reshape(-1)])
+        pix = to_unit(self.store.frames(ci, wanted))  # (2T + 5T, H, W, 3)
+        half = pix.shape[1] // 2
+        gt = pix[:T].permute(3, 0, 1, 2)  # (3, T, H, W)
+        refs = pix[T : 2 * T].permute(3, 0, 1, 2)  # (3, T, H, W)
+        masked = gt.clone()
+        masked[:, :, half:] = 0.0  # lower half hidden: the generator must draw the mouth
+        lips = pix[2 * T :].reshape(T, 5, *pix.shape[1:]).permute(0, 4, 1, 2, 3).clone()  # (T, 3, 5, H, W)
+        lips[..., :half, :] = 0.0  # only the mouth region is seen
+        mels = self._mels(ci, list(range(s, s + T)), rng)  # (T, 80, 16)
+        return {
+            "face": torch.cat([masked, refs], dim=0),  # (6, T, H, W)
+            "gt": gt.contiguous(),
+            "lips": lips,
+            "mel": torch.from_numpy(mels).unsqueeze(1),  # (T, 1, 80, 16)
+            "clip_mel": torch.from_numpy(_clip_window(mels, T)).unsqueeze(0),  # (1, 80, 16)
+            "clip": ci,
+            "start": s,
+            "ref_start": ref,
+        }
+
+
+class SyncWindows(_Windows):
+    """Pairs for the SyncNet expert: lower half of a T-frame clip and a 0.2 s mel window.
+
+    frames (3, T, H/2, W) in [-1, 1]; mel (1, 80, 16); label 1.0 when the mel is the clip's
+    own (centred on its middle frame), 0.0 when it is centred `min_offset` frames or more away
+    (same clip when it is long enough, else another clip). Half the samples are positive.
+    """
+
+    def __init__(
+        self,
+        store: ClipStore,
+        n_frames: int = 5,
+        augment: AudioAugment | None = None,
+        seed: int = 0,
+        min_offset: int = 3,
+    ) -> None:
+        super().__init__(store, n_frames, augment, seed)
+        self.min_offset = min_offset
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor | int]:
+        epoch, index = _split_key(key)
+        rng = _rng(self.seed, epoch, index)
+        ci, s, T = int(self.clip_of[index]), int(self.start_of[index]), self.T
+        pix = to_unit(self.store.frames(ci, np.arange(s, s + T)))  # (T, H, W, 3)
+        lower = pix[:, pix.shape[1] // 2 :].permute(3, 0, 1, 2).contiguous()  # (3, T, H/2, W)
+        positive = bool(rng.random() < 0.5)
+        a_ci, a_s = (ci, s) if positive else self._negative(rng, ci, s)
+        mels = self._mels(a_ci, list(range(a_s, a_s + T)), rng)  # (T, 80, 16)
+        return {
+            "frames": lower,
+            "mel": torch.from_numpy(_clip_window(mels, T)).unsqueeze(0),  # (1, 80, 16)
+            "label": torch.tensor(float(positive)),
+            "clip": ci,
+            "start": s,
+            "audio_start": a_s,
+        }
+
+    def _negative(self, rng: np.random.Generator, ci: int, s: int) -> tuple[int, int]:
+        """A window start whose audio is `min_offset`+ frames away, from real window positions."""
+        n = self.store.clips[ci].n_frames
+        starts = np.arange(0, n - self.T + 1)
+        far = starts[np.abs(starts - s) >= self.min_offset]
+        if far.size:
+            return ci, int(rng.choice(far))
+        others = np.flatnonzero(self.clip_of != ci)
+        if others.size == 0:
+            raise CorpusError("SyncNet negatives need clips longer than T + min_offset frames or 2+ clips")
+        j = int(rng.choice(others))
+        return int(self.clip_of[j]), int(self.start_of[j])
+
+
+def _clip_window(mels: np.ndarray, T: int) -> np.ndarray:
+    """The clip's sync mel (80, 16) from its T per-frame windows: the middle frame's window.
+
+    Equal to `audio.clip_mel_window(mel, s + T // 2)` for odd T (tested).
+    """
+    if T % 2 == 0:
+        raise ValueError(f"T={T}: the clip mel window is centred on a middle frame; use an odd T")
+    return mels[T // 2]
+
+
+def _reference_start(rng: np.random.Generator, n: int, s: int, T: int) -> int:
+    """A random other window start in the clip (Wav2Lip): non-overlapping if possible."""
+    starts = np.arange(0, n - T + 1)
+    for allowed in (starts[np.abs(starts - s) >= T], starts[starts != s]):
+        if allowed.size:
+            return int(rng.choice(allowed))
+    return s
