@@ -109,6 +109,7 @@ def mouth_mask(size: int) -> np.ndarray:
     centre = (int(round(MASK_CENTRE[0] * size)), int(round(MASK_CENTRE[1] * size)))
     axes = (int(round(MASK_AXES[0] * size)), int(round(MASK_AXES[1] * size)))
     cv2.ellipse(inside, centre, axes, 0, 0, 360, 1, -1)
+    inside[[0, -1], :] = inside[:, [0, -1]] = 0  # weight 0 on the crop's border: no edge seam
     dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)  # px to the nearest outside pixel
     x = np.clip(dist / (MASK_FEATHER * size), 0.0, 1.0)
     return (x * x * (3 - 2 * x)).astype(np.float32)
