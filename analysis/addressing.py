@@ -26,9 +26,10 @@ from tqdm.auto import tqdm
 
 from lipmem_core.audio import mel_windows, melspectrogram, num_frames
 from lipmem_core.config import FPS
+from lipmem_core.data.corpus import frame_phones
 from lipmem_core.errors import AlignmentError
 from lipmem_core.metrics import joint_distribution, slot_statistics
-from lipmem_core.phones import PHONES, SILENCE, VISEMES, viseme_of
+from lipmem_core.phones import PHONES, SILENCE, VISEMES, Interval, viseme_of
 
 from .tables import check_phone_table
 
@@ -162,12 +163,11 @@ def join_phones(frames: pd.DataFrame, phones: pd.DataFrame) -> pd.DataFrame:
         p = phones[phones["utterance"] == utt].sort_values("start")
         if p.empty:
             continue
-        centres = out["time"].to_numpy()[idx]
-        pos = np.searchsorted(
-            p["end"].to_numpy(), centres, side="right"
-        )  # first interval ending after centre
-        inside = (pos < len(p)) & (p["start"].to_numpy()[np.minimum(pos, len(p) - 1)] <= centres)
-        labels[idx[inside]] = p["phone"].to_numpy()[pos[inside]]
+        intervals = [Interval(s, e, ph) for s, e, ph in zip(p["start"], p["end"], p["phone"], strict=True)]
+        k = out["frame"].to_numpy()[idx]
+        labels[idx] = np.asarray(frame_phones(intervals, int(k.max()) + 1), dtype=object)[
+            k
+        ]  # by frame centre
     out.insert(out.columns.get_loc("weight") + 1, "phone", labels)
     out.insert(out.columns.get_loc("phone") + 1, "viseme", [viseme_of(p) for p in labels])
     return out

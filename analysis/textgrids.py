@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 from praatio import textgrid
-from praatio.utilities.constants import Interval as PraatInterval
 
+from lipmem_core.data import corpus
 from lipmem_core.errors import AlignmentError, UnknownPhoneError
-from lipmem_core.phones import SILENCE, Interval
+from lipmem_core.phones import Interval
 
 from .tables import check_phone_table, phone_table, word_intervals
 
@@ -66,18 +66,11 @@ def write_textgrid(table: pd.DataFrame, path: str | Path, duration: float | None
     check_phone_table(table)
     if table["utterance"].nunique() > 1:
         raise AlignmentError("write_textgrid writes one utterance; filter the table by 'utterance' first")
-    path = Path(path)
     end = float(duration if duration is not None else table["end"].max())
-    phones = [
-        PraatInterval(float(r.start), float(r.end), "" if r.phone == SILENCE else r.phone)
-        for r in table.itertuples()
-    ]
-    words = [PraatInterval(w.start, w.end, w.label) for w in word_intervals(table)]
-    tg = textgrid.Textgrid()
-    tg.addTier(textgrid.IntervalTier("words", words, 0.0, end))
-    tg.addTier(textgrid.IntervalTier("phones", phones, 0.0, end))
+    phones = [Interval(float(r.start), float(r.end), r.phone) for r in table.itertuples()]
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
+    corpus.write_textgrid(path, phones, word_intervals(table), end)  # the corpus's writer: one MFA shape
     return path
 
 
