@@ -1,0 +1,338 @@
+"""Static layers of a SynthTalk face: everything that does not move with speech.
+
+`face_layout(identity)` places the features in image-fraction coordinates (x right, y down,
+both in [0, 1]) following the face-detector crop of SYNTHTALK.md: the face fills the crop,
+eyes near 0.40 of the height, mouth centre at 0.72. `base_images(identity, size)` paints the
+background, hair, head, ears, neck, eyes, brows and nose once, 4x supersampled with soft
+(blurred) shading, then area-downsampled; the per-frame renderer only adds mouth, eyelids
+and pose. Both are cached: an identity is frozen and hashable.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from lipmem_core.data.face_identity import Identity
+
+EYE_Y = 0.40
+MOUTH_Y = 0.72
+_SS = 4  # supersampling of the static layers
+
+
+@dataclass(frozen=True)
+class FaceLayout:
+    """Feature positions in image fractions; eye contours are (N, 2) left-to-right points."""
+
+    face: np.ndarray  # (N, 2) closed head outline, forehead to chin
+    half_width: float  # cheekbone half width
+    chin_y: float
+    eyes: tuple[tuple[np.ndarray, np.ndarray], ...]  # per eye: (upper lid, lower lid)
+    eye_centres: tuple[tuple[float, float], ...]
+    eye_height: float
+    nostril_y: float
+    mouth: tuple[float, float]  # centre (x, y)
+    mouth_half_width: float  # at rest
+
+
+def _face_outline(identity: Identity, half_width: float, chin_y: float) -> np.ndarray:
+    """Head outline (N, 2): elliptic cranium above the cheekbones, superelliptic jaw below."""
+    cheek_y = EYE_Y + 0.07
+    top = np.linspace(np.pi, 2 * np.pi, 40)
+    upper = np.stack([0.5 + half_width * np.cos(top), cheek_y + 0.56 * np.sin(top)], 1)
+    n = 2.0 + 1.8 * identity.jaw_width  # squarer jaw for larger n
+    theta = np.linspace(0.0, np.pi / 2, 40)
+    s = np.sin(theta) ** (2 / n)  # 0 at the cheek, 1 at the chin
+    x = half_width * np.cos(theta) ** (2 / n) * (1.0 - 0.35 * identity.chin * s**3)
+    right = np.stack([0.5 + x, cheek_y + (chin_y - cheek_y) * s], 1)
+    left = right[::-1] * [-1, 1] + [1, 0]
+    return np.concatenate([upper, right, left[1:]])
+
+
+def _eye_contours(cx: float, cy: float, width: float, height: float, tilt: float, inner_left: bool):
+    """Upper and lower lid curves (N, 2) of an almond eye; the upper lid peaks nearer the nose."""
+    u = np.linspace(-1.0, 1.0, 15)
+    skew = 0.25 if inner_left else -0.25  # peak shifted towards the inner corner
+    v = np.clip(u + skew * (1 - u**2), -1, 1)
+    up = -height * 0.62 * (1 - v**2) ** 0.85
+    low = height * 0.38 * (1 - u**2) ** 1.2
+    angle = np.deg2rad(tilt if inner_left else -tilt)  # outer corner raised on both eyes
+    rot = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+    pts = [np.stack([u * width / 2, y], 1) @ rot.T + [cx, cy] for y in (up, low)]
+    return pts[0], pts[1]
+
+
+@functools.lru_cache(maxsize=256)
+def face_layout(identity: Identity) -> FaceLayout:
+    """Where every feature of this identity sits (image fractions)."""
+    scale = identity.face_width / 0.78
+    half_width = identity.face_width / 2
+    chin_y = MOUTH_Y + 0.205 * identity.face_height
+    eye_dx = 0.165 * identity.eye_spacing * scale
+    eye_w = 0.118 * identity.eye_size * scale
+    eye_h = eye_w * identity.eye_shape
+    centres = ((0.5 - eye_dx, EYE_Y), (0.5 + eye_dx, EYE_Y))
+    eyes = (
+        _eye_contours(*centres[0], eye_w, eye_h, identity.eye_tilt, inner_left=False),
+        _eye_contours(*centres[1], eye_w, eye_h, identity.eye_tilt, inner_left=True),
+    )
+    return FaceLayout(
+        face=_face_outline(identity, half_width, chin_y),
+        half_width=half_width,
+        chin_y=chin_y,
+        eyes=eyes,
+        eye_centres=centres,
+        eye_height=eye_h,
+        nostril_y=EYE_Y + 0.205 * identity.nose_length,
+        mouth=(0.5, MOUTH_Y),
+        mouth_half_width=0.128 * identity.mouth_width * scale,
+    )
+
+
+class _Canvas:
+    """A float32 RGB canvas at `_SS` x the output size with soft painting helpers."""
+
+    def __init__(self, size: int):
+        self.n = size * _SS
+        self.img = np.zeros((self.n, self.n, 3), np.float32)
+        ys, xs = np.mgrid[0 : self.n, 0 : self.n].astype(np.float32) / self.n
+        self.xs, self.ys = xs, ys  # (n, n) image-fraction coordinates
+
+    def px(self, pts: np.ndarray) -> np.ndarray:
+        return np.round(np.asarray(pts) * self.n).astype(np.int32)
+
+    def mask(self, polys=(), ellipses=(), lines=(), blur: float = 0.0) -> np.ndarray:
+        """(n, n) float32 in [0, 1]: polygons, ellipses ((cx, cy), (ax, ay), angle) and
+        polylines ((pts, thickness)) in image fractions, optionally blurred (sigma, fraction)."""
+        m = np.zeros((self.n, self.n), np.uint8)
+        for p in polys:
+            cv2.fillPoly(m, [self.px(p)], 255, cv2.LINE_AA)
+        for (cx, cy), (ax, ay), angle in ellipses:
+            centre, axes = self.px((cx, cy)), self.px((ax, ay))
+            cv2.ellipse(m, tuple(centre), tuple(np.maximum(axes, 1)), angle, 0, 360, 255, -1, cv2.LINE_AA)
+        for pts, thick in lines:
+            cv2.polylines(m, [self.px(pts)], False, 255, max(1, round(thick * self.n)), cv2.LINE_AA)
+        out = m.astype(np.float32) / 255.0
+        if blur > 0:
+            out = cv2.GaussianBlur(out, (0, 0), blur * self.n)
+        return out
+
+    def paint(self, mask: np.ndarray, colour, alpha: float = 1.0) -> None:
+        a = (mask * alpha)[..., None]
+        self.img += (np.asarray(colour, np.float32) - self.img) * a
+
+    def shade(self, mask: np.ndarray, factor: float) -> None:
+        """Multiply by `factor` under the mask (darken < 1 < lighten), keeping hue."""
+        self.img *= 1.0 + (factor - 1.0) * mask[..., None]
+
+    def image(self, size: int) -> np.ndarray:
+        """The canvas area-downsampled to (size, size, 3) uint8, read-only."""
+        small = cv2.resize(self.img, (size, size), interpolation=cv2.INTER_AREA)
+        out = np.clip(np.round(small), 0, 255).astype(np.uint8)
+        out.setflags(write=False)
+        return out
+
+
+def _scaled(colour, factor: float, add=(0, 0, 0)) -> tuple[float, ...]:
+    return tuple(float(np.clip(c * factor + a, 0, 255)) for c, a in zip(colour, add, strict=True))
+
+
+def _hair_cap(cv: _Canvas, identity: Identity, lay: FaceLayout, rng: np.random.Generator) -> np.ndarray:
+    """Mask of the hair in front of the head (above the hairline, inside the scalp)."""
+    style, x, y = identity.hair_style, cv.xs - 0.5, cv.ys
+    hw = lay.half_width + 0.025
+    scalp = (x / hw) ** 2 + ((y - EYE_Y - 0.07) / 0.6) ** 2 < 1.0
+    wave = 0.006 * np.sin(x * 90 + rng.uniform(0, 6))
+    if style == "fringe":
+        line = 0.27 + 0.02 * (x / hw) ** 2 + wave
+    elif style == "side":
+        line = 0.19 + 0.06 * np.tanh(6 * x) * (1 if identity.seed % 2 else -1) + 0.05 * (x / hw) ** 4
+    elif style in ("long", "bob"):
+        line = 0.13 + 0.42 * np.clip(np.abs(x) / hw, 0, 1) ** 3 + 0.1 * np.clip(np.abs(x) / hw - 0.8, 0, 1)
+    elif style == "curly":
+        line = 0.19 + 0.012 * np.sin(x * 140) + 0.04 * (x / hw) ** 2
+    else:  # short, buzz, bun: receding at the temples, sideburns to the ears
+        line = 0.16 + 0.03 * np.exp(-(((np.abs(x) - 0.16) / 0.06) ** 2)) + wave
+        line = np.where(np.abs(x) > hw - 0.06, 0.45, line)
+    cap = (scalp & (y < line)).astype(np.float32)
+    if style in ("long", "bob"):  # curtains over the sides of the face
+        bottom = 0.95 if style == "long" else 0.78
+        side = (np.abs(x) > hw - 0.035 - 0.03 * (y - 0.3)) & (y < bottom) & (y > 0.2)
+        cap = np.maximum(cap, side.astype(np.float32))
+    return cv2.GaussianBlur(cap, (0, 0), 0.003 * cv.n)
+
+
+def _hair_back(cv: _Canvas, identity: Identity, lay: FaceLayout, rng: np.random.Generator) -> np.ndarray:
+    """Mask of the hair behind the head (long styles, curls, bun)."""
+    style, hw = identity.hair_style, lay.half_width
+    if style == "long":
+        poly = [
+            (0.5 - hw - 0.07, 0.25),
+            (0.5 - hw - 0.11, 1.05),
+            (0.5 + hw + 0.11, 1.05),
+            (0.5 + hw + 0.07, 0.25),
+        ]
+        return cv.mask(polys=[poly], ellipses=[((0.5, 0.3), (hw + 0.07, 0.45), 0)])
+    if style == "bob":
+        return cv.mask(ellipses=[((0.5, 0.42), (hw + 0.07, 0.42), 0)])
+    if style == "curly":
+        t = np.linspace(np.pi * 0.85, np.pi * 2.15, 40)
+        ell = [((0.5 + (hw + 0.06) * np.cos(a), 0.36 + 0.5 * np.sin(a)), (r, r), 0)
+               for a, r in zip(t, rng.uniform(0.04, 0.07, len(t)), strict=True)]  # fmt: skip
+        return cv.mask(ellipses=[((0.5, 0.3), (hw + 0.06, 0.45), 0), *ell])
+    if style == "bun":
+        return cv.mask(ellipses=[((0.5, -0.06), (0.12, 0.09), 0)])
+    return np.zeros((cv.n, cv.n), np.float32)
+
+
+def _paint_hair(cv: _Canvas, mask: np.ndarray, identity: Identity, rng: np.random.Generator) -> None:
+    """Hair colour with strands: thin lighter/darker curves, then a soft top highlight."""
+    colour = identity.hair_color
+    if identity.hair_style == "buzz":
+        cv.paint(mask, colour, 0.55)
+        return
+    cv.paint(mask, colour)
+    strands = []
+    for _ in range(60):
+        x0, y0 = rng.uniform(0.05, 0.95), rng.uniform(-0.05, 0.9)
+        t = np.linspace(0, 1, 6)[:, None]
+        bend = rng.uniform(-0.05, 0.05)
+        strands.append((np.hstack([x0 + bend * t**2 + 0.02 * t, y0 + 0.12 * t]), 0.003))
+    tex = cv.mask(lines=strands, blur=0.002) * mask
+    cv.paint(tex, _scaled(colour, 1.35, (18, 15, 12)), 0.35)
+    cv.paint(
+        cv.mask(ellipses=[((0.42, 0.08), (0.16, 0.05), -15)], blur=0.03) * mask,
+        _scaled(colour, 1.5, (30, 30, 30)),
+        0.3,
+    )
+
+
+def _paint_eyes(cv: _Canvas, identity: Identity, lay: FaceLayout) -> None:
+    skin = identity.skin
+    for (upper, lower), (ex, ey) in zip(lay.eyes, lay.eye_centres, strict=True):
+        socket = cv.mask(ellipses=[((ex, ey - 0.01), (0.08, 0.045), 0)], blur=0.02)
+        cv.shade(socket, 0.9)
+        crease = upper + [0, -0.42 * lay.eye_height]
+        cv.paint(cv.mask(lines=[(crease[2:-2], 0.006)], blur=0.003), _scaled(skin, 0.75), 0.6)
+        almond = cv.mask(polys=[np.concatenate([upper, lower[::-1]])])
+        cv.paint(almond, (236, 232, 226))
+        cv.paint(
+            almond * cv.mask(polys=[np.concatenate([upper, lower[::-1]])], blur=0.01), (200, 190, 185), 0.4
+        )
+        ri = 0.56 * lay.eye_height
+        iris = cv.mask(ellipses=[((ex, ey + 0.1 * ri), (ri, ri), 0)]) * almond
+        cv.paint(iris, identity.eye_color)
+        ring = cv.mask(ellipses=[((ex, ey + 0.1 * ri), (ri, ri), 0)]) - cv.mask(
+            ellipses=[((ex, ey + 0.1 * ri), (0.75 * ri, 0.75 * ri), 0)], blur=0.004
+        )
+        cv.paint(np.clip(ring, 0, 1) * almond, _scaled(identity.eye_color, 0.5), 0.6)
+        cv.paint(cv.mask(ellipses=[((ex, ey + 0.1 * ri), (0.42 * ri, 0.42 * ri), 0)]) * almond, (12, 10, 10))
+        cv.paint(
+            cv.mask(ellipses=[((ex - 0.35 * ri, ey - 0.25 * ri), (0.17 * ri, 0.17 * ri), 0)]) * almond,
+            (250, 250, 250),
+            0.9,
+        )
+        lid_shadow = cv.mask(lines=[(upper, 0.012)], blur=0.004) * almond
+        cv.shade(lid_shadow, 0.7)
+        cv.paint(cv.mask(lines=[(upper, 0.011)]), (25, 18, 16))  # lash line
+        cv.paint(cv.mask(lines=[(lower[2:-2], 0.004)], blur=0.002), _scaled(skin, 0.7), 0.5)
+
+
+def _paint_brows(cv: _Canvas, identity: Identity, lay: FaceLayout) -> None:
+    t = np.linspace(0.0, 1.0, 12)
+    for (ex, ey), side in zip(lay.eye_centres, (-1, 1), strict=True):
+        x = ex - side * 0.055 + side * 0.13 * t  # inner end near the nose
+        y = (
+            ey
+            - 0.07
+            - lay.eye_height * 0.3
+            - (0.01 + 0.025 * identity.brow_arch) * np.sin(np.pi * t**0.8)
+            + 0.012 * t
+        )
+        thick = 0.016 * identity.brow_thickness * (1.0 - 0.6 * t)
+        top = np.stack([x, y - thick / 2], 1)
+        bottom = np.stack([x, y + thick / 2], 1)
+        brow = cv.mask(polys=[np.concatenate([top, bottom[::-1]])], blur=0.0025)
+        cv.paint(brow, identity.brow_color, 0.92)
+
+
+def _paint_nose_and_mouth_area(cv: _Canvas, identity: Identity, lay: FaceLayout) -> None:
+    skin, nw, ny = identity.skin, identity.nose_width, lay.nostril_y
+    for side in (-1, 1):
+        bridge = np.array([(0.5 + side * 0.03, EYE_Y + 0.02), (0.5 + side * 0.035 * nw, ny - 0.05)])
+        cv.shade(cv.mask(lines=[(bridge, 0.014)], blur=0.012), 0.86)
+        wing = np.array([(0.5 + side * 0.03 * nw, ny - 0.045), (0.5 + side * 0.05 * nw, ny - 0.012),
+                         (0.5 + side * 0.042 * nw, ny + 0.006), (0.5 + side * 0.02 * nw, ny + 0.008)])  # fmt: skip
+        cv.shade(cv.mask(lines=[(wing, 0.008)], blur=0.004), 0.8)
+        cv.paint(
+            cv.mask(
+                ellipses=[((0.5 + side * 0.024 * nw, ny + 0.002), (0.014 * nw, 0.007), side * 15)], blur=0.002
+            ),
+            _scaled(skin, 0.4),
+            0.85,
+        )
+    cv.shade(cv.mask(ellipses=[((0.5, ny + 0.018), (0.05 * nw, 0.012), 0)], blur=0.01), 0.85)
+    cv.shade(cv.mask(ellipses=[((0.5, ny - 0.025), (0.022 * nw, 0.02), 0)], blur=0.012), 1.12)
+    mx, my = lay.mouth
+    for side in (-1, 1):  # philtrum ridges
+        cv.shade(
+            cv.mask(
+                lines=[(np.array([(mx + side * 0.012, ny + 0.02), (mx + side * 0.016, my - 0.03)]), 0.006)],
+                blur=0.006,
+            ),
+            0.93,
+        )
+    cv.shade(
+        cv.mask(ellipses=[((mx, my + 0.085), (0.06, 0.018), 0)], blur=0.016), 0.87
+    )  # under the lower lip
+    cv.shade(
+        cv.mask(ellipses=[((mx, lay.chin_y - 0.05), (0.07, 0.035), 0)], blur=0.025), 1.07
+    )  # chin highlight
+
+
+@functools.lru_cache(maxsize=32)
+def base_images(identity: Identity, size: int, hi_factor: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The static face without mouth: (size, size, 3) and (hi_factor * size, ...) uint8 RGB.
+
+    The larger copy lets the renderer draw the mouth supersampled on exactly this face.
+    Deterministic; cached per (identity, size, hi_factor).
+    """
+    if _SS % hi_factor:
+        raise ValueError(f"hi_factor must divide {_SS}, got {hi_factor}")
+    rng = np.random.default_rng(identity.seed)
+    lay = face_layout(identity)
+    cv = _Canvas(size)
+    top, bottom = np.asarray(identity.bg_top, np.float32), np.asarray(identity.bg_bottom, np.float32)
+    cv.img[:] = top + (bottom - top) * cv.ys[..., None]
+    cv.shade(cv.mask(ellipses=[((0.5, 0.35), (0.6, 0.6), 0)], blur=0.15), 1.12)
+
+    _paint_hair(cv, _hair_back(cv, identity, lay, rng), identity, rng)
+    skin = identity.skin
+    cv.paint(cv.mask(ellipses=[((0.5, 1.18), (0.62, 0.26), 0)]), identity.shirt_color)  # shoulders
+    neck_w = lay.half_width * 0.62
+    neck = [(0.5 - neck_w, 0.7), (0.5 - neck_w - 0.02, 1.0), (0.5 + neck_w + 0.02, 1.0), (0.5 + neck_w, 0.7)]
+    cv.paint(cv.mask(polys=[neck]), _scaled(skin, 0.82))
+    for side in (-1, 1):
+        ear = ((0.5 + side * (lay.half_width - 0.005), EYE_Y + 0.08), (0.04, 0.085), side * 8)
+        cv.paint(cv.mask(ellipses=[ear]), _scaled(skin, 0.9))
+        inner = ((ear[0][0] + side * 0.01, ear[0][1]), (0.018, 0.05), side * 8)
+        cv.shade(cv.mask(ellipses=[inner], blur=0.006), 0.78)
+    face = cv.mask(polys=[lay.face])
+    cv.shade(cv.mask(polys=[lay.face + [0, 0.035]], blur=0.02) * (1 - face), 0.72)  # chin shadow on neck
+    cv.paint(face, skin)
+    rim = 1.0 - cv2.GaussianBlur(
+        cv2.erode(face, np.ones((3, 3), np.uint8), iterations=int(0.02 * cv.n)), (0, 0), 0.03 * cv.n
+    )
+    cv.shade(rim * face, 0.82)
+    cheeks = [((0.5 + s * 0.19, EYE_Y + 0.17), (0.08, 0.05), 0) for s in (-1, 1)]
+    cv.paint(cv.mask(ellipses=cheeks, blur=0.04), _scaled(skin, 0.95, (40, -5, -5)), 0.35 * identity.blush)
+    cv.shade(cv.mask(ellipses=[((0.5, EYE_Y - 0.15), (0.22, 0.08), 0)], blur=0.05), 1.06)  # forehead light
+
+    _paint_nose_and_mouth_area(cv, identity, lay)
+    _paint_eyes(cv, identity, lay)
+    _paint_brows(cv, identity, lay)
+    _paint_hair(cv, _hair_cap(cv, identity, lay, rng), identity, rng)
+    return cv.image(size), cv.image(hi_factor * size)

@@ -1,0 +1,273 @@
+"""The SynthTalk face renderer: a static face (face_base.py) + a mouth, eyelids and pose per frame.
+
+Per frame only the mouth is drawn (on a 2x supersampled patch of the pre-rendered face, with
+antialiased sub-pixel polygons, then area-downsampled into place), eyelids only while
+blinking, and the head pose is one `cv2.warpAffine`; this keeps a 128 px frame well under a
+millisecond on one core.
+
+Mouth geometry follows `MOUTH_PARAMS` (mouth.py): jaw opening splits between lifting the upper
+lip and dropping the lower lip; closure and labiodental tuck shut the gap; spreading widens
+and rounding narrows the mouth, thickens (protrudes) the lips and makes the opening rounder.
+Upper teeth are fixed to the skull (the lips uncover them), lower teeth ride on the jaw, and
+the tongue tip shows just below the upper incisors. Lengths are image fractions.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from lipmem_core.data.face_base import base_images, face_layout
+from lipmem_core.data.face_identity import HAIR_STYLES, Identity
+from lipmem_core.data.mouth import MOUTH_PARAMS
+
+__all__ = ["HAIR_STYLES", "FaceRenderer", "Identity", "head_motion", "render_clip"]
+
+_SHIFT = 4  # sub-pixel bits for cv2 polygon coordinates
+_ONE = 1 << _SHIFT
+_U = np.linspace(-1.0, 1.0, 15)  # across the lips, corner to corner
+_U2 = _U**2
+_SOFT = 1.0 - _U2
+_BOW_SOFT = (0.18 * np.exp(-(((np.abs(_U) - 0.3) / 0.2) ** 2)) - 0.22 * np.exp(-((_U / 0.12) ** 2))) * _SOFT
+_V = np.linspace(-1.0, 1.0, 13)  # across the mouth opening
+_V2 = _V**2
+_V_ROUND = np.sqrt(1.0 - _V2)
+_V_TIP = np.sqrt(np.clip(1.0 - _V2 / 0.45**2, 0.0, 1.0))
+_GAP_IDX = np.array([2, 4, 6, 8, 10])  # incisor gaps at v = -0.67, -0.33, 0, 0.33, 0.67
+_MAX_OPEN = 0.137  # lip gap at full jaw opening (image fraction)
+
+
+def _c(colour, factor: float = 1.0, add: float = 0.0) -> tuple[int, int, int]:
+    return tuple(int(np.clip(v * factor + add, 0, 255)) for v in colour)  # type: ignore[return-value]
+
+
+class FaceRenderer:
+    """Renders one identity at `size` x `size`; `render` is fast and deterministic."""
+
+    def __init__(self, identity: Identity, size: int = 128):
+        if size < 32:
+            raise ValueError(f"size must be >= 32 pixels, got {size}")
+        self.identity, self.size = identity, size
+        self.ss = 2 if size <= 192 else 1  # mouth supersampling
+        self._base, hi = base_images(identity, size, self.ss)
+        self._buf = np.empty_like(self._base)
+        lay = face_layout(identity)
+        self._hw0 = lay.mouth_half_width
+        mx, my = lay.mouth
+        half_w = self._hw0 * 1.25 + 0.03
+        self._box = (
+            int(np.floor((mx - half_w) * size)),
+            int(np.floor((my - 0.095) * size)),
+            int(np.ceil((mx + half_w) * size)),
+            int(np.ceil((my + 0.175) * size)),
+        )  # x0, y0, x1, y1 in output pixels
+        x0, y0, x1, y1 = self._box
+        self._hi_patch = np.ascontiguousarray(hi[y0 * self.ss : y1 * self.ss, x0 * self.ss : x1 * self.ss])
+        self._work = np.empty_like(self._hi_patch)
+        px = size * self.ss  # patch pixels per image fraction
+        self._mouth_scale = px * _ONE
+        self._mouth_origin = np.array([(mx * size - x0) * self.ss, (my * size - y0) * self.ss]) * _ONE
+        self._eye_px = [(u * size * _ONE, lo * size * _ONE) for u, lo in lay.eyes]
+        self._eye_cover = 0.009 * size * _ONE  # lid covers the static lash line too
+        self._lip_thick = identity.lip_thickness
+        self._seam_width = max(1, self.ss // 2)
+        lip, skin = identity.lip_color, identity.skin
+        self._col = {
+            "upper": _c(lip, 0.86),
+            "lower": _c(lip, 1.0),
+            "shine": _c(lip, 1.12, 14),
+            "seam": _c(lip, 0.42),
+            "cavity": _c((70, 22, 26), 0.8),
+            "tongue": _c((196, 92, 98), 1.0),
+            "tongue_back": _c((150, 60, 66), 1.0),
+            "teeth": _c(identity.teeth_color),
+            "lower_teeth": _c(identity.teeth_color, 0.86),
+            "gap": _c(identity.teeth_color, 0.7),
+            "lid": _c(skin, 0.93),
+            "lash": (30, 22, 20),
+        }
+        self._centre = (0.5 * size, 0.6 * size)
+
+    def _px(self, x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Curves y (K, N) over shared x (N,) in image fractions from the mouth centre ->
+        (K, N, 2) int32 sub-pixel patch coordinates (one conversion per frame, not per shape)."""
+        p = np.empty((*ys.shape, 2))
+        p[..., 0] = x * self._mouth_scale + self._mouth_origin[0]
+        p[..., 1] = ys * self._mouth_scale + self._mouth_origin[1]
+        return p.astype(np.int32)
+
+    def _draw_mouth(self, img: np.ndarray, m: np.ndarray) -> None:
+        jaw, spread, rnd, close, tuck, teeth, tongue = m.tolist()
+        col, aa = self._col, cv2.LINE_AA
+        hw = self._hw0 * (1.0 + 0.2 * spread - 0.32 * rnd - 0.04 * jaw)
+        gap = (0.012 + _MAX_OPEN * jaw) * (1.0 - close) * (1.0 - 0.9 * tuck)
+        # labiodental: the upper lip rises off the upper incisors, whose edge rests on the lower lip
+        lift = 0.28 * gap + (0.018 * tuck + 0.005 * teeth) * (1.0 - close)
+        drop = 0.72 * gap + 0.004 * tuck * (1.0 - close)
+        r = 0.88 - 0.42 * rnd  # opening width / mouth width
+        q = 0.75 - 0.35 * rnd  # rounder opening for rounded lips
+        t_up = 0.024 * self._lip_thick * (1.0 + 0.45 * rnd)
+        t_lo = 0.032 * self._lip_thick * (1.0 + 0.35 * rnd) * (1.0 - 0.4 * tuck)
+        corner = -0.008 * spread + 0.004 * rnd
+
+        line = corner * _U2
+        f_open = np.clip(1.0 - _U2 / (r * r), 0.0, 1.0) ** q
+        thick = _SOFT ** (0.5 - 0.2 * rnd)
+        ys = np.empty((4, len(_U)))  # upper inner, lower inner, upper outer, lower outer
+        ys[0] = line - lift * f_open
+        ys[1] = line + drop * f_open
+        ys[2] = np.minimum(ys[0], line - lift * _SOFT) - t_up * (thick + (1.0 - rnd) * _BOW_SOFT)
+        ys[3] = np.maximum(ys[1], line + drop * _SOFT) + t_lo * thick
+        ui, li, uo, lo = self._px(_U * hw, ys)
+
+        if lift + drop > 0.0015:
+            cv2.fillPoly(img, [np.concatenate((ui, li[::-1]))], col["cavity"], aa, _SHIFT)
+            self._draw_inside(img, hw * r, corner, lift, drop, q, teeth, tongue)
+        cv2.fillPoly(img, [np.concatenate((uo, ui[::-1]))], col["upper"], aa, _SHIFT)
+        cv2.fillPoly(img, [np.concatenate((li, lo[::-1]))], col["lower"], aa, _SHIFT)
+        scale = self._mouth_scale
+        centre = (int(li[7, 0]), int(0.5 * (li[7, 1] + lo[7, 1]) - 0.1 * t_lo * scale))
+        axes = (int(0.3 * hw * scale), int(0.18 * t_lo * scale))
+        cv2.ellipse(img, centre, axes, 0, 0, 360, col["shine"], -1, aa, _SHIFT)
+        seam = np.concatenate((uo[:1], ui[1:-1], uo[-1:]))  # seam runs into the lip corners
+        cv2.polylines(img, [seam], False, col["seam"], self._seam_width + (gap < 0.004), aa, _SHIFT)
+
+    def _draw_inside(self, img, ihw, corner, lift, drop, q, teeth, tongue) -> None:
+        """Tongue, teeth and tongue tip inside the opening, each a band between two curves
+        clamped to the lips' inner edges, so nothing spills onto the lips or skin."""
+        col, aa = self._col, cv2.LINE_AA
+        v2 = _V2
+        f = (1.0 - v2) ** q
+        line = corner * v2 * (ihw / self._hw0) ** 2
+        top, bottom = line - lift * f, line + drop * f  # the opening
+        lower_edge = line + 0.78 * drop - 0.003 + 0.008 * v2  # lower incisors follow the jaw
+        upper_edge = 0.005 - 0.008 * v2  # upper incisors are fixed to the skull
+        tip_y = 0.006 + 0.01 * tongue
+        ys = np.empty((8, len(_V)))
+        ys[0] = bottom - (0.4 * drop + 0.006) * _V_ROUND  # tongue body
+        ys[1] = bottom
+        ys[2] = bottom - teeth * (bottom - lower_edge)  # lower teeth
+        ys[3] = bottom
+        ys[4] = tip_y - 0.012 * tongue * _V_TIP  # tongue tip
+        ys[5] = tip_y + 0.02 * tongue * _V_TIP
+        ys[6] = top  # upper teeth
+        ys[7] = top + teeth * np.maximum(upper_edge - top, 0.0)
+        np.clip(ys, top, bottom, out=ys)
+        visible = (ys[1::2] - ys[0::2]).max(axis=1) > 0.002
+        pts = self._px(_V * ihw, ys)
+        for k, name in enumerate(("tongue_back", "lower_teeth", "tongue", "teeth")):
+            if visible[k] and (k != 2 or tongue > 0.05):
+                cv2.fillPoly(img, [np.concatenate((pts[2 * k], pts[2 * k + 1][::-1]))], col[name], aa, _SHIFT)
+        if visible[3] and teeth > 0.2 and lift > 0.004:  # gaps between the incisors
+            upper = pts[6][_GAP_IDX]  # (5, 2)
+            lower = pts[7][_GAP_IDX]
+            upper[:, 1] -= int(0.01 * self._mouth_scale)  # start under the lip
+            gaps = np.stack((upper, lower), 1)  # (5, 2, 2)
+            cv2.polylines(img, list(gaps), False, col["gap"], 1, aa, _SHIFT)
+
+    def _draw_lids(self, img: np.ndarray, blink: float) -> None:
+        for upper, lower in self._eye_px:
+            edge = upper + min(blink, 1.0) * 1.04 * (lower - upper)
+            top = upper - [0, self._eye_cover]
+            poly = np.round(np.concatenate([top, edge[::-1]])).astype(np.int32)
+            cv2.fillPoly(img, [poly], self._col["lid"], cv2.LINE_AA, _SHIFT)
+            cv2.polylines(
+                img,
+                [np.round(edge).astype(np.int32)],
+                False,
+                self._col["lash"],
+                max(1, self.size // 80),
+                cv2.LINE_AA,
+                _SHIFT,
+            )
+
+    def render(
+        self,
+        mouth: np.ndarray,
+        pose: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0),
+        blink: float = 0.0,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One frame (size, size, 3) uint8 RGB.
+
+        mouth: (7,) in MOUTH_PARAMS order, each in [0, 1]. pose: (dx, dy, angle_deg, scale),
+        translation in image fractions, rotation and scale about the middle of the face.
+        blink: 0 = eyes open, 1 = closed. `out`, if given, receives the frame.
+        """
+        m = np.clip(np.asarray(mouth, dtype=np.float64), 0.0, 1.0)
+        if m.shape != (len(MOUTH_PARAMS),):
+            raise ValueError(
+                f"mouth must have shape ({len(MOUTH_PARAMS)},) in MOUTH_PARAMS order, got {m.shape}"
+            )
+        buf = self._buf
+        np.copyto(buf, self._base)
+        x0, y0, x1, y1 = self._box
+        np.copyto(self._work, self._hi_patch)
+        self._draw_mouth(self._work, m)
+        if self.ss == 1:
+            buf[y0:y1, x0:x1] = self._work
+        else:
+            buf[y0:y1, x0:x1] = cv2.resize(self._work, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        if blink > 0.02:
+            self._draw_lids(buf, float(blink))
+        dx, dy, angle, scale = (float(v) for v in pose)
+        if out is None:
+            out = np.empty_like(buf)
+        if dx == 0.0 and dy == 0.0 and angle == 0.0 and scale == 1.0:
+            np.copyto(out, buf)
+            return out
+        mat = cv2.getRotationMatrix2D(self._centre, angle, scale)
+        mat[:, 2] += (dx * self.size, dy * self.size)
+        cv2.warpAffine(
+            buf,
+            mat,
+            (self.size, self.size),
+            dst=out,
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT101,
+        )
+        return out
+
+
+def head_motion(n_frames: int, rng: np.random.Generator, fps: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame nuisance: poses (n, 4) float32 (dx, dy, angle_deg, scale) and blinks (n,) float32.
+
+    Each pose channel is a sum of three slow sinusoids (0.05-0.6 Hz, random phases), i.e. a
+    smooth drift of about +-1.5 % translation, +-2.5 degrees and +-2.5 % scale; blinks arrive
+    as a Poisson process (about one per 4 s, at least 0.8 s apart) with a 200 ms lid profile.
+    """
+    t = np.arange(n_frames) / fps  # (n,)
+    amplitude = np.array([0.012, 0.01, 2.0, 0.02])
+    poses = np.zeros((n_frames, 4))
+    for c in range(4):
+        freqs = rng.uniform(0.05, 0.6, 3)
+        phases = rng.uniform(0, 2 * np.pi, 3)
+        weights = rng.dirichlet(np.ones(3))
+        poses[:, c] = amplitude[c] * (
+            weights[:, None] * np.sin(2 * np.pi * freqs[:, None] * t + phases[:, None])
+        ).sum(0)
+    poses[:, 3] += 1.0
+    blinks = np.zeros(n_frames)
+    profile = np.array([0.35, 0.9, 1.0, 0.55, 0.2])
+    k = int(rng.exponential(2.0) * fps)
+    while k < n_frames:
+        end = min(k + len(profile), n_frames)
+        blinks[k:end] = profile[: end - k]
+        k += int((0.8 + rng.exponential(3.2)) * fps)
+    return poses.astype(np.float32), blinks.astype(np.float32)
+
+
+def render_clip(
+    identity: Identity, mouth: np.ndarray, rng: np.random.Generator, size: int = 128
+) -> np.ndarray:
+    """Frames (n, size, size, 3) uint8 for mouth parameters (n, 7), with head drift and blinks
+    drawn from `rng` (deterministic given its state)."""
+    mouth = np.asarray(mouth)
+    if mouth.ndim != 2 or mouth.shape[1] != len(MOUTH_PARAMS):
+        raise ValueError(f"mouth must have shape (n, {len(MOUTH_PARAMS)}), got {mouth.shape}")
+    renderer = FaceRenderer(identity, size)
+    poses, blinks = head_motion(len(mouth), rng)
+    frames = np.empty((len(mouth), size, size, 3), np.uint8)
+    for i in range(len(mouth)):
+        renderer.render(mouth[i], poses[i], blinks[i], out=frames[i])
+    return frames

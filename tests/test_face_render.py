@@ -1,0 +1,202 @@
+"""The parametric face renderer (lipmem_core.data.face_render, face_base, face_identity)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lipmem_core.data.face_base import MOUTH_Y, face_layout
+from lipmem_core.data.face_render import HAIR_STYLES, FaceRenderer, Identity, head_motion, render_clip
+from lipmem_core.data.mouth import PHONE_TARGETS, mouth_trajectory
+from lipmem_core.phones import Interval
+
+SIZE = 96
+IDENTITY = Identity()  # mid skin tone, short hair
+REST = PHONE_TARGETS["sil"]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> FaceRenderer:
+    return FaceRenderer(IDENTITY, SIZE)
+
+
+def mouth_box(size: int) -> tuple[slice, slice]:
+    return slice(int(0.62 * size), int(0.9 * size)), slice(int(0.3 * size), int(0.7 * size))
+
+
+def cavity_pixels(frame: np.ndarray) -> int:
+    """Pixels of the dark inner mouth (dark, red-dominant) inside the mouth box."""
+    patch = frame[mouth_box(frame.shape[0])].astype(int)
+    r, g, b = patch[..., 0], patch[..., 1], patch[..., 2]
+    return int(((r < 90) & (g < 32) & (b < 40) & (r > g)).sum())
+
+
+def tongue_pixels(frame: np.ndarray) -> int:
+    patch = frame[mouth_box(frame.shape[0])].astype(int)
+    r, g, _b = patch[..., 0], patch[..., 1], patch[..., 2]
+    return int(((r > 150) & (g < 120) & (g > 60) & (r - g > 70)).sum())
+
+
+def teeth_pixels(frame: np.ndarray) -> int:
+    patch = frame[mouth_box(frame.shape[0])].astype(int)
+    return int((patch.min(axis=-1) > 175).sum())
+
+
+def test_identity_json_round_trip_is_exact():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        identity = Identity.sample(rng)
+        text = json.dumps(identity.to_dict())
+        back = Identity.from_dict(json.loads(text))
+        assert back == identity and hash(back) == hash(identity)
+        assert json.dumps(back.to_dict()) == text
+
+
+def test_identity_sampling_is_varied_and_validated():
+    rng = np.random.default_rng(1)
+    ids = [Identity.sample(rng) for _ in range(200)]
+    brightness = [sum(i.skin) / 3 for i in ids]
+    assert min(brightness) < 80 and max(brightness) > 200  # very dark to very light skin
+    assert {i.hair_style for i in ids} == set(HAIR_STYLES)
+    assert len({i.bg_top for i in ids}) > 150
+    assert Identity.sample(np.random.default_rng(5)) == Identity.sample(np.random.default_rng(5))
+    with pytest.raises(ValueError, match="unknown Identity fields"):
+        Identity.from_dict({**IDENTITY.to_dict(), "beard": 1})
+    with pytest.raises(ValueError, match="hair_style"):
+        Identity.from_dict({**IDENTITY.to_dict(), "hair_style": "mohawk"})
+
+
+@pytest.mark.parametrize("size", [64, 96, 128, 256])
+def test_any_size_renders_a_face_with_a_mouth(size):
+    r = FaceRenderer(IDENTITY, size)
+    closed, open_ = r.render(REST), r.render(PHONE_TARGETS["AA"])
+    assert closed.shape == (size, size, 3) and closed.dtype == np.uint8
+    assert cavity_pixels(closed) == 0
+    # the open mouth's dark cavity covers a similar fraction of the crop at every size
+    assert 0.002 < cavity_pixels(open_) / size**2 < 0.03
+
+
+def test_layout_follows_the_detector_crop():
+    lay = face_layout(IDENTITY)
+    assert all(y < 0.5 for _, y in lay.eye_centres)
+    assert lay.mouth[1] == pytest.approx(MOUTH_Y) and 0.68 < MOUTH_Y < 0.76
+    xs = lay.face[:, 0]
+    assert xs.max() - xs.min() > 0.65  # the face fills the crop
+
+
+def test_open_and_closed_mouth_differ_only_in_the_lower_face(renderer):
+    closed = renderer.render(REST)
+    open_ = renderer.render(PHONE_TARGETS["AA"])
+    diff = np.abs(closed.astype(int) - open_.astype(int)).sum(-1)
+    assert diff[: SIZE // 2].max() == 0  # upper face untouched
+    assert diff[mouth_box(SIZE)].sum() > 0.02 * 255 * SIZE * SIZE
+    # the same holds under a head pose: same pose, same upper face
+    pose = (0.01, -0.01, 2.0, 1.02)
+    a, b = renderer.render(REST, pose), renderer.render(PHONE_TARGETS["AA"], pose)
+    assert np.array_equal(a[: int(0.45 * SIZE)], b[: int(0.45 * SIZE)])
+
+
+def test_blink_changes_only_the_eyes(renderer):
+    open_eyes, shut = renderer.render(REST, blink=0.0), renderer.render(REST, blink=1.0)
+    diff = np.abs(open_eyes.astype(int) - shut.astype(int)).sum(-1)
+    rows = np.nonzero(diff.max(1))[0]
+    assert rows.size and rows.min() > 0.25 * SIZE and rows.max() < 0.5 * SIZE
+    lay = face_layout(IDENTITY)
+    for ex, ey in lay.eye_centres:  # the iris is hidden under the lid
+        centre = shut[int(ey * SIZE), int(ex * SIZE)].astype(int)
+        assert abs(centre - np.asarray(IDENTITY.skin)).max() < 40
+    assert np.array_equal(renderer.render(REST, blink=0.01), open_eyes)
+
+
+def test_articulations_are_visible(renderer):
+    frames = {
+        p: renderer.render(PHONE_TARGETS[p]) for p in ("AA", "AE", "EH", "IY", "UW", "M", "B", "F", "TH", "L")
+    }
+    for p in ("M", "B"):
+        assert cavity_pixels(frames[p]) == 0, p  # sealed lips
+    assert cavity_pixels(frames["F"]) < 0.2 * cavity_pixels(frames["EH"])  # lower lip tucked
+    assert teeth_pixels(frames["F"]) > 0  # ... under visible upper teeth
+    assert teeth_pixels(frames["AA"]) > 0 and teeth_pixels(frames["M"]) == 0
+    for p in ("TH", "L"):
+        assert tongue_pixels(frames[p]) > tongue_pixels(frames["IY"]) + 3, p
+    assert max(frames, key=lambda p: cavity_pixels(frames[p])) == "AA"
+
+
+def test_rounding_narrows_and_spreading_widens_the_mouth(renderer):
+    neutral = np.array([0.5, 0.2, 0, 0, 0, 0.3, 0], np.float32)
+    rounded = neutral.copy()
+    rounded[2] = 1.0
+    spread = neutral.copy()
+    spread[1] = 1.0
+    closed = np.zeros(7, np.float32)
+    closed[3] = 1.0
+    base = renderer.render(closed)
+    widths = []
+    for m in (rounded, spread):
+        cols = np.nonzero(np.abs(renderer.render(m).astype(int) - base.astype(int)).sum(-1).any(0))[0]
+        widths.append(cols.max() - cols.min())
+    assert widths[0] < widths[1]
+    assert cavity_pixels(renderer.render(rounded)) > 0
+
+
+def test_aa_opens_widest_in_a_rendered_sequence(renderer):
+    labels = ["sil", "IY", "T", "AA", "T", "UW", "K", "AE", "D", "EH", "sil"]
+    phones = [Interval(0.16 * i, 0.16 * (i + 1), p) for i, p in enumerate(labels)]
+    n = int(0.16 * len(labels) * 25)
+    mouth = mouth_trajectory(phones, n)
+    open_area = [cavity_pixels(renderer.render(m)) for m in mouth]
+    peak_t = (int(np.argmax(open_area)) + 0.5) / 25
+    assert phones[3].start <= peak_t < phones[3].end
+
+
+def test_deterministic_and_identity_dependent():
+    mouth = mouth_trajectory([Interval(0, 0.4, "AA"), Interval(0.4, 0.8, "M")], 20)
+    a = render_clip(IDENTITY, mouth, np.random.default_rng(3), size=64)
+    b = render_clip(Identity.from_dict(IDENTITY.to_dict()), mouth, np.random.default_rng(3), size=64)
+    assert a.shape == (20, 64, 64, 3) and a.dtype == np.uint8
+    assert a.tobytes() == b.tobytes()
+    c = render_clip(IDENTITY, mouth, np.random.default_rng(4), size=64)  # other head motion
+    assert not np.array_equal(a, c)
+    other = Identity.sample(np.random.default_rng(7))
+    d = render_clip(other, mouth, np.random.default_rng(3), size=64)
+    assert np.abs(a.astype(int) - d.astype(int)).mean() > 10
+
+
+def test_sampled_identities_look_different():
+    rng = np.random.default_rng(11)
+    frames = [FaceRenderer(Identity.sample(rng), 64).render(REST) for _ in range(4)]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert np.abs(frames[i].astype(int) - frames[j].astype(int)).mean() > 8
+
+
+def test_head_motion_is_small_smooth_and_blinks():
+    poses, blinks = head_motion(500, np.random.default_rng(0))
+    assert poses.shape == (500, 4) and blinks.shape == (500,)
+    assert poses.dtype == np.float32 and blinks.dtype == np.float32
+    assert np.abs(poses[:, :2]).max() < 0.03 and np.abs(poses[:, 2]).max() < 4
+    assert np.abs(poses[:, 3] - 1).max() < 0.05
+    assert np.abs(np.diff(poses, axis=0)).max(0)[2] < 0.5  # degrees per frame
+    assert blinks.min() == 0 and blinks.max() == 1 and 0.01 < (blinks > 0).mean() < 0.2
+    p2, b2 = head_motion(500, np.random.default_rng(0))
+    assert np.array_equal(poses, p2) and np.array_equal(blinks, b2)
+
+
+def test_pose_moves_the_face(renderer):
+    still = renderer.render(REST)
+    assert np.array_equal(renderer.render(REST, (0.0, 0.0, 0.0, 1.0)), still)
+    moved = renderer.render(REST, (2 / SIZE, 0.0, 0.0, 1.0))  # 2 px right
+    assert np.abs(moved[:, 2:].astype(int) - still[:, :-2].astype(int)).max() <= 1
+    tilted = renderer.render(REST, (0.0, 0.0, 3.0, 1.0))
+    assert np.abs(tilted.astype(int) - still.astype(int)).mean() > 2
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="mouth must have shape"):
+        FaceRenderer(IDENTITY, 64).render(np.zeros(6))
+    with pytest.raises(ValueError, match="mouth must have shape"):
+        render_clip(IDENTITY, np.zeros((3, 5)), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="size"):
+        FaceRenderer(IDENTITY, 8)
