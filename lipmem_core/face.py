@@ -23,10 +23,11 @@ import numpy as np
 
 CASCADE = "haarcascade_frontalface_alt2.xml"
 # Measured on skimage's astronaut: in a Haar box of height h the eyes sit at 0.38 h and the
-# mouth centre at 0.83 h. SynthTalk puts the eyes near 0.40 and the mouth at 0.72 of the crop,
-# hence a crop 1.32 h tall whose mouth line is 0.83 h below the box top.
+# mouth centre at 0.83 h. SynthTalk (data/face_base.py) puts the eyes at 0.40 and the mouth
+# at 0.72 of the crop; matching that 0.32 eye-to-mouth span gives a crop 1.40 h tall whose
+# mouth line is 0.83 h below the box top.
 BOX_MOUTH_Y = 0.83
-CROP_SCALE = 1.32
+CROP_SCALE = 1.40
 CROP_MOUTH_Y = 0.72
 # Mouth mask in crop units: an ellipse around the mouth and jaw (the lower half the model
 # regenerates), feathered so no seam shows.

@@ -156,6 +156,11 @@ class TalkingFacePipeline:
         if isinstance(model, LipMemGenerator):
             return model.to(self.device).eval(), {}
         if isinstance(model, (str, os.PathLike)):
+            if Path(model) == DEFAULT_CHECKPOINT and not DEFAULT_CHECKPOINT.exists():
+                raise CheckpointError(
+                    f"no checkpoint was given and the default {DEFAULT_CHECKPOINT} is not there: "
+                    "train one (python -m lipmem_core.train) or pass a generator checkpoint"
+                )
             from .checkpoint import load_checkpoint
 
             model = load_checkpoint(model)

@@ -1,0 +1,92 @@
+"""Command line over TalkingFacePipeline: a face and speech (a file, or text for espeak-ng)
+in, a lip-synced MP4 out.
+
+    python -m lipmem_core.infer --face FACE --audio SPEECH --out OUT.mp4 [--checkpoint DIR]
+    python -m lipmem_core.infer --face FACE --text "hello there" --out OUT.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import ModelConfig
+from .errors import LipMemError
+from .pipeline import DEFAULT_CHECKPOINT, TalkingFacePipeline
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lipmem_core.infer", description=__doc__.split("\n\n")[0])
+    p.add_argument("--face", required=True, type=Path, help="photo or video of a face (or a SynthTalk crop)")
+    speech = p.add_mutually_exclusive_group(required=True)
+    speech.add_argument("--audio", type=Path, help="speech in any audio/video format")
+    speech.add_argument("--text", help="text to speak with espeak-ng instead of --audio")
+    p.add_argument("--voice", default="en-us", help="espeak voice for --text, e.g. en-gb+f2")
+    p.add_argument("--wpm", type=int, default=160, help="speaking rate for --text")
+    p.add_argument("--out", required=True, type=Path, help="output .mp4 (H.264 + AAC)")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument(
+        "--checkpoint", type=Path, default=None, help=f"generator directory (default {DEFAULT_CHECKPOINT})"
+    )
+    model.add_argument(
+        "--random-init", choices=["cpu", "paper"], default=None,
+        help="an untrained generator of this preset (speed tests before any checkpoint exists)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-memory-checkpoint", type=Path, default=None, help="no-memory ablation for --no-memory"
+    )
+    p.add_argument("--no-memory", action="store_true", help="memory off (see lipmem_core/pipeline.py)")
+    p.add_argument(
+        "--face-is-crop", action="store_true", help="frames already are face crops: skip detection"
+    )
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument(
+        "--save-addressing", type=Path, default=None, help="write A_aud per frame (n_frames, S) as .npy"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.random_init:
+            torch.manual_seed(0)
+            from .model import LipMemGenerator
+
+            model = LipMemGenerator(ModelConfig.preset(args.random_init))
+            print(f"warning: untrained {args.random_init} generator (random weights)", file=sys.stderr)
+        else:
+            model = args.checkpoint or DEFAULT_CHECKPOINT
+        pipe = TalkingFacePipeline(model, no_memory_checkpoint=args.no_memory_checkpoint, device=args.device)
+        if args.text is not None:
+            from .data.speech import Voice, synthesize
+
+            audio = synthesize(args.text, Voice.parse(args.voice, wpm=args.wpm)).audio
+        else:
+            audio = args.audio
+        res = pipe.generate(
+            args.face, audio, args.out, use_memory=not args.no_memory, face_is_crop=args.face_is_crop,
+            progress=lambda f, msg: print(f"\r{100 * f:5.1f}% {msg}", end="", file=sys.stderr, flush=True),
+        )  # fmt: skip
+    except LipMemError as err:
+        print(f"\nerror: {err}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    if args.save_addressing is not None and res.addressing is not None:
+        np.save(args.save_addressing, res.addressing, allow_pickle=False)
+    t = res.timings
+    print(
+        f"wrote {res.out_path}: {res.n_frames} frames at {res.fps:g} fps, {res.faceless_frames} without a face"
+    )
+    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()))
+    for note in res.notices:
+        print(f"note: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
