@@ -1,0 +1,171 @@
+"""Train the LipMem generator (SyncTalkFace) against a frozen SyncNet expert.
+
+    python -m lipmem_core.train --data DIR --syncnet runs/syncnet/checkpoint --out runs/lipmem \\
+        [--preset cpu|paper] [--no-memory] [--steps N] [--minutes M]
+    torchrun --nproc_per_node N -m lipmem_core.train ...   (same arguments; DDP)
+
+Per step (PAPER.md "Losses"): the generator minimises
+10 L1 + 0.2 L_av + 0.2 L_vv + 0.2 L_gan + 0.2 (L_align + L_store) with Adam(1e-4, (0.5, 0.999));
+from `gan_start_step` on, the quality discriminator is trained too (Adam 5e-4) and L_gan is
+added. Before that (the warm-up) the generator learns reconstruction and sync alone, so the
+discriminator does not first learn to reject blurry noise. See docs/TRAINING.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import ModelConfig, TrainConfig
+from .data.augment import AudioAugment
+from .data.datasets import ClipStore, GeneratorWindows
+from .discriminator import QualityDiscriminator
+from .distributed import DistEnv, shutdown, unwrap, wrap_ddp
+from .errors import CheckpointError
+from .losses import av_sync_loss, discriminator_loss, generator_loss, l1_loss
+from .metrics import psnr
+from .model import LipMemGenerator
+from .syncnet import SyncNet
+from .train_args import autocast, base_parser, loop_config, model_config, setup, train_config, write_run_json
+from .train_syncnet import to_device, val_loader
+from .trainloop import command_line, run_training
+
+
+def load_syncnet(path: str | Path, img_size: int, device: torch.device) -> SyncNet:
+    """The frozen expert: eval mode (BatchNorm running statistics), no gradients."""
+    loaded = load_checkpoint(path)
+    if loaded.kind != "syncnet":
+        raise CheckpointError(f"{path} is a {loaded.kind!r} checkpoint; --syncnet needs a SyncNet checkpoint")
+    if loaded.config.img_size != img_size:
+        raise CheckpointError(
+            f"the SyncNet in {path} was trained on {loaded.config.img_size} px faces, the generator uses "
+            f"{img_size} px: train a SyncNet at this size (train_syncnet --img-size {img_size})"
+        )
+    net = loaded.model.to(device).eval()
+    net.requires_grad_(False)
+    return net
+
+
+class GeneratorTask:
+    """Generator + discriminator training with the SyncNet expert frozen."""
+
+    kind = "generator"
+
+    def __init__(
+        self, cfg: ModelConfig, tcfg: TrainConfig, env: DistEnv, syncnet: SyncNet, val: DataLoader, bf16: bool
+    ) -> None:
+        self.env, self.tcfg, self.val, self.bf16, self.syncnet = env, tcfg, val, bf16, syncnet
+        self.gen = LipMemGenerator(cfg).to(env.device)
+        self.disc = QualityDiscriminator(cfg).to(env.device)
+        self.gen_ddp, self.disc_ddp = wrap_ddp(self.gen, env), wrap_ddp(self.disc, env)
+        self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=tcfg.lr, betas=tcfg.betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=tcfg.disc_lr, betas=tcfg.betas)
+        self.gen_ddp.train()
+        self.disc_ddp.train()
+
+    def state_modules(self) -> dict[str, nn.Module]:
+        return {"generator": self.gen, "discriminator": self.disc}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    def train_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
+        b = to_device(batch, self.env.device)
+        gan = step >= self.tcfg.gan_start_step
+        with autocast(self.bf16, self.env.device):
+            out = self.gen_ddp(b["face"], b["mel"], b["lips"])
+            # frozen judges get the plain modules: their DDP wrappers must only see their own step
+            loss, logs = generator_loss(
+                out, b, self.syncnet, self.gen, self.disc if gan else None, self.tcfg.loss
+            )
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        if gan:
+            with autocast(self.bf16, self.env.device):
+                d_loss, d_logs = discriminator_loss(self.disc_ddp, b["gt"], out.frames.float())
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            logs.update(d_logs, disc=d_loss.item())
+        return logs
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """The inference path (audio addressing, no lips) on fixed val windows."""
+        self.gen.eval()
+        l1, av, p, n = 0.0, 0.0, 0.0, 0
+        slots: set[int] = set()
+        for batch in self.val:
+            b = to_device(batch, self.env.device)
+            with autocast(self.bf16, self.env.device):
+                out = self.gen(b["face"], b["mel"])
+                k = len(b["gt"])
+                l1 += l1_loss(out.frames.float(), b["gt"]).item() * k
+                av += av_sync_loss(out.frames.float(), b["clip_mel"], self.syncnet).item() * k
+            fake = out.frames.float().permute(0, 2, 3, 4, 1).flatten(0, 1).cpu().numpy()  # (B*T, H, W, 3)
+            real = b["gt"].permute(0, 2, 3, 4, 1).flatten(0, 1).cpu().numpy()
+            p += psnr(np.clip(fake, -1, 1), real) * k
+            if out.addr_aud is not None:
+                slots.update(out.addr_aud.argmax(-1).flatten().tolist())
+            n += k
+        self.gen.train()
+        metrics = {"val_l1": l1 / n, "val_av_sync": av / n, "val_psnr": p / n}
+        if self.gen.memory is not None:
+            metrics["val_slots_used"] = float(len(slots))  # distinct argmax slots of A_aud
+        return metrics
+
+    def export(self, out_dir: Path, metadata: dict[str, Any]) -> None:
+        save_checkpoint(out_dir, unwrap(self.gen), kind="generator", metadata=metadata)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    parser = base_parser("python -m lipmem_core.train", "Train the LipMem generator.")
+    parser.add_argument("--syncnet", type=Path, required=True, help="SyncNet checkpoint (train_syncnet)")
+    parser.add_argument("--no-memory", action="store_true", help="the no-memory ablation")
+    parser.add_argument("--gan-start", type=int, help="step at which the GAN term starts (warm-up)")
+    args = parser.parse_args(argv)
+    cfg = model_config(args, **({"use_memory": False} if args.no_memory else {}))
+    tcfg = train_config(args)
+    if args.gan_start is not None:
+        tcfg = dataclasses.replace(tcfg, gan_start_step=args.gan_start)
+    env = setup(args, tcfg.seed)
+    try:
+        syncnet = load_syncnet(args.syncnet, cfg.img_size, env.device)
+        augment = AudioAugment() if tcfg.augment else None
+        train_set = GeneratorWindows(
+            ClipStore(args.data, "train", cfg.img_size, preload=args.preload),
+            cfg.n_frames,
+            augment,
+            tcfg.seed,
+        )
+        val_set = GeneratorWindows(
+            ClipStore(args.data, args.val_split, cfg.img_size), cfg.n_frames, None, tcfg.seed + 1
+        )
+        loop = loop_config(tcfg, args, env, tcfg.max_steps, tcfg.batch_size)
+        task = GeneratorTask(
+            cfg, tcfg, env, syncnet, val_loader(val_set, tcfg.val_windows, loop.batch_size), args.bf16
+        )
+        write_run_json(args.out, env, model=cfg.to_dict(), train=tcfg.to_dict(), loop=vars(loop))
+        meta = {
+            "model_config": cfg.to_dict(),
+            "train_config": tcfg.to_dict(),
+            "syncnet": str(args.syncnet),
+            "world_size": env.world_size,
+            "command": command_line("lipmem_core.train", argv),
+        }
+        return run_training(task, train_set, loop, args.out, env, args.data, meta)
+    finally:
+        shutdown(env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Training CLIs on a tiny corpus: they train, log, export, stop on budget and resume exactly."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from lipmem_core.checkpoint import load_checkpoint
+from safetensors.torch import load_file
+
+from lipmem_core import train, train_syncnet
+from lipmem_core.errors import CheckpointError
+from lipmem_core.trainloop import CsvLog
+from tests.tiny_corpus import make_tiny_corpus
+
+TINY = [
+    "--img-size", "32",
+    "--model", "dim=32", "--model", "n_slots=8", "--model", "face_widths=[8,8,16,16]",
+    "--model", "audio_width=8", "--model", "lip_width=8", "--model", "disc_width=8",
+    "--model", "sync_dim=32", "--model", "sync_width=8",
+    "--workers", "0", "--threads", "1", "--device", "cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
+    return make_tiny_corpus(root, clips, size=32)
+
+
+@pytest.fixture(scope="module")
+def syncnet_run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sync")
+    metrics = train_syncnet.main(
+        ["--data", str(corpus), "--out", str(out), "--steps", "3", "--batch-size", "4", "--log-every", "1",
+         "--val-every", "2", *TINY]
+    )  # fmt: skip
+    return out, metrics
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _gen_args(corpus, syncnet_dir, out, steps, *extra):
+    return ["--data", str(corpus), "--out", str(out), "--syncnet", str(syncnet_dir / "checkpoint"),
+            "--steps", str(steps), "--batch-size", "2", "--log-every", "1", "--val-every", "100",
+            "--gan-start", "1", *TINY, *extra]  # fmt: skip
+
+
+def test_syncnet_trains_logs_and_exports(syncnet_run, corpus):
+    out, metrics = syncnet_run
+    rows = _rows(out / "log.csv")
+    assert [r["step"] for r in rows[:3]] == ["1", "2", "3"]
+    assert rows[1]["val_sync_loss"] != "" and float(rows[0]["sync_loss"]) > 0
+    assert set(metrics) == {"val_sync_loss", "val_sync_acc"}
+    loaded = load_checkpoint(out / "checkpoint")
+    assert loaded.kind == "syncnet"
+    meta = json.loads((out / "checkpoint" / "config.json").read_text())["metadata"]
+    assert meta["steps"] == 3 and meta["training_data"]["train"]["clips"] == 2
+    assert meta["final_metrics"] == pytest.approx(metrics)
+    assert "--steps" in meta["command"] and "git_commit" in meta
+
+
+def test_generator_resumes_exactly(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train.main(_gen_args(corpus, sync_dir, straight, 4))
+    train.main(_gen_args(corpus, sync_dir, split, 2))
+    assert json.loads((split / "state.json").read_text())["step"] == 2
+    before = load_file(str(split / "state.safetensors"))
+    train.main(_gen_args(corpus, sync_dir, split, 4))  # the same command, longer: resumes at 2
+    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
+    assert a.keys() == b.keys() and any(k.startswith("optim/discriminator/") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    changed = [k for k in before if k.startswith("module/") and not torch.equal(before[k], b[k])]
+    assert changed  # steps 3 and 4 did train
+    assert [r["step"] for r in _rows(split / "log.csv")] == [r["step"] for r in _rows(straight / "log.csv")]
+    assert {"l1", "av_sync", "vv_sync", "gan", "align", "store", "disc"} <= set(_rows(split / "log.csv")[-2])
+    assert load_checkpoint(split / "checkpoint").kind == "generator"
+
+
+def test_time_budget_stops_cleanly_and_no_memory_ablation(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    out = tmp_path / "budget"
+    metrics = train.main(_gen_args(corpus, sync_dir, out, 1000, "--minutes", "0.0001", "--no-memory"))
+    assert json.loads((out / "state.json").read_text())["step"] == 1
+    assert "val_slots_used" not in metrics and metrics["val_psnr"] > 0
+    assert load_checkpoint(out / "checkpoint").config.use_memory is False
+
+
+def test_resuming_with_another_model_is_refused(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    out = tmp_path / "mismatch"
+    train.main(_gen_args(corpus, sync_dir, out, 1))
+    with pytest.raises(CheckpointError, match="start the run over"):
+        train.main(_gen_args(corpus, sync_dir, out, 2, "--model", "n_slots=4"))
+
+
+def test_syncnet_checkpoint_is_required_for_the_generator(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    gen = tmp_path / "gen"
+    train.main(_gen_args(corpus, sync_dir, gen, 1))
+    args = _gen_args(corpus, sync_dir, tmp_path / "bad", 1)
+    args[args.index("--syncnet") + 1] = str(gen / "checkpoint")
+    with pytest.raises(CheckpointError, match="SyncNet"):
+        train.main(args)
+
+
+def test_csv_log_widens_and_drops_steps_a_resume_repeats(tmp_path):
+    path = tmp_path / "log.csv"
+    log = CsvLog(path, keep_until=0)
+    log.write({"step": 1, "time": 0.1, "l1": 0.5})
+    log.write({"step": 2, "time": 0.2, "l1": 0.4, "val_l1": 0.3})
+    log.write({"step": 3, "time": 0.3, "l1": 0.3})
+    log.write({"step": 3, "time": 0.35, "val_psnr": 20.0})  # final validation of the same step
+    rows = _rows(path)
+    assert [r["val_l1"] for r in rows] == ["", "0.3", ""]
+    assert [r["val_psnr"] for r in rows] == ["", "", "20.0"] and rows[2]["l1"] == "0.3"
+    CsvLog(path, keep_until=2).write({"step": 3, "time": 9.0, "l1": 0.2})
+    rows = _rows(path)
+    assert [(r["step"], r["l1"]) for r in rows] == [("1", "0.5"), ("2", "0.4"), ("3", "0.2")]
