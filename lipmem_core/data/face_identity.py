@@ -39,8 +39,11 @@ _IRIS_COLOURS: tuple[RGB, ...] = (
 _LIPSTICKS: tuple[RGB, ...] = ((178, 36, 52), (200, 80, 100), (130, 30, 60), (214, 110, 110))
 
 
-def _jitter(rng: np.random.Generator, colour: tuple[float, ...], amount: float) -> RGB:
-    c = np.asarray(colour, dtype=np.float64) + rng.normal(0.0, amount, 3)
+def _jitter(rng: np.random.Generator, colour: tuple[float, ...], percent: float) -> RGB:
+    """Vary brightness by ~percent % and each channel by a third of that: relative noise keeps
+    the hue of dark colours (absolute noise turns dark skin green or grey)."""
+    scale = (1.0 + rng.normal(0.0, percent / 100)) * (1.0 + rng.normal(0.0, percent / 300, 3))
+    c = np.asarray(colour, dtype=np.float64) * scale
     return tuple(int(v) for v in np.clip(np.round(c), 0, 255))  # type: ignore[return-value]
 
 
