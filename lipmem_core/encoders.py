@@ -1,0 +1,157 @@
+"""Face (identity), audio and lip encoders of SyncTalkFace (PAPER.md "Networks").
+
+Conv blocks follow Wav2Lip: Conv2d -> BatchNorm -> ReLU, with an identity skip when the block
+keeps its shape. Every image pyramid halves the resolution per stage, so any `img_size` of the
+form 4 * 2^n (32, 64, 128, 256) works; widths come from ModelConfig.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from lipmem_core.config import ModelConfig
+
+
+class ConvBlock(nn.Module):
+    """Conv2d -> BatchNorm -> ReLU; `residual=True` adds the input (same shape in and out)."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 1,
+        residual: bool = False,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.residual = residual
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.bn(self.conv(x))
+        return torch.relu(y + x if self.residual else y)
+
+
+def n_halvings(img_size: int) -> int:
+    """n such that img_size = 4 * 2^n: the stride-2 stages from full resolution down to 4 x 4."""
+    n = round(math.log2(img_size / 4))
+    if img_size < 16 or 4 * 2**n != img_size:
+        raise ValueError(f"img_size must be 4 * 2^n and >= 16 (e.g. 32, 64, 128), got {img_size}")
+    return n
+
+
+def stage_widths(widths: tuple[int, ...], n: int) -> list[int]:
+    """Widths for n + 1 resolutions (full .. 4 x 4): truncate, or repeat the last width."""
+    w = list(widths)[: n + 1]
+    return w + [w[-1]] * (n + 1 - len(w))
+
+
+def strided_pyramid(c_in: int, widths: list[int]) -> nn.Sequential:
+    """One stride-2 conv + one residual conv per stage: halves H and W len(widths) times."""
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [ConvBlock(c_in, w, 3, 2, 1), ConvBlock(w, w, 3, 1, 1, residual=True)]
+        c_in = w
+    return nn.Sequential(*layers)
+
+
+class FaceEncoder(nn.Module):
+    """Identity encoder: (N, 6, H, W) -> skip features, full resolution to 1 x 1.
+
+    For H = 128: 128 -> 64 -> 32 -> 16 -> 8 -> 4 -> 1 (PAPER.md); the last feature has `dim`
+    channels. Input channels: target frame with lower half zeroed ++ reference frame.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        n = n_halvings(cfg.img_size)
+        self.widths = stage_widths(cfg.face_widths, n)  # channels at H, H/2, ..., 4
+        self.stem = ConvBlock(6, self.widths[0], 3, 1, 1)
+        self.stages = nn.ModuleList(
+            nn.Sequential(ConvBlock(a, b, 3, 2, 1), ConvBlock(b, b, 3, 1, 1, residual=True))
+            for a, b in zip(self.widths[:-1], self.widths[1:], strict=True)
+        )
+        self.bottom = ConvBlock(self.widths[-1], cfg.dim, 4, 1, 0)  # 4 x 4 -> 1 x 1
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """(N, 6, H, W) -> [(N, w0, H, W), (N, w1, H/2, W/2), ..., (N, wn, 4, 4), (N, D, 1, 1)]."""
+        feats = [self.stem(x)]  # (N, w0, H, W)
+        for stage in self.stages:
+            feats.append(stage(feats[-1]))  # (N, w_i, H / 2^i, W / 2^i)
+        feats.append(self.bottom(feats[-1]))  # (N, D, 1, 1)
+        return feats
+
+
+class AudioEncoder(nn.Module):
+    """Mel window (N, 1, 80, 16) -> (N, out_dim), Wav2Lip's audio encoder at width `width`.
+
+    80 x 16 -> 27 x 16 -> 9 x 6 -> 3 x 3 -> 1 x 1. The output passes a ReLU (as in Wav2Lip), so
+    features are non-negative; SyncNet relies on that for cosine similarities in [0, 1].
+    """
+
+    def __init__(self, width: int, out_dim: int) -> None:
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            ConvBlock(1, w, 3, 1, 1),
+            ConvBlock(w, w, 3, 1, 1, residual=True),
+            ConvBlock(w, 2 * w, 3, (3, 1), 1),
+            ConvBlock(2 * w, 2 * w, 3, 1, 1, residual=True),
+            ConvBlock(2 * w, 4 * w, 3, 3, 1),
+            ConvBlock(4 * w, 4 * w, 3, 1, 1, residual=True),
+            ConvBlock(4 * w, 8 * w, 3, (3, 2), 1),
+            ConvBlock(8 * w, 8 * w, 3, 1, 1, residual=True),
+            ConvBlock(8 * w, out_dim, 3, 1, 0),
+            nn.AdaptiveAvgPool2d(1),  # a no-op for 80 x 16 windows (already 1 x 1)
+            ConvBlock(out_dim, out_dim, 1, 1, 0),
+        )
+
+    def forward(self, mel: Tensor) -> Tensor:
+        """(N, 1, 80, 16) -> (N, out_dim)."""
+        return self.net(mel).flatten(1)  # (N, out_dim)
+
+
+def half_pyramid_to_vector(c_in: int, width: int, out_dim: int, height: int, width_px: int) -> nn.Sequential:
+    """A lower-half map (N, c_in, height, width_px) -> (N, out_dim, 1, 1).
+
+    Stride-2 stages (width doubling, capped at out_dim) until the height is 2, then one valid
+    conv over the remaining 2 x (2 * aspect) map.
+    """
+    n = round(math.log2(height / 2))
+    if n < 0 or 2 * 2**n != height:
+        raise ValueError(f"lower-half height must be 2 * 2^n, got {height}")
+    widths = [min(width * 2 ** (i + 1), out_dim) for i in range(n)]
+    pyramid = strided_pyramid(c_in, widths)
+    last = widths[-1] if widths else c_in
+    kernel = (2, width_px // 2**n)
+    return nn.Sequential(pyramid, ConvBlock(last, out_dim, kernel, 1, 0))
+
+
+class LipEncoder(nn.Module):
+    """Lip-motion encoder: a 5-frame clip (N, 3, 5, H, W) -> f_lip (N, D).
+
+    Conv3d(3, w, (5, 7, 7), stride 2, pad (0, 3, 3)) collapses the 5 frames, then a 2D residual
+    CNN (PAPER.md). Only the lower half of the frames is read: the lip input has its upper half
+    zeroed anyway, and reading the mouth region alone halves the cost and makes the encoder
+    ignore whatever a generated clip holds above the mouth (L_vv feeds it generated frames).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        n_halvings(cfg.img_size)
+        h = cfg.img_size // 2
+        self.conv3d = nn.Conv3d(3, cfg.lip_width, (5, 7, 7), stride=(2, 2, 2), padding=(0, 3, 3), bias=False)
+        self.bn = nn.BatchNorm2d(cfg.lip_width)
+        self.cnn = half_pyramid_to_vector(cfg.lip_width, cfg.lip_width, cfg.dim, h // 2, cfg.img_size // 2)
+
+    def forward(self, clip: Tensor) -> Tensor:
+        """(N, 3, 5, H, W) -> (N, D)."""
+        h = clip.shape[-2]
+        x = self.conv3d(clip[..., h // 2 :, :])  # (N, w, 1, H/4, W/2)
+        x = torch.relu(self.bn(x.squeeze(2)))  # (N, w, H/4, W/2)
+        return self.cnn(x).flatten(1)  # (N, D)

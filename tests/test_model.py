@@ -1,0 +1,153 @@
+"""LipMemGenerator: shapes, both decoding paths, memory-off equivalence, address decoding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from lipmem_core.config import ModelConfig
+from lipmem_core.model import GeneratorOutput, LipMemGenerator, frames_back, frames_first
+
+B, T, H = 2, 5, 32
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    """A 32 px model small enough for CPU unit tests (same components as the presets)."""
+    cfg = ModelConfig(
+        img_size=H,
+        dim=32,
+        n_slots=8,
+        face_widths=(8, 16, 16),
+        audio_width=4,
+        lip_width=8,
+        disc_width=8,
+        sync_dim=32,
+        sync_width=8,
+    )
+    return dataclasses.replace(cfg, **overrides)
+
+
+def tiny_inputs(seed: int = 0, b: int = B) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    face = torch.rand(b, 6, T, H, H, generator=g) * 2 - 1  # (B, 6, T, H, W)
+    mel = torch.rand(b, T, 1, 80, 16, generator=g) * 8 - 4  # (B, T, 1, 80, 16)
+    lips = torch.rand(b, T, 3, 5, H, H, generator=g) * 2 - 1  # (B, T, 3, 5, H, W)
+    return face, mel, lips
+
+
+@pytest.fixture
+def gen() -> LipMemGenerator:
+    torch.manual_seed(0)
+    return LipMemGenerator(tiny_config()).eval()
+
+
+def test_shapes_with_and_without_lips(gen):
+    face, mel, lips = tiny_inputs()
+    out = gen(face, mel, lips)
+    assert isinstance(out, GeneratorOutput)
+    assert out.frames.shape == out.frames_lip.shape == (B, 3, T, H, H)
+    assert out.addr_aud.shape == out.addr_lip.shape == (B, T, 8)
+    for x in (out.recall_aud, out.recall_lip, out.f_aud, out.lip_query):
+        assert x.shape == (B, T, 32)
+    assert out.loss_store.ndim == 0 and out.loss_align.ndim == 0
+    assert out.frames.abs().max() <= 1.0
+    audio_only = gen(face, mel)
+    assert audio_only.frames_lip is None and audio_only.addr_lip is None and audio_only.loss_store is None
+    # The audio path does not depend on whether the lip path was decoded alongside it (eval mode).
+    torch.testing.assert_close(audio_only.frames, out.frames, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(audio_only.addr_aud, out.addr_aud)
+
+
+def test_paths_differ_and_lips_matter(gen):
+    face, mel, lips = tiny_inputs()
+    out = gen(face, mel, lips)
+    assert not torch.allclose(out.frames, out.frames_lip)
+    other = gen(face, mel, torch.flip(lips, dims=[0]))
+    assert not torch.allclose(other.frames_lip, out.frames_lip)
+
+
+def test_frames_are_decoded_independently_and_in_order(gen):
+    face, mel, lips = tiny_inputs()
+    out = gen(face, mel, lips)
+    perm_t = torch.tensor([4, 2, 0, 1, 3])
+    swapped = gen(face[:, :, perm_t], mel[:, perm_t], lips[:, perm_t])
+    torch.testing.assert_close(swapped.frames, out.frames[:, :, perm_t], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(swapped.addr_lip, out.addr_lip[:, perm_t])
+    flipped = gen(face.flip(0), mel.flip(0), lips.flip(0))
+    torch.testing.assert_close(flipped.frames, out.frames.flip(0), atol=1e-5, rtol=1e-5)
+
+
+def test_frame_reshapes_are_inverse():
+    x = torch.randn(3, 4, 5, 6, 7)
+    assert torch.equal(frames_back(frames_first(x), 3), x)
+    assert torch.equal(frames_first(x)[5], x[1, :, 0])  # sample 1, frame 0
+
+
+def test_address_matches_forward(gen):
+    face, mel, _ = tiny_inputs()
+    out = gen(face, mel)
+    torch.testing.assert_close(gen.address(mel.reshape(B * T, 1, 80, 16)), out.addr_aud.reshape(B * T, -1))
+
+
+def test_decode_with_own_address_reproduces_forward(gen):
+    face, mel, _ = tiny_inputs()
+    out = gen(face, mel)
+    again = gen.decode_with_address(face, mel, out.addr_aud)
+    torch.testing.assert_close(again, out.frames, atol=1e-5, rtol=1e-5)
+
+
+def test_one_hot_address_decodes_that_slot_on_silence(gen):
+    face, _, _ = tiny_inputs()
+    s = 5
+    onehot = torch.zeros(B, T, 8)
+    onehot[..., s] = 1.0
+    frames = gen.decode_with_address(face, None, onehot)
+    f_sil = gen.audio_encoder(torch.full((B * T, 1, 80, 16), -4.0))  # (N, D)
+    fused = gen.memory.fuse(f_sil, gen.memory.value[s].expand(B * T, -1))
+    by_hand = frames_back(gen.decoder(fused, gen.face_encoder(frames_first(face))), B)
+    torch.testing.assert_close(frames, by_hand, atol=1e-6, rtol=1e-6)
+    other = torch.zeros_like(onehot)
+    other[..., 2] = 1.0
+    assert not torch.allclose(gen.decode_with_address(face, None, other), frames)
+
+
+def test_memory_off_equals_plain_audio_path():
+    torch.manual_seed(0)
+    gen = LipMemGenerator(tiny_config(use_memory=False)).eval()
+    names = [n for n, _ in gen.named_parameters()]
+    assert not any(n.startswith(("memory.", "lip_encoder.")) for n in names)
+    assert gen.lip_encoder is None and gen.memory is None
+    face, mel, lips = tiny_inputs()
+    out = gen(face, mel, lips)
+    skips = gen.face_encoder(frames_first(face))
+    f_aud = gen.audio_encoder(mel.reshape(B * T, 1, 80, 16))
+    by_hand = frames_back(gen.decoder(gen.fusion(f_aud), skips), B)
+    torch.testing.assert_close(out.frames, by_hand, atol=0, rtol=0)
+    assert out.frames_lip is None and out.addr_aud is None and out.loss_align is None
+    with pytest.raises(ValueError, match="use_memory=False"):
+        gen.address(mel[0])
+
+
+@pytest.mark.parametrize("size", [16, 64])
+def test_other_image_sizes(size):
+    cfg = tiny_config(img_size=size)
+    gen = LipMemGenerator(cfg).eval()
+    out = gen(
+        torch.zeros(1, 6, T, size, size), torch.zeros(1, T, 1, 80, 16), torch.zeros(1, T, 3, 5, size, size)
+    )
+    assert out.frames.shape == (1, 3, T, size, size)
+
+
+def test_bad_image_size_rejected():
+    with pytest.raises(ValueError, match="img_size"):
+        LipMemGenerator(tiny_config(img_size=96))
+
+
+def test_presets_build_and_round_trip_config():
+    for name in ("cpu", "paper"):
+        cfg = ModelConfig.preset(name)
+        assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    n_cpu = sum(p.numel() for p in LipMemGenerator(ModelConfig.cpu()).parameters())
+    assert 1e6 < n_cpu < 2e7
