@@ -1,0 +1,288 @@
+"""Memory-analysis report: a self-contained HTML page plus CSV/parquet tables.
+
+    python -m analysis.report --checkpoint DIR --audio FILE [--text "..."] --out DIR
+    python -m analysis.report --checkpoint DIR --data CORPUS --split test --out DIR
+
+One clip: the speech is aligned (PocketSphinx with the transcript, or recognised first; or
+`--textgrid FILE` from MFA), addressed frame by frame (A_aud) and analysed. A corpus: every
+clip of the split with its phones.TextGrid. The page embeds plotly.js once (no CDN: it opens
+offline) and shows the statistics (PNMI, purities, usage), the phone and viseme x slot
+heatmaps, a timeline of one utterance, UMAP maps of value and key slots and of per-frame lip
+features, and the lip image each slot stores, decoded for one identity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from lipmem_core.config import SAMPLE_RATE
+from lipmem_core.errors import CheckpointError, CorpusError, LipMemError
+
+from . import plots
+from .addressing import (
+    clip_addressing,
+    join_phones,
+    model_fingerprint,
+    phone_slot_matrices,
+    slot_order,
+    statistics,
+)
+from .slots import frame_map, slot_gallery, slot_labels, slot_map
+
+_STAT_COLUMNS = ["utterance", "n_frames", "pnmi", "phone_purity", "slot_purity", "viseme_purity",
+                 "usage_entropy_norm", "used_slots", "dead_slots"]  # fmt: skip
+
+
+@dataclass
+class Clip:
+    """One utterance to analyse: id, 16 kHz audio (n_samples,) and its phone table."""
+
+    utterance: str
+    audio: np.ndarray
+    phones: pd.DataFrame
+
+
+@dataclass
+class Report:
+    """Everything the report shows: tables (written as files) and figures (in the page)."""
+
+    tables: dict[str, pd.DataFrame]
+    figures: list[tuple[str, str, go.Figure]] = field(default_factory=list)  # (heading, caption, figure)
+
+
+def analyse(
+    model,
+    clips: list[Clip],
+    identity: np.ndarray,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    map_method: str = "auto",
+) -> Report:
+    """Address every clip, join phones, compute matrices, statistics, maps and the gallery.
+
+    map_method: "auto" (UMAP, PCA for very few points), "umap" or "pca" for the 2-D maps.
+    """
+    if not clips:
+        raise CorpusError("nothing to analyse: no clips")
+    fingerprint = model_fingerprint(model) if cache_dir is not None else None
+    frames = pd.concat(
+        [clip_addressing(model, c.audio, c.utterance, cache_dir, fingerprint) for c in clips],
+        ignore_index=True,
+    )
+    phones = pd.concat([c.phones for c in clips], ignore_index=True)
+    frames = join_phones(frames, phones)
+    by_phone = phone_slot_matrices(frames, "phone")
+    by_viseme = phone_slot_matrices(frames, "viseme")
+    order = slot_order(by_phone["counts"])
+    info = slot_labels(by_phone["counts"])
+    stats = statistics(frames, per_utterance=len(clips) > 1)
+    value_map = slot_map(model, by_phone["counts"], "value", seed, map_method)
+    key_map = slot_map(model, by_phone["counts"], "key", seed, map_method)
+    fmap = frame_map(frames, model, seed=seed, method=map_method)
+    images, gallery_slots = slot_gallery(model, identity, order)
+    tables = {
+        "frames": frames,
+        "phones": phones,
+        "statistics": stats,
+        "slots": info.assign(order=[order.index(s) for s in info["slot"]]),
+        "phone_slot_counts": by_phone["counts"],
+        "phone_given_slot": by_phone["p_label_given_slot"],
+        "slot_given_phone": by_phone["p_slot_given"],
+        "phone_mean_weight": by_phone["mean_weight"],
+        "viseme_slot_counts": by_viseme["counts"],
+        "viseme_given_slot": by_viseme["p_label_given_slot"],
+        "slot_maps": pd.concat([value_map, key_map], ignore_index=True),
+        "frame_map": fmap,
+    }
+    first = clips[0]
+    figures = [
+        ("Phone x slot", "P(phone | slot): each column shows which phones a slot serves (slots in "
+         "clustered order, so slots serving the same phones sit together).",
+         plots.slot_phone_heatmap(by_phone["p_label_given_slot"], order, by_phone["counts"], info)),
+        ("Viseme x slot", "P(viseme | slot): lip-shape classes; the memory stores pictures, so "
+         "look-alike phones (P/B/M) may share slots.",
+         plots.slot_phone_heatmap(by_viseme["p_label_given_slot"], order, by_viseme["counts"], info,
+                                  title="P(viseme | slot)")),
+        (f"Timeline of {first.utterance}", "Waveform, aligned phones and A_aud (slots x time); "
+         "white ticks mark the argmax slot of each frame.",
+         plots.utterance_timeline(frames[frames["utterance"] == first.utterance], first.phones, first.audio, order)),
+        ("Value slots V", "The S value (lip) slots embedded in 2-D, coloured by the viseme of "
+         "the phone they serve most.", plots.map_scatter(value_map, "viseme")),
+        ("Key slots K", "The S key (audio) slots, same colours.", plots.map_scatter(key_map, "viseme")),
+        ("Frames and slots", "Per-frame recalled lip features A_aud V with the value slots "
+         "overlaid, coloured by the phone at each frame.", plots.map_scatter(fmap, "viseme")),
+        ("Lips stored in each slot", "One-hot address of each slot decoded for one identity "
+         "(clustered order); hover for the slot's top phones.",
+         plots.gallery_figure(images, gallery_slots, info)),
+    ]  # fmt: skip
+    return Report(tables, figures)
+
+
+def write_report(report: Report, out_dir: str | Path, title: str, notes: list[str] | None = None) -> Path:
+    """Write index.html (plotly.js embedded once) and every table as CSV (frames: parquet)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in report.tables.items():
+        if name == "frames":
+            table.to_parquet(out / "frames.parquet", index=False)
+        else:
+            table.to_csv(out / f"{name}.csv", index=not isinstance(table.index, pd.RangeIndex))
+    stats = report.tables["statistics"]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+        "p.caption{color:#444}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        *[f"<p>{html.escape(n)}</p>" for n in notes or []],
+        "<h2>Statistics</h2>",
+        "<p>Frames labelled by the phone at their centre and by their argmax slot. PNMI = "
+        "I(phone; slot) / H(phone): 1 when the slot determines the phone, 0 when independent.</p>",
+        stats[[c for c in _STAT_COLUMNS if c in stats]].to_html(index=False, float_format="%.3f"),
+    ]
+    for i, (heading, caption, fig) in enumerate(report.figures):
+        parts += [f"<h2>{html.escape(heading)}</h2>", f"<p class='caption'>{html.escape(caption)}</p>"]
+        # plotly.js goes into the page once, inline with the first figure: the file opens offline.
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
+    files = ", ".join(sorted(p.name for p in out.iterdir() if p.suffix in (".csv", ".parquet")))
+    parts += [f"<h2>Tables</h2><p>{html.escape(files)}</p>", "</body></html>"]
+    page = out / "index.html"
+    page.write_text("\n".join(parts), encoding="utf-8")
+    return page
+
+
+def _load_generator(path: Path):
+    from lipmem_core.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt.kind != "generator":
+        raise CheckpointError(f"{path} holds a {ckpt.kind!r} checkpoint; the report needs a generator")
+    if ckpt.model.memory is None:
+        raise CheckpointError(f"{path} is a generator without memory (use_memory=False): nothing to analyse")
+    return ckpt.model.eval(), ckpt.metadata
+
+
+def _default_identity(img_size: int, seed: int) -> np.ndarray:
+    """A SynthTalk face with the mouth at rest, for the gallery when no identity is given."""
+    from lipmem_core.data.face_identity import Identity
+    from lipmem_core.data.face_render import FaceRenderer
+    from lipmem_core.data.mouth import MOUTH_PARAMS
+
+    renderer = FaceRenderer(Identity.sample(np.random.default_rng(seed)), size=img_size)
+    return renderer.render(np.zeros(len(MOUTH_PARAMS)))
+
+
+def _read_identity(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise LipMemError(f"cannot read the identity image {path}: give a face crop as JPEG or PNG")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _audio_clip(args: argparse.Namespace) -> tuple[Clip, list[str]]:
+    from lipmem_core.audio import load_audio
+
+    from .align import align_pocketsphinx
+    from .textgrids import read_textgrid
+
+    audio = load_audio(args.audio)
+    utt = args.audio.stem
+    if args.textgrid is not None:
+        return Clip(utt, audio, read_textgrid(args.textgrid, utterance=utt)), [f"Alignment: {args.textgrid}."]
+    result = align_pocketsphinx(audio, args.text, utterance=utt, oov=args.oov)
+    how = "the given transcript" if args.text else "recognised text (no transcript given)"
+    return Clip(utt, audio, result.table), [f"Aligned with PocketSphinx to {how}: \u201c{result.text}\u201d."]
+
+
+def _corpus_clips(root: Path, split: str, max_clips: int | None) -> tuple[list[Clip], np.ndarray, list[str]]:
+    from lipmem_core.data import corpus
+
+    from .textgrids import read_textgrid
+
+    manifest = corpus.read_manifest(root)
+    rows = manifest[manifest["split"] == split]
+    if rows.empty:
+        raise CorpusError(
+            f"{root} has no {split!r} clips in manifest.csv; choose one of {sorted(set(manifest['split']))}"
+        )
+    if max_clips is not None:
+        rows = rows.head(max_clips)
+    clips = []
+    for row in rows.itertuples(index=False):
+        d = corpus.clip_dir(root, row)
+        utt = f"{row.split}/{row.speaker}/{row.utterance}"
+        clips.append(Clip(utt, corpus.read_audio(d), read_textgrid(d / "phones.TextGrid", utterance=utt)))
+    first = corpus.clip_dir(root, rows.iloc[0])
+    identity = _read_identity(corpus.frame_paths(first)[0])
+    seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
+    return clips, identity, [f"Corpus {root}, split {split}: {len(clips)} clips, {seconds / 60:.1f} min."]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="generator checkpoint directory")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--audio", type=Path, help="one speech file to analyse")
+    src.add_argument("--data", type=Path, help="a corpus in the SynthTalk layout")
+    parser.add_argument("--text", help="transcript of --audio (recognised when omitted)")
+    parser.add_argument(
+        "--textgrid", type=Path, help="alignment of --audio (e.g. from MFA) instead of PocketSphinx"
+    )
+    parser.add_argument(
+        "--oov", choices=("error", "espeak"), default="error", help="words missing from CMUdict"
+    )
+    parser.add_argument("--split", default="test", help="corpus split (with --data)")
+    parser.add_argument("--max-clips", type=int, help="analyse only the first N clips of the split")
+    parser.add_argument("--identity", type=Path, help="face crop for the slot gallery")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the UMAP maps and the default identity")
+    parser.add_argument(
+        "--map", choices=("umap", "pca"), default="umap", help="2-D embedding of the slot maps"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    args = parser.parse_args(argv)
+    if args.data is not None and (args.text or args.textgrid):
+        parser.error("--text and --textgrid go with --audio; a corpus brings its own phones.TextGrid")
+    try:
+        model, metadata = _load_generator(args.checkpoint)
+        if args.audio is not None:
+            clip, notes = _audio_clip(args)
+            clips = [clip]
+            identity = None
+        else:
+            clips, identity, notes = _corpus_clips(args.data, args.split, args.max_clips)
+        if args.identity is not None:
+            identity = _read_identity(args.identity)
+        if identity is None:
+            identity = _default_identity(model.cfg.img_size, args.seed)
+            notes.append(
+                f"Gallery identity: a SynthTalk face (seed {args.seed}); pass --identity to use another."
+            )
+        notes.insert(0, f"Checkpoint {args.checkpoint} ({metadata.get('steps', '?')} steps).")
+        method = "auto" if args.map == "umap" else "pca"
+        report = analyse(
+            model, clips, identity, cache_dir=args.out / "cache", seed=args.seed, map_method=method
+        )
+        page = write_report(report, args.out, f"LipMem memory analysis: {args.checkpoint.name}", notes)
+    except LipMemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    stats = report.tables["statistics"].iloc[0]
+    print(
+        f"{page}: {int(stats['n_frames'])} frames, PNMI {stats['pnmi']:.3f}, used slots {int(stats['used_slots'])}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
