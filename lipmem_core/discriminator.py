@@ -21,6 +21,7 @@ class QualityDiscriminator(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        self.cfg = cfg
         n_halvings(cfg.img_size)
         h = cfg.img_size // 2
         layers: list[nn.Module] = [nn.Conv2d(3, cfg.disc_width, 7, 1, 3), nn.LeakyReLU(0.2)]

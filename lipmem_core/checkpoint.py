@@ -1,0 +1,216 @@
+"""Checkpoints: a directory with config.json + model.safetensors. No pickle anywhere.
+
+config.json = {"format": 1, "kind": "generator" | "syncnet" | "discriminator",
+               "model_config": ModelConfig.to_dict(), "metadata": {...},
+               "dtype": "float32" | "float16", "sha256": <hex digest of model.safetensors>}
+
+The model's constructor takes exactly the stored ModelConfig, so a checkpoint rebuilds itself.
+Saving writes a temporary sibling directory and renames it into place, so a crash never leaves
+a half-written checkpoint under the final name. Loading is strict: keys, shapes and the sha256
+must all match, otherwise CheckpointError says what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from lipmem_core.config import ModelConfig
+from lipmem_core.discriminator import QualityDiscriminator
+from lipmem_core.errors import CheckpointError
+from lipmem_core.model import LipMemGenerator
+from lipmem_core.syncnet import SyncNet
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+KINDS: dict[str, type[nn.Module]] = {
+    "generator": LipMemGenerator,
+    "syncnet": SyncNet,
+    "discriminator": QualityDiscriminator,
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A loaded checkpoint: the model is in eval mode, in float32, on the requested device."""
+
+    kind: str
+    model: nn.Module
+    config: ModelConfig
+    metadata: dict[str, Any]
+    path: Path
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: nn.Module,
+    kind: str,
+    metadata: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write `model` (which has a `.cfg` ModelConfig) as a checkpoint directory; returns its path.
+
+    half=True stores floating-point tensors as float16 (half the size; loading casts back to
+    float32). An existing checkpoint at `directory` is replaced only once the new one is complete.
+    """
+    if kind not in KINDS:
+        raise CheckpointError(f"unknown checkpoint kind {kind!r}; use one of {sorted(KINDS)}")
+    if not isinstance(model, KINDS[kind]):
+        raise CheckpointError(
+            f"a {kind!r} checkpoint holds a {KINDS[kind].__name__}, got {type(model).__name__}"
+        )
+    cfg: ModelConfig = model.cfg  # type: ignore[assignment]
+    state = {}
+    for name, t in model.state_dict().items():
+        t = t.detach().to("cpu")
+        if half and t.is_floating_point():
+            t = t.to(torch.float16)
+        state[name] = t.contiguous()
+    blob = save_safetensors_bytes(state, metadata={"format": "pt", "kind": kind})
+    config = {
+        "format": FORMAT_VERSION,
+        "kind": kind,
+        "model_config": cfg.to_dict(),
+        "metadata": metadata or {},
+        "dtype": "float16" if half else "float32",
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    try:
+        config_text = json.dumps(config, indent=2, sort_keys=True)
+    except TypeError as exc:
+        raise CheckpointError(f"checkpoint metadata must be JSON-serialisable: {exc}") from exc
+
+    final = Path(directory)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        _write_synced(tmp / WEIGHTS_NAME, blob)
+        _write_synced(tmp / CONFIG_NAME, config_text.encode())
+        if final.exists():
+            # Directories cannot be replaced atomically: move the old one aside first, so the
+            # final name always holds either the complete old or the complete new checkpoint.
+            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _resolve(path_or_hub_id: str | Path) -> Path:
+    """A local checkpoint directory (or a file inside it), else a Hugging Face Hub snapshot."""
+    p = Path(path_or_hub_id)
+    if p.is_file() and p.name in (CONFIG_NAME, WEIGHTS_NAME):
+        return p.parent
+    if p.is_dir():
+        return p
+    text = str(path_or_hub_id)
+    if not _HUB_ID.match(text) or p.exists():
+        raise CheckpointError(
+            f"no checkpoint at {text!r}: give a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
+    except Exception as exc:  # offline, missing repo, auth: all end the same way for the user
+        raise CheckpointError(
+            f"{text!r} is not a local directory and could not be fetched from the Hugging Face Hub "
+            f"({type(exc).__name__}: {exc}). Check the path, or download the checkpoint while online."
+        ) from exc
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    cfg_path = directory / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{directory} has no {CONFIG_NAME}: not a LipMem checkpoint directory")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path} is not valid JSON ({exc}): the file is damaged") from exc
+    if not isinstance(config, dict) or config.get("kind") not in KINDS:
+        raise CheckpointError(f"{cfg_path} has no valid 'kind' (one of {sorted(KINDS)})")
+    for key in ("model_config", "sha256"):
+        if key not in config:
+            raise CheckpointError(f"{cfg_path} lacks {key!r}: re-save the model with save_checkpoint")
+    return config
+
+
+def load_checkpoint(path_or_hub_id: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Load a checkpoint directory (or a Hub repo id) -> LoadedCheckpoint with the model in eval mode.
+
+    Raises CheckpointError for a missing directory or file, damaged JSON, an unknown config
+    field, a truncated or modified weights file (sha256 mismatch), or missing / unexpected /
+    mis-shaped tensors.
+    """
+    directory = _resolve(path_or_hub_id)
+    config = _read_config(directory)
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{directory} has no {WEIGHTS_NAME}: the checkpoint is incomplete")
+    blob = weights.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != config["sha256"]:
+        raise CheckpointError(
+            f"{weights} does not match the sha256 in {CONFIG_NAME}: the file is truncated or was modified; "
+            "copy the checkpoint again"
+        )
+    try:
+        state = load_safetensors_bytes(blob)
+    except Exception as exc:  # safetensors raises its own error type on malformed headers
+        raise CheckpointError(f"{weights} is not a readable safetensors file ({exc})") from exc
+    try:
+        model_cfg = ModelConfig.from_dict(config["model_config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from exc
+
+    model = KINDS[config["kind"]](model_cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{weights} does not fit a {config['kind']} built from its config: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    for name, t in state.items():
+        if t.shape != expected[name].shape:
+            raise CheckpointError(
+                f"{weights}: tensor {name} has shape {tuple(t.shape)}, the model needs {tuple(expected[name].shape)}"
+            )
+        state[name] = t.to(expected[name].dtype)  # float16 files come back as float32
+    model.load_state_dict(state, strict=True)
+    model.to(device).eval()
+    return LoadedCheckpoint(
+        kind=config["kind"],
+        model=model,
+        config=model_cfg,
+        metadata=config.get("metadata", {}),
+        path=directory,
+    )
