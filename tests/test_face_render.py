@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lipmem_core.data.face_base import MOUTH_Y, face_layout
+from lipmem_core.data.face_base import MOUTH_Y, base_images, face_layout
 from lipmem_core.data.face_render import HAIR_STYLES, FaceRenderer, Identity, head_motion, render_clip
 from lipmem_core.data.mouth import PHONE_TARGETS, mouth_trajectory
 from lipmem_core.phones import Interval
@@ -125,19 +125,18 @@ def test_articulations_are_visible(renderer):
 
 
 def test_rounding_narrows_and_spreading_widens_the_mouth(renderer):
+    no_mouth = base_images(IDENTITY, SIZE, renderer.ss)[0].astype(int)
+    lip_rows = slice(int((MOUTH_Y - 0.04) * SIZE), int((MOUTH_Y + 0.03) * SIZE))
+
+    def width(m: np.ndarray) -> int:
+        diff = np.abs(renderer.render(m)[lip_rows].astype(int) - no_mouth[lip_rows]).sum(-1)
+        cols = np.nonzero((diff > 40).any(0))[0]  # lips or mouth where there was skin
+        return int(cols.max() - cols.min())
+
     neutral = np.array([0.5, 0.2, 0, 0, 0, 0.3, 0], np.float32)
-    rounded = neutral.copy()
-    rounded[2] = 1.0
-    spread = neutral.copy()
-    spread[1] = 1.0
-    closed = np.zeros(7, np.float32)
-    closed[3] = 1.0
-    base = renderer.render(closed)
-    widths = []
-    for m in (rounded, spread):
-        cols = np.nonzero(np.abs(renderer.render(m).astype(int) - base.astype(int)).sum(-1).any(0))[0]
-        widths.append(cols.max() - cols.min())
-    assert widths[0] < widths[1]
+    rounded, spread = neutral.copy(), neutral.copy()
+    rounded[2], spread[1] = 1.0, 1.0
+    assert width(rounded) < width(neutral) - 3 and width(spread) > width(neutral) + 1
     assert cavity_pixels(renderer.render(rounded)) > 0
 
 

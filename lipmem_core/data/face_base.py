@@ -140,7 +140,8 @@ def _scaled(colour, factor: float, add=(0, 0, 0)) -> tuple[float, ...]:
     return tuple(float(np.clip(c * factor + a, 0, 255)) for c, a in zip(colour, add, strict=True))
 
 
-def _smoothstep(a: float, b: float, t: np.ndarray) -> np.ndarray:
+def smoothstep(a: float, b: float, t: np.ndarray) -> np.ndarray:
+    """0 below a, 1 above b, cubic in between (C1-continuous)."""
     t = np.clip((t - a) / (b - a), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
@@ -153,12 +154,12 @@ def _hair_cap(cv: _Canvas, identity: Identity, lay: FaceLayout, rng: np.random.G
     scalp = (x / hw) ** 2 + ((y - EYE_Y - 0.07) / 0.6) ** 2 < 1.0
     freqs, phases = rng.uniform(18, 45, 3), rng.uniform(0, 2 * np.pi, 3)
     noise = 0.005 * sum(np.sin(f * x + p) for f, p in zip(freqs, phases, strict=True)) / 1.5
-    sides = _smoothstep(0.8, 0.99, ax)  # the hairline drops in front of the ears
+    sides = smoothstep(0.8, 0.99, ax)  # the hairline drops in front of the ears
     if style == "fringe":
         line = 0.285 + 0.02 * ax**2 + noise + 0.2 * sides
     elif style == "side":
         part = 1.0 if identity.seed % 2 else -1.0
-        line = 0.15 + 0.05 * _smoothstep(-0.1, 0.15, part * x) + noise + 0.26 * sides
+        line = 0.15 + 0.05 * smoothstep(-0.1, 0.15, part * x) + noise + 0.26 * sides
     elif style == "curly":
         line = 0.2 + 0.016 * np.abs(np.sin(55 * x + phases[0])) + 0.03 * ax**2 + 0.24 * sides
     elif style in ("long", "bob"):

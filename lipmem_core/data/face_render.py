@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lipmem_core.data.face_base import base_images, face_layout
+from lipmem_core.data.face_base import FaceLayout, base_images, face_layout, smoothstep
 from lipmem_core.data.face_identity import HAIR_STYLES, Identity
 from lipmem_core.data.mouth import MOUTH_PARAMS
 
@@ -35,10 +35,34 @@ _V_ROUND = np.sqrt(1.0 - _V2)
 _V_TIP = np.sqrt(np.clip(1.0 - _V2 / 0.45**2, 0.0, 1.0))
 _GAP_IDX = np.array([2, 4, 6, 8, 10])  # incisor gaps at v = -0.67, -0.33, 0, 0.33, 0.67
 _MAX_OPEN = 0.137  # lip gap at full jaw opening (image fraction)
+_CHIN_FOLLOWS = 0.85  # chin travel / lower-lip travel
 
 
 def _c(colour, factor: float = 1.0, add: float = 0.0) -> tuple[int, int, int]:
     return tuple(int(np.clip(v * factor + add, 0, 255)) for v in colour)  # type: ignore[return-value]
+
+
+def _opening(jaw: float, close: float, tuck: float, teeth: float) -> tuple[float, float, float]:
+    """Lip gap at the centre, and how far the upper lip lifts and the lower lip drops
+    (image fractions). Closure and tuck shut the gap; in a labiodental the upper lip rises off
+    the upper incisors, whose edge rests on the lower lip."""
+    gap = (0.012 + _MAX_OPEN * jaw) * (1.0 - close) * (1.0 - 0.9 * tuck)
+    lift = 0.28 * gap + (0.018 * tuck + 0.005 * teeth) * (1.0 - close)
+    drop = 0.72 * gap + 0.004 * tuck * (1.0 - close)
+    return gap, lift, drop
+
+
+def _jaw_maps(lay: FaceLayout, cols: np.ndarray, rows: np.ndarray, scale: int) -> tuple[np.ndarray, ...]:
+    """Identity remap grids (h, w) float32 for the pixels `rows` x `cols` of an image `scale`
+    pixels wide, and the weight (h, w) with which each follows the chin: 0 at the lip line
+    and beside the face, 1 from below the lower lip through the chin, fading into the neck."""
+    x = (cols + 0.5) / scale - 0.5  # image fractions from the face's middle
+    y = (rows + 0.5) / scale
+    my = lay.mouth[1]
+    wy = smoothstep(my, my + 0.1, y) * (1.0 - smoothstep(lay.chin_y, lay.chin_y + 0.07, y))
+    wx = 1.0 - smoothstep(0.1, lay.half_width + 0.04, np.abs(x))  # the jaw hinges near the ears
+    map_x, map_y = np.meshgrid(cols.astype(np.float32), rows.astype(np.float32))
+    return map_x, map_y, (wy[:, None] * wx[None, :]).astype(np.float32)
 
 
 class FaceRenderer:
@@ -62,8 +86,17 @@ class FaceRenderer:
             int(np.ceil((my + 0.175) * size)),
         )  # x0, y0, x1, y1 in output pixels
         x0, y0, x1, y1 = self._box
+        self._hi = hi
         self._hi_patch = np.ascontiguousarray(hi[y0 * self.ss : y1 * self.ss, x0 * self.ss : x1 * self.ss])
         self._work = np.empty_like(self._hi_patch)
+        # jaw field: where (and how much) the skin below the mouth follows the jaw, for the
+        # whole lower face at 1x and for the supersampled mouth patch
+        self._rows = (int(my * size), min(size, int(np.ceil((lay.chin_y + 0.08) * size))))
+        r0, r1 = self._rows
+        self._jaw_1x = _jaw_maps(lay, np.arange(size), np.arange(r0, r1), size)
+        hs = size * self.ss
+        cols_hi, rows_hi = np.arange(x0 * self.ss, x1 * self.ss), np.arange(y0 * self.ss, y1 * self.ss)
+        self._jaw_hi = _jaw_maps(lay, cols_hi, rows_hi, hs)
         px = size * self.ss  # patch pixels per image fraction
         self._mouth_scale = px * _ONE
         self._mouth_origin = np.array([(mx * size - x0) * self.ss, (my * size - y0) * self.ss]) * _ONE
@@ -100,10 +133,7 @@ class FaceRenderer:
         jaw, spread, rnd, close, tuck, teeth, tongue = m.tolist()
         col, aa = self._col, cv2.LINE_AA
         hw = self._hw0 * (1.0 + 0.2 * spread - 0.32 * rnd - 0.04 * jaw)
-        gap = (0.012 + _MAX_OPEN * jaw) * (1.0 - close) * (1.0 - 0.9 * tuck)
-        # labiodental: the upper lip rises off the upper incisors, whose edge rests on the lower lip
-        lift = 0.28 * gap + (0.018 * tuck + 0.005 * teeth) * (1.0 - close)
-        drop = 0.72 * gap + 0.004 * tuck * (1.0 - close)
+        gap, lift, drop = _opening(jaw, close, tuck, teeth)
         r = 0.88 - 0.42 * rnd  # opening width / mouth width
         q = 0.75 - 0.35 * rnd  # rounder opening for rounded lips
         t_up = 0.024 * self._lip_thick * (1.0 + 0.45 * rnd)
@@ -165,6 +195,12 @@ class FaceRenderer:
             gaps = np.stack((upper, lower), 1)  # (5, 2, 2)
             cv2.polylines(img, list(gaps), False, col["gap"], 1, aa, _SHIFT)
 
+    @staticmethod
+    def _warp_jaw(src: np.ndarray, maps: tuple[np.ndarray, ...], drop_px: float, dst: np.ndarray) -> None:
+        map_x, map_y, weight = maps
+        cv2.remap(src, map_x, map_y - np.float32(drop_px) * weight, cv2.INTER_LINEAR, dst=dst,
+                  borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
     def _draw_lids(self, img: np.ndarray, blink: float) -> None:
         for upper, lower in self._eye_px:
             edge = upper + min(blink, 1.0) * 1.04 * (lower - upper)
@@ -202,7 +238,14 @@ class FaceRenderer:
         buf = self._buf
         np.copyto(buf, self._base)
         x0, y0, x1, y1 = self._box
-        np.copyto(self._work, self._hi_patch)
+        jaw, _, _, close, tuck, teeth, _ = m.tolist()
+        chin_drop = _CHIN_FOLLOWS * _opening(jaw, close, tuck, teeth)[2] * self.size  # px at 1x
+        if chin_drop > 0.05:  # the chin follows the jaw: pull the lower face down
+            r0, r1 = self._rows
+            self._warp_jaw(self._base, self._jaw_1x, chin_drop, buf[r0:r1])
+            self._warp_jaw(self._hi, self._jaw_hi, chin_drop * self.ss, self._work)
+        else:
+            np.copyto(self._work, self._hi_patch)
         self._draw_mouth(self._work, m)
         if self.ss == 1:
             buf[y0:y1, x0:x1] = self._work
