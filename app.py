@@ -17,6 +17,8 @@ from lipmem_app.generate import ORACLE
 from lipmem_app.handlers import Handlers
 from lipmem_app.inputs import FACE_SOURCES, SPEECH_SOURCES
 from lipmem_app.limits import LIMITS_MARKDOWN, MAX_UPLOAD_MB
+from lipmem_app.memory_views import ALIGNERS, ANALYSIS_SOURCES, LEVELS, STATISTICS
+from lipmem_app.slot_views import DEFAULT_FRAMES_PER_STEP, GALLERY_ORDERS, MEMORIES
 
 CSS = """
 .lm-header h1 {margin-bottom: 0.1em;}
@@ -41,6 +43,201 @@ def _status_markdown(handlers: Handlers) -> str:
     )
 
 
+def _generate_tab(
+    h: Handlers, generators: list[str], examples: list[str], clip_state: gr.State
+) -> tuple[gr.Dropdown, gr.Image]:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            face_source = gr.Radio(list(FACE_SOURCES), value=FACE_SOURCES[0], label="Face")
+            example = gr.Dropdown(examples, value=examples[0], label="Example SynthTalk identity")
+            preview = gr.Image(label="Identity", height=180, interactive=False, show_label=False)
+            face_image = gr.Image(type="filepath", label="Face image", visible=False)
+            face_video = gr.Video(label="Face video", visible=False)
+            speech_source = gr.Radio(list(SPEECH_SOURCES), value=SPEECH_SOURCES[0], label="Speech")
+            text = gr.Textbox(
+                value="The quick brown fox jumps over the lazy dog.",
+                label="Text to speak (espeak-ng)",
+                lines=2,
+            )
+            voices = h.voices()
+            voice = gr.Dropdown(voices, value=voices[0], label="Voice")
+            audio = gr.Audio(
+                sources=["upload", "microphone"], type="filepath", label="Speech audio", visible=False
+            )
+            with gr.Row():
+                renderers = generators + [ORACLE]
+                checkpoint = gr.Dropdown(renderers, value=renderers[0], label="Renderer", scale=3)
+                use_memory = gr.Checkbox(value=True, label="Audio-Lip Memory on", scale=1)
+            run = gr.Button("Generate", variant="primary")
+            gr.Markdown(LIMITS_MARKDOWN, elem_classes="lm-status")
+        with gr.Column(scale=6):
+            video_out = gr.Video(label="Talking face", autoplay=True, height=360)
+            notices = gr.Markdown(elem_classes="lm-notice")
+            timeline = gr.Plot(label="Memory addressing over time")
+    renderer = generators[0] if generators else ORACLE
+    gr.Examples(
+        examples=[
+            [FACE_SOURCES[0], examples[0], SPEECH_SOURCES[0], "Bob made a big map of Maui.", renderer],
+            [FACE_SOURCES[0], examples[2], SPEECH_SOURCES[0], "Five very fine violins.", renderer],
+            [FACE_SOURCES[0], examples[4], SPEECH_SOURCES[0], "We all see the moon, Ruth.", ORACLE],
+        ],
+        inputs=[face_source, example, speech_source, text, checkpoint],
+        label="Examples (click one, then Generate)",
+    )
+    face_source.change(
+        h.face_source_visibility,
+        face_source,
+        [example, preview, face_image, face_video],
+        api_name="face_source_visibility",
+        api_visibility="private",
+        queue=False,
+    )
+    speech_source.change(
+        h.speech_source_visibility,
+        speech_source,
+        [text, voice, audio],
+        api_name="speech_source_visibility",
+        api_visibility="private",
+        queue=False,
+    )
+    example.change(h.example_face, example, preview, api_name="example_face")
+    run.click(
+        h.generate,
+        [
+            face_source,
+            example,
+            face_image,
+            face_video,
+            speech_source,
+            text,
+            voice,
+            audio,
+            checkpoint,
+            use_memory,
+        ],
+        [video_out, timeline, notices, clip_state],
+        api_name="generate",
+    )
+    return example, preview
+
+
+def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_state: gr.State) -> None:
+    analysis_state = gr.State(None)
+    gr.Markdown(
+        "Which phonemes does each slot answer to? Frames are labelled with the phone at their centre; "
+        "each frame's *argmax slot* of A_aud is its unit. **PNMI** = I(phone; slot) / H(phone): 1 when "
+        "slots determine phones, 0 when independent."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            source = gr.Radio(list(ANALYSIS_SOURCES), value=ANALYSIS_SOURCES[0], label="Analyse")
+            checkpoint = gr.Dropdown(
+                generators, value=generators[0] if generators else None, label="Checkpoint"
+            )
+            with gr.Group(visible=False) as upload_group:
+                upload = gr.File(label="Audio or video clip", file_types=["audio", "video"], type="filepath")
+                aligner = gr.Radio(list(ALIGNERS), value=ALIGNERS[0], label="Phone alignment")
+                transcript = gr.Textbox(label="Transcript (optional: recognised when empty)")
+                textgrid = gr.File(
+                    label="TextGrid (words + phones tiers)", file_types=[".TextGrid"], type="filepath"
+                )
+            statistic = gr.Radio(list(STATISTICS), value=next(iter(STATISTICS)), label="Heatmap statistic")
+            level = gr.Radio(list(LEVELS), value=LEVELS[0], label="Level")
+            run = gr.Button("Analyse", variant="primary")
+            stats = gr.Dataframe(label="Memory statistics", interactive=False, wrap=True)
+        with gr.Column(scale=5):
+            heatmap = gr.Plot(label="Slot x phone")
+            timeline = gr.Plot(label="Timeline")
+    gr.Markdown("#### Inspect a slot")
+    with gr.Row(equal_height=False):
+        slot = gr.Number(value=0, precision=0, minimum=0, label="Slot", scale=1)
+        identity = gr.Dropdown(examples, value=examples[0], label="Identity", scale=1)
+        show = gr.Button("Show slot", scale=1)
+        lips = gr.Image(label="Lips of this slot's value", height=180, interactive=False, scale=1)
+        top = gr.Dataframe(label="Phones it answers to", interactive=False, scale=3)
+    source.change(
+        h.analysis_source_visibility,
+        source,
+        upload_group,
+        api_name="analysis_source_visibility",
+        api_visibility="private",
+        queue=False,
+    )
+    run.click(
+        h.analyse,
+        [source, clip_state, checkpoint, upload, aligner, transcript, textgrid, statistic, level],
+        [heatmap, stats, timeline, analysis_state],
+        api_name="analyse",
+    )
+    gr.on(
+        [statistic.change, level.change],
+        h.heatmap,
+        [analysis_state, statistic, level],
+        heatmap,
+        api_name="heatmap",
+    )
+    show.click(h.slot_details, [analysis_state, slot, identity], [lips, top], api_name="slot_details")
+
+
+def _slot_map_tab(h: Handlers, generators: list[str]) -> None:
+    gr.Markdown(
+        "Each diamond is one slot: its value row of **V** (what it draws) or key row of **K** (what "
+        "audio calls it), laid out by UMAP (cosine). Colour = the phone (or viseme) that most often "
+        "picks the slot on a probe set of synthetic sentences with exact phones."
+    )
+    with gr.Row():
+        checkpoint = gr.Dropdown(generators, value=generators[0] if generators else None, label="Checkpoint")
+        memory = gr.Radio(list(MEMORIES), value=MEMORIES[0], label="Memory")
+        colour = gr.Radio(["viseme", "phone"], value="viseme", label="Colour by")
+        run = gr.Button("Draw slot map", variant="primary")
+    plot = gr.Plot(label="Slot map")
+    gr.on(
+        [run.click, memory.change, colour.change],
+        h.slot_map,
+        [checkpoint, memory, colour],
+        plot,
+        api_name="slot_map",
+    )
+
+
+def _gallery_tab(h: Handlers, generators: list[str], examples: list[str]) -> None:
+    gr.Markdown(
+        "What each slot stores: its value decoded alone (a one-hot address, silent audio feature) "
+        "on one identity. Captions: the phones that pick the slot on the probe set."
+    )
+    with gr.Row():
+        checkpoint = gr.Dropdown(generators, value=generators[0] if generators else None, label="Checkpoint")
+        identity = gr.Dropdown(examples, value=examples[0], label="Identity")
+        order = gr.Radio(list(GALLERY_ORDERS), value=GALLERY_ORDERS[0], label="Order")
+        run = gr.Button("Decode all slots", variant="primary")
+    gallery = gr.Gallery(label="Slot gallery", columns=8, height="auto", object_fit="contain")
+    run.click(h.gallery, [checkpoint, identity, order], gallery, api_name="gallery")
+
+
+def _playground_tab(h: Handlers, generators: list[str], examples: list[str]) -> None:
+    gr.Markdown(
+        "Steer the lips through the memory. Write slots (`12 40 7`) or ARPAbet phones (`M AA P`: "
+        "each becomes its most likely slot), optionally with a length in frames (`AA*8`). Consecutive "
+        "steps cross-fade over 2 frames; the audio feature is that of silence."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            checkpoint = gr.Dropdown(
+                generators, value=generators[0] if generators else None, label="Checkpoint"
+            )
+            identity = gr.Dropdown(examples, value=examples[0], label="Identity")
+            sequence = gr.Textbox(value="sil M AA P sil F UW sil", label="Sequence of slots or phones")
+            frames = gr.Slider(1, 25, value=DEFAULT_FRAMES_PER_STEP, step=1, label="Frames per step (25 fps)")
+            run = gr.Button("Render", variant="primary")
+        with gr.Column(scale=3):
+            video = gr.Video(label="Steered lips", autoplay=True, height=300)
+            strip = gr.Image(label="One frame per step", interactive=False)
+            steps = gr.Dataframe(label="Steps", interactive=False)
+    run.click(
+        h.playground, [checkpoint, identity, sequence, frames], [video, strip, steps], api_name="playground"
+    )
+
+
 def build_demo(checkpoint_dir: str | Path | None = None, analysis_dir: str | Path | None = None) -> gr.Blocks:
     """The whole UI. `checkpoint_dir` overrides LIPMEM_CHECKPOINTS / ./checkpoints (tests use it)."""
     ctx = AppContext()
@@ -57,102 +254,26 @@ def build_demo(checkpoint_dir: str | Path | None = None, analysis_dir: str | Pat
         with gr.Column(elem_classes="lm-header"):
             gr.Markdown(INTRO)
             gr.Markdown(_status_markdown(h), elem_classes="lm-status")
-
         with gr.Tabs():
-            # ---------------------------------------------------------------- Generate
             with gr.Tab("Generate", id="generate"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=5):
-                        face_source = gr.Radio(list(FACE_SOURCES), value=FACE_SOURCES[0], label="Face")
-                        example = gr.Dropdown(examples, value=examples[0], label="Example SynthTalk identity")
-                        example_preview = gr.Image(
-                            value=None, label="Identity", height=180, interactive=False, show_label=False
-                        )
-                        face_image = gr.Image(type="filepath", label="Face image", visible=False)
-                        face_video = gr.Video(label="Face video", visible=False)
-                        speech_source = gr.Radio(
-                            list(SPEECH_SOURCES), value=SPEECH_SOURCES[0], label="Speech"
-                        )
-                        text = gr.Textbox(
-                            value="The quick brown fox jumps over the lazy dog.",
-                            label="Text to speak (espeak-ng)",
-                            lines=2,
-                        )
-                        voice = gr.Dropdown(h.voices(), value=h.voices()[0], label="Voice")
-                        audio = gr.Audio(
-                            sources=["upload", "microphone"],
-                            type="filepath",
-                            label="Speech audio",
-                            visible=False,
-                        )
-                        with gr.Row():
-                            checkpoint = gr.Dropdown(
-                                generators + [ORACLE],
-                                value=(generators + [ORACLE])[0],
-                                label="Renderer",
-                                scale=3,
-                            )
-                            use_memory = gr.Checkbox(value=True, label="Audio-Lip Memory on", scale=1)
-                        run = gr.Button("Generate", variant="primary")
-                        gr.Markdown(LIMITS_MARKDOWN, elem_classes="lm-status")
-                    with gr.Column(scale=6):
-                        video_out = gr.Video(label="Talking face", autoplay=True, height=360)
-                        notices = gr.Markdown(elem_classes="lm-notice")
-                        timeline = gr.Plot(label="Memory addressing over time")
-                gr.Examples(
-                    examples=[
-                        ["Example identity", examples[0], "Text", "Bob made a big map of Maui.", ORACLE],
-                        ["Example identity", examples[2], "Text", "Five very fine violins.", ORACLE],
-                        ["Example identity", examples[4], "Text", "We all see the moon, Ruth.", ORACLE],
-                    ],
-                    inputs=[face_source, example, speech_source, text, checkpoint],
-                    label="Examples (click one, then Generate)",
-                )
-
-            # ---------------------------------------------------------------- Model card
+                example, preview = _generate_tab(h, generators, examples, clip_state)
+            with gr.Tab("Phonemes ↔ slots", id="phonemes"):
+                _memory_tab(h, generators, examples, clip_state)
+            with gr.Tab("Slot map", id="slot_map"):
+                _slot_map_tab(h, generators)
+            with gr.Tab("Slot gallery", id="gallery"):
+                _gallery_tab(h, generators, examples)
+            with gr.Tab("Memory playground", id="playground"):
+                _playground_tab(h, generators, examples)
             with gr.Tab("Model card", id="card"):
                 card_checkpoint = gr.Dropdown(
                     generators, value=generators[0] if generators else None, label="Checkpoint"
                 )
                 card = gr.Markdown(h.model_card(generators[0] if generators else None))
                 card_checkpoint.change(h.model_card, card_checkpoint, card, api_name="model_card")
-
-        face_source.change(
-            h.face_source_visibility,
-            face_source,
-            [example, example_preview, face_image, face_video],
-            api_name="face_source_visibility",
-            api_visibility="private",
-            queue=False,
-        )
-        speech_source.change(
-            h.speech_source_visibility,
-            speech_source,
-            [text, voice, audio],
-            api_name="speech_source_visibility",
-            api_visibility="private",
-            queue=False,
-        )
-        example.change(h.example_face, example, example_preview, api_name="example_face")
-        demo.load(h.example_face, example, example_preview, api_name="initial_example_face")
-        run.click(
-            h.generate,
-            [
-                face_source,
-                example,
-                face_image,
-                face_video,
-                speech_source,
-                text,
-                voice,
-                audio,
-                checkpoint,
-                use_memory,
-            ],
-            [video_out, timeline, notices, clip_state],
-            api_name="generate",
-        )
+        demo.load(h.example_face, example, preview, api_name="initial_example_face")
     demo.queue(default_concurrency_limit=2, max_size=32)
+    demo.lipmem_handlers = h  # tests and the warm-up reach the handlers through the demo
     return demo
 
 

@@ -62,6 +62,7 @@ class AppContext:
     work_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "lipmem_app")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _key_locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict, repr=False)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def list_checkpoints(self, kind: str = "generator") -> list[str]:
@@ -96,10 +97,16 @@ class AppContext:
             )
         return Path(self.checkpoints_root) / name
 
-    def _cached(self, key: tuple[str, str], build) -> Any:
-        # One lock for all loads: two first requests for the same model load it once, and
-        # loads are rare (a handful per process), so serialising them costs nothing.
+    def cached(self, key: tuple[str, str], build) -> Any:
+        """`build()` once per key for the life of the process (models, renders, probe sets)."""
+        # One lock per key: two first requests for the same model load it once, while a
+        # slow build (a probe set) never blocks an unrelated one. Builds may nest (a probe
+        # set loads its checkpoint), hence per-key locks rather than one global lock.
         with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
             if key not in self._cache:
                 self._cache[key] = build()
             return self._cache[key]
@@ -109,7 +116,7 @@ class AppContext:
         from lipmem_core.checkpoint import load_checkpoint
 
         directory = self.checkpoint_dir(name)
-        return self._cached(("checkpoint", str(directory)), lambda: load_checkpoint(directory))
+        return self.cached(("checkpoint", str(directory)), lambda: load_checkpoint(directory))
 
     def pipeline(self, name: str | None):
         """The TalkingFacePipeline for `name`, built once per process around the cached model."""
@@ -117,7 +124,7 @@ class AppContext:
 
         directory = self.checkpoint_dir(name)
         loaded = self.checkpoint(name)
-        return self._cached(("pipeline", str(directory)), lambda: TalkingFacePipeline(loaded))
+        return self.cached(("pipeline", str(directory)), lambda: TalkingFacePipeline(loaded))
 
     # ---- example identities ----------------------------------------------------------------
     def identity(self, name: str):
@@ -127,7 +134,7 @@ class AppContext:
         if name not in EXAMPLE_IDENTITIES:
             raise ValueError(f"unknown example identity {name!r}; choose one of {list(EXAMPLE_IDENTITIES)}")
         seed = EXAMPLE_IDENTITIES[name]
-        return self._cached(("identity", name), lambda: Identity.sample(np.random.default_rng(seed)))
+        return self.cached(("identity", name), lambda: Identity.sample(np.random.default_rng(seed)))
 
     def example_face(self, name: str, size: int = 128) -> np.ndarray:
         """A neutral (mouth at rest, eyes open, no head motion) render: (size, size, 3) uint8 RGB."""
@@ -141,7 +148,7 @@ class AppContext:
             renderer = FaceRenderer(identity, size=size)
             return renderer.render(PHONE_TARGETS[SILENCE], pose=(0.0, 0.0, 0.0, 1.0), blink=0.0)
 
-        return self._cached(("face", f"{name}@{size}"), render)
+        return self.cached(("face", f"{name}@{size}"), render)
 
     # ---- per-request directories -----------------------------------------------------------
     def request_dir(self) -> Path:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from lipmem_app.context import EXAMPLE_IDENTITIES, AppContext
-from lipmem_app.inputs import Face, Speech
+from lipmem_app.inputs import CLIP_ID, Face, Speech
 from lipmem_app.limits import MAX_SECONDS
 from lipmem_core.config import FPS
 from lipmem_core.errors import LipMemError, NoFaceFoundError
@@ -34,22 +35,20 @@ class Clip:
 
     video: str
     audio: np.ndarray  # (N,) float32, 16 kHz
-    phones: list[Interval] | None  # exact phones (typed text) or None
+    phones: pd.DataFrame | None  # phone table (analysis.tables): exact for typed text, else None
     text: str | None
     checkpoint: str | None  # None for the oracle renderer
-    addressing: np.ndarray | None  # (n_frames, S) A_aud per video frame, or None
     notices: list[str]
 
 
-def phones_for(speech: Speech, progress: Progress) -> list[Interval]:
+def phones_for(speech: Speech, progress: Progress) -> pd.DataFrame:
     """Exact phones when the speech came from text; else a PocketSphinx recognition + alignment."""
     if speech.phones is not None:
         return speech.phones
     from analysis.align import align_pocketsphinx
 
     progress(0.1, "recognising and aligning the speech (PocketSphinx)")
-    table = align_pocketsphinx(speech.audio, speech.text).table
-    return [Interval(float(r.start), float(r.end), str(r.phone)) for r in table.itertuples()]
+    return align_pocketsphinx(speech.audio, speech.text, utterance=CLIP_ID).table
 
 
 def render_oracle(ctx: AppContext, face: Face, speech: Speech, out_path: Path, progress: Progress) -> Clip:
@@ -67,14 +66,15 @@ def render_oracle(ctx: AppContext, face: Face, speech: Speech, out_path: Path, p
     phones = phones_for(speech, progress)
     n = num_frames(len(speech.audio))
     progress(0.4, f"rendering {n} frames")
-    mouth = mouth_trajectory(phones, n, FPS)  # (n, 7)
+    intervals = [Interval(float(r.start), float(r.end), str(r.phone)) for r in phones.itertuples()]
+    mouth = mouth_trajectory(intervals, n, FPS)  # (n, 7)
     # The identity's seed also drives head drift and blinks, so a clip is reproducible.
     rng = np.random.default_rng(EXAMPLE_IDENTITIES[face.example])
     frames = render_clip(ctx.identity(face.example), mouth, rng, size=ORACLE_SIZE)  # (n, H, W, 3)
     progress(0.8, "encoding the MP4")
     with VideoWriter(out_path, ORACLE_SIZE, ORACLE_SIZE, FPS, audio=speech.audio) as writer:
         writer.write(frames)
-    return Clip(str(out_path), speech.audio, phones, speech.text, None, None, [])
+    return Clip(str(out_path), speech.audio, phones, speech.text, None, [])
 
 
 def run_model(
@@ -119,6 +119,5 @@ def run_model(
         speech.phones,
         speech.text,
         name,
-        result.addressing,
         list(result.notices),
     )

@@ -11,10 +11,18 @@ from functools import cache
 import gradio as gr
 import numpy as np
 
+from lipmem_app import memory_views as mv
+from lipmem_app import slot_views as sv
 from lipmem_app.context import AppContext
 from lipmem_app.errors import user_errors
 from lipmem_app.generate import ORACLE, Clip, render_oracle, run_model
 from lipmem_app.inputs import FACE_SOURCES, SPEECH_SOURCES, resolve_face, resolve_speech
+from lipmem_app.memory_views import ANALYSIS_SOURCES, clip_timeline
+from lipmem_core.errors import LipMemError
+
+# Gradio finds progress trackers by a gr.Progress default; the tracker itself is request-local
+# (a context variable), so one shared default instance serves every request.
+PROGRESS = gr.Progress()
 
 
 @cache
@@ -68,7 +76,7 @@ class Handlers:
         audio: str | None,
         checkpoint: str | None,
         use_memory: bool,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's documented idiom)
+        progress: gr.Progress = PROGRESS,
     ):
         """Face + speech -> (MP4 path, addressing timeline, notices markdown, Clip state)."""
         face = resolve_face(face_source, example, image, video)
@@ -83,7 +91,95 @@ class Handlers:
             clip = render_oracle(self.ctx, face, speech, out_path, report)
         else:
             clip = run_model(self.ctx, face, speech, checkpoint, use_memory, out_path, report)
-        return clip.video, None, notices_markdown(clip), clip
+        progress(0.95, desc="drawing the addressing timeline")
+        return clip.video, clip_timeline(self.ctx, clip), notices_markdown(clip), clip
+
+    # ---- Phonemes <-> slots tab ------------------------------------------------------------
+    def analysis_source_visibility(self, source: str):
+        """The upload inputs show only for 'Upload a clip'."""
+        return gr.update(visible=source == ANALYSIS_SOURCES[1])
+
+    @user_errors
+    def analyse(
+        self,
+        source: str,
+        clip: Clip | None,
+        checkpoint: str | None,
+        upload: str | None,
+        aligner: str,
+        transcript: str | None,
+        textgrid: str | None,
+        statistic: str,
+        level: str,
+        progress: gr.Progress = PROGRESS,
+    ):
+        """-> (heatmap, statistics table, timeline, Analysis state)."""
+        progress(0.05, desc="addressing the memory and aligning phones")
+        if source == ANALYSIS_SOURCES[0]:
+            analysis = mv.clip_analysis(self.ctx, checkpoint, clip)
+        elif source == ANALYSIS_SOURCES[1]:
+            analysis = mv.upload_analysis(self.ctx, checkpoint, upload, aligner, transcript, textgrid)
+        elif source == ANALYSIS_SOURCES[2]:
+            analysis = mv.corpus_analysis(self.ctx)
+        else:
+            raise LipMemError(f"unknown source {source!r}; choose one of {ANALYSIS_SOURCES}")
+        progress(0.8, desc="drawing")
+        return (
+            mv.heatmap_figure(analysis, statistic, level),
+            mv.statistics_table(analysis),
+            mv.timeline_figure(analysis),
+            analysis,
+        )
+
+    @user_errors
+    def heatmap(self, analysis: mv.Analysis | None, statistic: str, level: str):
+        """Redraw the heatmap of the current analysis with another statistic or level."""
+        if analysis is None:
+            raise LipMemError("nothing analysed yet: press 'Analyse' first")
+        return mv.heatmap_figure(analysis, statistic, level)
+
+    @user_errors
+    def slot_details(self, analysis: mv.Analysis | None, slot: float, identity: str):
+        """A slot's lip image (its value decoded for an identity) and the phones it answers to."""
+        if analysis is None:
+            raise LipMemError("nothing analysed yet: press 'Analyse' first")
+        checkpoint = analysis.checkpoint or None
+        face = self._face_for(checkpoint, identity)
+        image = sv.gallery_images(self.ctx, checkpoint, face, [int(slot)])[0]
+        return image, mv.slot_phones_table(analysis.frames, int(slot))
+
+    # ---- Slot map, gallery, playground -----------------------------------------------------
+    def _face_for(self, checkpoint: str | None, identity: str) -> np.ndarray:
+        size = self.ctx.checkpoint(checkpoint).model.cfg.img_size
+        return self.ctx.example_face(identity, size=size)
+
+    @user_errors
+    def slot_map(self, checkpoint: str | None, memory: str, colour: str, progress: gr.Progress = PROGRESS):
+        """UMAP of the value/key slots coloured by dominant phone or viseme."""
+        progress(0.1, desc="naming slots on the probe set and embedding them (first time only)")
+        return sv.slot_map_figure(self.ctx, checkpoint, memory, colour)
+
+    @user_errors
+    def gallery(self, checkpoint: str | None, identity: str, order: str, progress: gr.Progress = PROGRESS):
+        """Every slot's lip image for an identity, captioned with its top phones."""
+        progress(0.1, desc="decoding one image per slot")
+        return sv.gallery(self.ctx, checkpoint, self._face_for(checkpoint, identity), order)
+
+    @user_errors
+    def playground(
+        self,
+        checkpoint: str | None,
+        identity: str,
+        sequence: str,
+        frames_per_step: float,
+        progress: gr.Progress = PROGRESS,
+    ):
+        """A hand-made slot (or phone) sequence -> (silent MP4, image strip, steps table)."""
+        progress(0.1, desc="decoding the steered lips")
+        face = self._face_for(checkpoint, identity)
+        out = self.ctx.request_dir() / "steered.mp4"
+        video, strip, steps = sv.steer(self.ctx, checkpoint, face, sequence, int(frames_per_step), out)
+        return str(video), strip, steps
 
     # ---- Model card tab --------------------------------------------------------------------
     def model_card(self, checkpoint: str | None) -> str:

@@ -10,26 +10,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from lipmem_app.limits import check_media, check_size, check_text
 from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import AudioDecodeError, LipMemError, VideoDecodeError
-from lipmem_core.phones import Interval
 
 SPEECH_SOURCES = ("Text", "Audio (upload or record)")
 FACE_SOURCES = ("Example identity", "Image", "Video")
 DEFAULT_VOICE = "en-us"
+CLIP_ID = "clip"  # utterance id of a single clip in frame and phone tables
 MIN_PEAK = 1e-3  # below this (-60 dBFS) a recording holds no usable speech
 
 
 @dataclass
 class Speech:
-    """One utterance to speak: `audio` (N,) float32 at 16 kHz; `phones`/`words` are exact
-    intervals when the speech was synthesised from text, else None (unknown)."""
+    """One utterance to speak: `audio` (N,) float32 at 16 kHz; `phones` is its exact phone
+    table (analysis.tables) when synthesised from text, else None (not aligned yet)."""
 
     audio: np.ndarray
-    phones: list[Interval] | None
-    words: list[Interval] | None
+    phones: pd.DataFrame | None
     text: str | None
 
     @property
@@ -63,10 +63,11 @@ def check_speech(audio: np.ndarray) -> np.ndarray:
 def resolve_speech(source: str, text: str | None, voice: str | None, audio_path: str | None) -> Speech:
     """Speech from typed text (espeak-ng, exact phones) or from an uploaded/recorded file."""
     if source == SPEECH_SOURCES[0]:
-        from lipmem_core.data.speech import Voice, synthesize
+        from analysis.align import align_espeak
+        from lipmem_core.data.speech import Voice
 
-        utt = synthesize(check_text(text or ""), Voice.parse(voice or DEFAULT_VOICE))
-        return Speech(utt.audio, list(utt.phones), list(utt.words), utt.text)
+        aligned = align_espeak(check_text(text or ""), Voice.parse(voice or DEFAULT_VOICE), utterance=CLIP_ID)
+        return Speech(aligned.audio, aligned.table, aligned.text)
     if source not in SPEECH_SOURCES:
         raise LipMemError(f"unknown speech source {source!r}; choose one of {SPEECH_SOURCES}")
     if not audio_path:
@@ -76,7 +77,7 @@ def resolve_speech(source: str, text: str | None, voice: str | None, audio_path:
     check_media(audio_path, "audio")
     from lipmem_core.audio import load_audio
 
-    return Speech(check_speech(load_audio(audio_path)), None, None, None)
+    return Speech(check_speech(load_audio(audio_path)), None, None)
 
 
 def resolve_face(source: str, example: str | None, image_path: str | None, video_path: str | None) -> Face:

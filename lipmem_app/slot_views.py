@@ -1,0 +1,193 @@
+"""Slot map, slot gallery and the memory playground: what each slot stores, and steering.
+
+Slots are named by the phones they answer to on the checkpoint's probe set
+(memory_views.probe_frames: synthetic sentences with exact phones), so these views work for
+any checkpoint without a corpus on disk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from lipmem_app.context import AppContext
+from lipmem_app.memory_views import generator, reference_counts
+from lipmem_core.config import FPS
+from lipmem_core.errors import LipMemError, UnknownPhoneError
+
+MEMORIES = ("value", "key")  # V (lip side) and K (audio side)
+GALLERY_ORDERS = ("by viseme", "by slot number")
+DISPLAY_SIZE = 160  # px: lip images are upscaled for the browser
+DEFAULT_FRAMES_PER_STEP = 4  # 160 ms per slot, about one phone
+MAX_STEPS = 64
+MAX_FRAMES = 25 * 20  # a 20 s steered clip at most
+STRIP_COLUMNS = 8
+
+
+def _upscale(images: np.ndarray, size: int = DISPLAY_SIZE) -> list[np.ndarray]:
+    return [cv2.resize(im, (size, size), interpolation=cv2.INTER_CUBIC) for im in images]
+
+
+def _montage(tiles: list[np.ndarray], cols: int) -> np.ndarray:
+    """Equal-size RGB tiles -> one image, `cols` per row, white padding for the last row."""
+    h, w = tiles[0].shape[:2]
+    rows = -(-len(tiles) // cols)
+    width = min(cols, len(tiles))
+    canvas = np.full((rows * h, width * w, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, width)
+        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = tile
+    return canvas
+
+
+def slot_info(ctx: AppContext, checkpoint: str | None) -> pd.DataFrame:
+    """Per slot: frames won on the probe set, dominant phone and viseme, top phones."""
+    from analysis.slots import slot_labels
+
+    return slot_labels(reference_counts(ctx, checkpoint, "phone"))
+
+
+def slot_map_figure(ctx: AppContext, checkpoint: str | None, memory: str, colour: str):
+    """UMAP of the value (or key) slots coloured by dominant phone or viseme (map cached)."""
+    from analysis.plots import map_scatter
+    from analysis.slots import slot_map
+
+    if memory not in MEMORIES:
+        raise LipMemError(f"unknown memory {memory!r}; choose one of {MEMORIES}")
+    if colour not in ("phone", "viseme"):
+        raise LipMemError(f"colour by 'phone' or 'viseme', not {colour!r}")
+    name = ctx.checkpoint_dir(checkpoint).name
+    counts = reference_counts(ctx, checkpoint, "phone")
+    table = ctx.cached(
+        ("slot_map", f"{name}/{memory}"), lambda: slot_map(generator(ctx, checkpoint), counts, memory)
+    )
+    symbol = "V" if memory == "value" else "K"
+    title = (
+        f"{memory.capitalize()} memory {symbol} of {name}: {len(table)} slots, coloured by dominant {colour}"
+    )
+    return map_scatter(table, color=colour, title=title)
+
+
+def gallery_images(
+    ctx: AppContext, checkpoint: str | None, face: np.ndarray, slots: list[int]
+) -> list[np.ndarray]:
+    """Lip images of the given slots (one-hot addresses decoded for `face`), upscaled for display."""
+    from analysis.slots import slot_gallery
+
+    model = generator(ctx, checkpoint)
+    bad = [s for s in slots if not 0 <= s < model.cfg.n_slots]
+    if bad:
+        raise LipMemError(f"slot {bad[0]} does not exist: this memory has slots 0..{model.cfg.n_slots - 1}")
+    images, _ = slot_gallery(model, face, slots)  # (K, H, W, 3)
+    return _upscale(images)
+
+
+def gallery(
+    ctx: AppContext, checkpoint: str | None, face: np.ndarray, order: str = GALLERY_ORDERS[0]
+) -> list[tuple[np.ndarray, str]]:
+    """Every slot's value V_s decoded for one identity, captioned with its top phones."""
+    from lipmem_core.phones import VISEMES
+
+    info = slot_info(ctx, checkpoint).set_index("slot")
+    slots = [int(s) for s in info.index]
+    if order == GALLERY_ORDERS[0]:
+        # Grouped by the viseme class of each slot's dominant phone, most confident first.
+        rank = {v: i for i, v in enumerate(VISEMES)}
+        slots.sort(key=lambda s: (rank.get(info.at[s, "viseme"], len(rank)), -info.at[s, "share"], s))
+    elif order != GALLERY_ORDERS[1]:
+        raise LipMemError(f"unknown order {order!r}; choose one of {GALLERY_ORDERS}")
+    images = gallery_images(ctx, checkpoint, face, slots)
+    captions = [f"slot {s}: {info.at[s, 'top_phones'] or 'unused on the probe set'}" for s in slots]
+    return list(zip(images, captions, strict=True))
+
+
+@dataclass
+class Steering:
+    """A parsed playground sequence: one row per step (token, slot, frames)."""
+
+    steps: pd.DataFrame
+
+    def segments(self) -> list[tuple[int, int]]:
+        return [(int(s), int(n)) for s, n in zip(self.steps["slot"], self.steps["frames"], strict=True)]
+
+
+def best_slots(ctx: AppContext, checkpoint: str | None) -> dict[str, int]:
+    """Each phone's most likely slot, argmax_s P(slot | phone), on the probe set."""
+    counts = reference_counts(ctx, checkpoint, "phone")
+    counts = counts[counts.sum(axis=1) > 0]
+    return {str(p): int(row.to_numpy().argmax()) for p, row in counts.iterrows()}
+
+
+def parse_sequence(
+    text: str, n_slots: int, phone_slots: dict[str, int] | None, frames_per_step: int
+) -> Steering:
+    """'12 40*6 P AA M' -> steps. A token is a slot number or an ARPAbet phone (mapped to its
+    best slot), optionally '*N' frames (default `frames_per_step`)."""
+    from lipmem_core.phones import normalize_phone
+
+    tokens = [t for t in re.split(r"[\s,;]+", text or "") if t]
+    if not tokens:
+        raise LipMemError("type a sequence of slots or phones, e.g. '12 40 7' or 'M AA P'")
+    if len(tokens) > MAX_STEPS:
+        raise LipMemError(f"the sequence has {len(tokens)} steps; the limit is {MAX_STEPS}")
+    rows = []
+    for token in tokens:
+        head, _, count = token.partition("*")
+        try:
+            frames = int(count) if count else frames_per_step
+        except ValueError:
+            raise LipMemError(f"{token!r}: write a frame count as '*N', e.g. '12*6'") from None
+        if not 1 <= frames <= 100:
+            raise LipMemError(f"{token!r}: frames per step must be between 1 and 100")
+        if head.isdigit():
+            slot = int(head)
+            if slot >= n_slots:
+                raise LipMemError(f"slot {slot} does not exist: this memory has slots 0..{n_slots - 1}")
+        else:
+            try:
+                phone = normalize_phone(head)
+            except UnknownPhoneError:
+                raise LipMemError(
+                    f"{head!r} is neither a slot number nor an ARPAbet phone (e.g. AA, M, F)"
+                ) from None
+            if phone_slots is None or phone not in phone_slots:
+                raise LipMemError(f"phone {phone} never occurs in the probe set: give a slot number instead")
+            slot = phone_slots[phone]
+        rows.append({"token": token, "slot": slot, "frames": frames})
+    steps = pd.DataFrame(rows)
+    if steps["frames"].sum() > MAX_FRAMES:
+        raise LipMemError(f"the sequence lasts {steps['frames'].sum()} frames; the limit is {MAX_FRAMES}")
+    return Steering(steps)
+
+
+def steer(
+    ctx: AppContext, checkpoint: str | None, face: np.ndarray, text: str, frames_per_step: int, out_path: Path
+) -> tuple[Path, np.ndarray, pd.DataFrame]:
+    """Decode a hand-made slot sequence: -> (silent MP4, image strip, steps with top phones)."""
+    from analysis.slots import address_sequence, decode_addresses
+    from lipmem_core.video import VideoWriter
+
+    model = generator(ctx, checkpoint)
+    n_slots = model.cfg.n_slots
+    needs_phones = any(not t.partition("*")[0].isdigit() for t in re.split(r"[\s,;]+", text or "") if t)
+    steering = parse_sequence(
+        text, n_slots, best_slots(ctx, checkpoint) if needs_phones else None, frames_per_step
+    )
+    track = address_sequence(steering.segments(), n_slots)  # (T, S)
+    frames = decode_addresses(model, face, track)  # (T, H, W, 3)
+    big = np.stack(_upscale(frames, 2 * frames.shape[1]))
+    with VideoWriter(out_path, big.shape[2], big.shape[1], FPS) as writer:
+        writer.write(big)
+    # The strip: the middle frame of each step, in rows of STRIP_COLUMNS.
+    n = steering.steps["frames"].to_numpy()
+    strip = _montage(_upscale(frames[np.cumsum(n) - n // 2 - 1]), STRIP_COLUMNS)
+    info = slot_info(ctx, checkpoint).set_index("slot")
+    steps = steering.steps.assign(
+        top_phones=[info.at[s, "top_phones"] or "unused" for s in steering.steps["slot"]]
+    )
+    return out_path, strip, steps
