@@ -219,6 +219,12 @@ def _write_speakers(root: Path, meta: dict) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own pool would oversubscribe
+
+
 def _run(jobs: list[Job], workers: int, per_speaker: int) -> Iterator[dict[str, Any]]:
     if workers <= 1:
         yield from map(build_utterance, jobs)
@@ -229,7 +235,7 @@ def _run(jobs: list[Job], workers: int, per_speaker: int) -> Iterator[dict[str, 
     # renderer, while enough chunks remain to keep every worker busy.
     chunk = max(1, min(per_speaker, len(jobs) // (4 * workers)))
     # fork: workers inherit the imported modules; the parent never initialised espeak.
-    with mp.get_context("fork").Pool(workers) as pool:
+    with mp.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
         yield from pool.imap_unordered(build_utterance, jobs, chunksize=chunk)
 
 
