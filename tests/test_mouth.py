@@ -164,3 +164,14 @@ def test_stress_marks_and_unknown_labels():
 def test_far_from_every_phone_stays_finite():
     m = mouth_at([Interval(0.0, 0.1, "AA")], np.array([0.05, 50.0, 500.0]))
     assert np.all(np.isfinite(m))
+
+
+def test_long_clips_do_not_depend_on_chunking():
+    # 60 s of speech: far more frames than one chunk and phones than one window
+    phones = random_utterance(np.random.default_rng(4), 500)
+    times = np.arange(0, phones[-1].end, 0.04)
+    whole = mouth_at(phones, times)
+    for i in (0, 255, 256, 700, len(times) - 1):
+        np.testing.assert_allclose(mouth_at(phones, times[i : i + 1])[0], whole[i], atol=1e-6)
+    shifted = mouth_at(phones, times[100:])  # chunk boundaries move
+    np.testing.assert_allclose(shifted, whole[100:], atol=1e-6)

@@ -95,7 +95,8 @@ class FaceRenderer:
         r0, r1 = self._rows
         self._jaw_1x = _jaw_maps(lay, np.arange(size), np.arange(r0, r1), size)
         hs = size * self.ss
-        cols_hi, rows_hi = np.arange(x0 * self.ss, x1 * self.ss), np.arange(y0 * self.ss, y1 * self.ss)
+        self._hi_split = int(my * hs) - y0 * self.ss  # patch rows above the lip line never move
+        cols_hi, rows_hi = np.arange(x0 * self.ss, x1 * self.ss), np.arange(int(my * hs), y1 * self.ss)
         self._jaw_hi = _jaw_maps(lay, cols_hi, rows_hi, hs)
         px = size * self.ss  # patch pixels per image fraction
         self._mouth_scale = px * _ONE
@@ -243,7 +244,9 @@ class FaceRenderer:
         if chin_drop > 0.05:  # the chin follows the jaw: pull the lower face down
             r0, r1 = self._rows
             self._warp_jaw(self._base, self._jaw_1x, chin_drop, buf[r0:r1])
-            self._warp_jaw(self._hi, self._jaw_hi, chin_drop * self.ss, self._work)
+            split = self._hi_split
+            self._work[:split] = self._hi_patch[:split]
+            self._warp_jaw(self._hi, self._jaw_hi, chin_drop * self.ss, self._work[split:])
         else:
             np.copyto(self._work, self._hi_patch)
         self._draw_mouth(self._work, m)

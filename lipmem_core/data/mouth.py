@@ -111,6 +111,9 @@ _LOG_DOMINANCE: dict[str, np.ndarray] = {p: np.log(a) for p, a in _DOMINANCE.ite
 _THETA_BEFORE = np.array([22.0, 18.0, 12.0, 30.0, 30.0, 22.0, 30.0])
 _THETA_AFTER = np.array([28.0, 24.0, 18.0, 36.0, 36.0, 28.0, 36.0])
 
+_REACH = 2.0  # s; phones further than this from a chunk of times are left out
+_CHUNK = 256  # times per chunk
+
 # Gesture envelopes for must-reach articulations: parameter -> phones.
 _GESTURES = {_CLOSE: ("P", "B", "M"), _TUCK: ("F", "V")}
 _GESTURE_HALF_TOP = 0.024  # s; > half a frame so the frame holding the centre is at the top
@@ -156,13 +159,21 @@ def mouth_at(phones: Sequence[Interval], times: np.ndarray) -> np.ndarray:
     ends = np.array([e for _, e, _ in segments])  # (m,)
     targets = np.stack([PHONE_TARGETS[p] for _, _, p in segments]).astype(np.float64)  # (m, 7)
     log_a = np.stack([_LOG_DOMINANCE[p] for _, _, p in segments])  # (m, 7)
-
-    before = np.maximum(starts[None, :] - times[:, None], 0.0)  # (n, m)
-    after = np.maximum(times[:, None] - ends[None, :], 0.0)  # (n, m)
-    log_d = log_a[None] - before[..., None] * _THETA_BEFORE - after[..., None] * _THETA_AFTER  # (n, m, 7)
-    log_d -= log_d.max(axis=1, keepdims=True)
-    weights = np.exp(log_d)  # (n, m, 7)
-    mouth = (weights * targets[None]).sum(axis=1) / weights.sum(axis=1)  # (n, 7)
+    mouth = np.empty((len(times), len(MOUTH_PARAMS)))
+    # Chunks of times against nearby phones only: a phone _REACH seconds away weighs
+    # < exp(-12 * 2) = 4e-11 of the nearest one, so long clips cost O(n), not O(n m).
+    for c in range(0, len(times), _CHUNK):
+        t = times[c : c + _CHUNK]
+        near = (ends > t.min() - _REACH) & (starts < t.max() + _REACH)
+        if not near.any():  # far outside every phone: the nearest one decides
+            near = np.zeros(len(segments), bool)
+            near[np.argmin(np.minimum(np.abs(starts - t.mean()), np.abs(ends - t.mean())))] = True
+        before = np.maximum(starts[near][None, :] - t[:, None], 0.0)  # (n, m)
+        after = np.maximum(t[:, None] - ends[near][None, :], 0.0)  # (n, m)
+        log_d = log_a[near][None] - before[..., None] * _THETA_BEFORE - after[..., None] * _THETA_AFTER
+        log_d -= log_d.max(axis=1, keepdims=True)  # (n, m, 7)
+        weights = np.exp(log_d)  # (n, m, 7)
+        mouth[c : c + _CHUNK] = (weights * targets[near][None]).sum(axis=1) / weights.sum(axis=1)
 
     for param, gesture_phones in _GESTURES.items():
         for start, end, phone in segments:
