@@ -199,3 +199,17 @@ def test_bad_inputs_raise():
         render_clip(IDENTITY, np.zeros((3, 5)), np.random.default_rng(0))
     with pytest.raises(ValueError, match="size"):
         FaceRenderer(IDENTITY, 8)
+
+
+def test_sheets_have_a_labelled_column_per_viseme():
+    from lipmem_core.data.sheets import REPRESENTATIVE, identities_sheet, visemes_sheet
+    from lipmem_core.phones import VISEMES
+
+    assert set(REPRESENTATIVE) == set(VISEMES)
+    assert all(REPRESENTATIVE[v] in VISEMES[v] for v in VISEMES)
+    sheet = visemes_sheet(size=64, n_identities=1)
+    assert sheet.shape == (44 + 64, 64 * len(VISEMES), 3)
+    faces = sheet[44:]
+    tiles = [faces[:, 64 * c : 64 * (c + 1)] for c in range(len(VISEMES))]
+    assert sum(np.array_equal(a, b) for i, a in enumerate(tiles) for b in tiles[i + 1 :]) == 0
+    assert identities_sheet(size=32, cols=3, rows=2).shape == (64, 96, 3)

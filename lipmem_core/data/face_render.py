@@ -137,8 +137,9 @@ class FaceRenderer:
         gap, lift, drop = _opening(jaw, close, tuck, teeth)
         r = 0.88 - 0.42 * rnd  # opening width / mouth width
         q = 0.75 - 0.35 * rnd  # rounder opening for rounded lips
-        t_up = 0.024 * self._lip_thick * (1.0 + 0.45 * rnd)
-        t_lo = 0.032 * self._lip_thick * (1.0 + 0.35 * rnd) * (1.0 - 0.4 * tuck)
+        press = 1.0 - 2.0 * max(close - 0.9, 0.0)  # a bilabial seal presses the lips thinner
+        t_up = 0.024 * self._lip_thick * (1.0 + 0.45 * rnd) * press
+        t_lo = 0.032 * self._lip_thick * (1.0 + 0.35 * rnd) * (1.0 - 0.4 * tuck) * press
         corner = -0.008 * spread + 0.004 * rnd
 
         line = corner * _U2
