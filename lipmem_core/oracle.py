@@ -1,0 +1,357 @@
+"""The mouth-shape oracle: a small CNN that reads the 7 SynthTalk mouth parameters off a face.
+
+Evaluation needs to ask "what mouth did the generator draw?" in the units the corpus was made
+in (`MOUTH_PARAMS`, each in [0, 1]), so that a generated frame can be compared with the
+ground-truth `mouth.csv`. The oracle learns that reading from the SynthTalk renderer itself:
+it renders random identities with random and phone-driven mouths (face_render directly, so it
+needs no corpus and has unlimited data), with the corpus's head drift, blinks and JPEG, plus
+blur and down-scaling so that the softer frames of a generator stay in its domain. It is
+validated on identities it never saw, rendered clip by clip as the corpus does.
+
+Input: any RGB face crop, resized to 128 x 128, of which the mouth region
+(`metrics.MOUTH_BOX`, the lower-middle of the face) is read at 48 x 64: the rest of the lower
+half (cheeks, chin) carries no mouth parameter and would only cost time on this CPU.
+
+    python -m lipmem_core.oracle --out checkpoints/mouth-oracle --minutes 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import Tensor, nn
+
+from lipmem_core.data.face_render import FaceRenderer, Identity, head_motion, render_clip
+from lipmem_core.data.mouth import MOUTH_PARAMS, mouth_at, mouth_trajectory
+from lipmem_core.data.synth import JPEG_QUALITY
+from lipmem_core.errors import CheckpointError
+from lipmem_core.metrics import mouth_crop
+from lipmem_core.phones import ARPABET, SILENCE, Interval
+
+ORACLE_SIZE = 128  # frames are resized to this square size, then the mouth box is read
+INPUT_HW = (48, 64)  # the mouth box (43 x 62 px at 128) resampled to this (H, W)
+N_PARAMS = len(MOUTH_PARAMS)
+_VAL_SEED_OFFSET = 1_000_003  # validation identities come from a disjoint seed stream
+
+
+class MouthOracle(nn.Module):
+    """Mouth region (B, 3, 48, 64) in [-1, 1] -> mouth parameters (B, 7) in [0, 1].
+
+    Four stride-2 stages (3x3 conv, BatchNorm, ReLU), global average pooling (the mouth moves
+    with the head, so position is not a feature), then a 2-layer head and a sigmoid.
+    """
+
+    def __init__(self, width: int = 24) -> None:
+        super().__init__()
+        self.width = width
+        chans = [3, width, 2 * width, 4 * width, 8 * width]
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers += _conv(chans[i], chans[i + 1], stride=2)
+            if i < 3:
+                layers += _conv(chans[i + 1], chans[i + 1], stride=1)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(chans[-1], 64), nn.ReLU(inplace=True), nn.Linear(64, N_PARAMS))
+
+    def forward(self, x: Tensor) -> Tensor:
+        f = self.features(x).mean(dim=(2, 3))  # (B, 8w)
+        return torch.sigmoid(self.head(f))  # (B, 7)
+
+
+def _conv(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def oracle_input(frames: np.ndarray) -> Tensor:
+    """RGB uint8 face crops (N, H, W, 3) of any size -> mouth regions (N, 3, 48, 64) in [-1, 1]."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"oracle input must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
+    s, (h, w) = ORACLE_SIZE, INPUT_HW
+    if frames.shape[1:3] != (s, s):
+        interp = cv2.INTER_AREA if frames.shape[1] > s else cv2.INTER_LINEAR
+        frames = np.stack([cv2.resize(f, (s, s), interpolation=interp) for f in frames])
+    crops = mouth_crop(frames)  # (N, 43, 62, 3)
+    mouths = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops])  # (N, 48, 64, 3)
+    return torch.from_numpy(mouths).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # (N, 3, 48, 64)
+
+
+@torch.inference_mode()
+def predict_mouth(model: MouthOracle, frames: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Mouth parameters (N, 7) float32 read from RGB uint8 frames (N, H, W, 3)."""
+    model.eval()
+    out = [model(oracle_input(frames[i : i + batch])) for i in range(0, len(frames), batch)]
+    return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, N_PARAMS), np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training data: rendered on the fly
+# ---------------------------------------------------------------------------------------------
+
+
+def random_phones(rng: np.random.Generator, seconds: float) -> list[Interval]:
+    """A random ARPAbet sequence (with pauses) tiling [0, seconds]: phone-driven mouths."""
+    out, t = [], 0.0
+    while t < seconds:
+        label = SILENCE if rng.random() < 0.08 else str(rng.choice(ARPABET))
+        d = float(rng.uniform(0.04, 0.18) if label != SILENCE else rng.uniform(0.1, 0.4))
+        out.append(Interval(t, min(t + d, seconds), label))
+        t += d
+    return out
+
+
+def sample_mouths(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 7) mouths: half uniform on [0, 1]^7 (every combination), half from coarticulated
+    random phone sequences (the combinations speech produces)."""
+    n_uniform = n // 2
+    uniform = rng.uniform(0.0, 1.0, (n_uniform, N_PARAMS))
+    phones = random_phones(rng, 4.0)
+    speech = mouth_at(phones, rng.uniform(0.0, 4.0, n - n_uniform))
+    mouths = np.concatenate([uniform, speech]).astype(np.float32)
+    return mouths[rng.permutation(n)]
+
+
+def degrade(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """JPEG (as the corpus stores frames), and sometimes blur or a lower resolution (as
+    generated frames are softer than renders)."""
+    s = frame.shape[0]
+    if rng.random() < 0.25:
+        small = int(rng.choice([48, 64, 96]))
+        frame = cv2.resize(cv2.resize(frame, (small, small), interpolation=cv2.INTER_AREA), (s, s))
+    if rng.random() < 0.4:
+        frame = cv2.GaussianBlur(frame, (0, 0), float(rng.uniform(0.4, 1.4)))
+    quality = int(rng.integers(80, 96))
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok  # encoding an in-memory uint8 image cannot fail
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
+class RenderStream:
+    """Batches of (frames (B, 128, 128, 3) uint8, mouths (B, 7)) from a pool of identities."""
+
+    def __init__(self, n_identities: int, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        id_rng = np.random.default_rng(seed + 1)
+        self.renderers = [FaceRenderer(Identity.sample(id_rng), ORACLE_SIZE) for _ in range(n_identities)]
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = self.rng
+        mouths = sample_mouths(rng, n)
+        poses, blinks = head_motion(n, rng)
+        # head_motion is a smooth drift in time; shuffle so one batch spans its whole range
+        poses, blinks = poses[rng.permutation(n)], blinks[rng.permutation(n)]
+        frames = np.empty((n, ORACLE_SIZE, ORACLE_SIZE, 3), np.uint8)
+        for i in range(n):
+            r = self.renderers[int(rng.integers(len(self.renderers)))]
+            frames[i] = degrade(r.render(mouths[i], tuple(poses[i]), float(blinks[i])), rng)
+        return frames, mouths
+
+
+def validation_set(n_identities: int, frames_per_identity: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth frames of unseen identities, rendered as the corpus renders clips
+    (render_clip: phone-driven trajectory, head drift, blinks; the corpus JPEG quality)."""
+    rng = np.random.default_rng(seed + _VAL_SEED_OFFSET)
+    frames, mouths = [], []
+    for _ in range(n_identities):
+        identity = Identity.sample(rng)
+        seconds = frames_per_identity / 25
+        mouth = mouth_trajectory(random_phones(rng, seconds), frames_per_identity)  # (n, 7)
+        clip = render_clip(identity, mouth, rng, ORACLE_SIZE)
+        for f in clip:
+            _, buf = cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            frames.append(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED))
+        mouths.append(mouth)
+    return np.stack(frames), np.concatenate(mouths)
+
+
+# ---------------------------------------------------------------------------------------------
+# Error report and training
+# ---------------------------------------------------------------------------------------------
+
+
+def mouth_error(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """Per-parameter MAE, MAE as % of the ground truth's std, and their means.
+
+    pred, truth: (N, 7). `mae_pct_std` puts an error next to how much that parameter varies:
+    100 % is no better than always answering the mean.
+    """
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    if pred.shape != truth.shape or pred.ndim != 2 or pred.shape[1] != N_PARAMS:
+        raise ValueError(f"need two (N, {N_PARAMS}) arrays, got {pred.shape} and {truth.shape}")
+    mae = np.abs(pred - truth).mean(axis=0)  # (7,)
+    std = truth.std(axis=0)  # (7,)
+    pct = np.where(std > 0, 100.0 * mae / np.where(std > 0, std, 1.0), np.nan)
+    return {
+        "mae": {p: float(v) for p, v in zip(MOUTH_PARAMS, mae, strict=True)},
+        "mae_pct_std": {p: float(v) for p, v in zip(MOUTH_PARAMS, pct, strict=True)},
+        "mae_mean": float(mae.mean()),
+        "mae_pct_std_mean": float(np.nanmean(pct)) if np.isfinite(pct).any() else float("nan"),
+    }
+
+
+@dataclass
+class OracleTraining:
+    model: MouthOracle
+    steps: int
+    seconds: float
+    val: dict[str, Any]  # mouth_error on unseen identities
+
+
+def train_oracle(
+    *,
+    minutes: float | None = None,
+    steps: int | None = None,
+    batch: int = 48,
+    width: int = 24,
+    lr: float = 2e-3,
+    n_identities: int = 200,
+    val_identities: int = 16,
+    val_frames: int = 50,
+    seed: int = 0,
+    log_every: int = 100,
+) -> OracleTraining:
+    """Train on fresh renders until `steps` or `minutes` runs out (whichever comes first);
+    the learning rate follows a cosine over that budget."""
+    if minutes is None and steps is None:
+        raise ValueError("give a budget: minutes, steps, or both")
+    torch.manual_seed(seed)
+    model = MouthOracle(width)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    stream = RenderStream(n_identities, seed)
+    val_x, val_y = validation_set(val_identities, val_frames, seed)
+    start, step = time.monotonic(), 0
+    while True:
+        elapsed = time.monotonic() - start
+        done = max(
+            step / steps if steps else 0.0,
+            elapsed / (60.0 * minutes) if minutes else 0.0,
+        )
+        if done >= 1.0:
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1.0 + np.cos(np.pi * done))
+        frames, mouths = stream.batch(batch)
+        model.train()
+        loss = F.l1_loss(model(oracle_input(frames)), torch.from_numpy(mouths))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if log_every and step % log_every == 0:
+            print(f"step {step}  {elapsed / 60:.1f} min  train L1 {loss.item():.4f}", flush=True)
+    val = mouth_error(predict_mouth(model, val_x), val_y)
+    return OracleTraining(model=model, steps=step, seconds=time.monotonic() - start, val=val)
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage: the checkpoint layout of lipmem_core.checkpoint (config.json + model.safetensors,
+# sha256-verified), with kind "oracle". The oracle is not built from a ModelConfig, so it keeps
+# its own two small functions instead of widening the generator/SyncNet loader.
+# ---------------------------------------------------------------------------------------------
+
+ORACLE_KIND = "oracle"
+
+
+def save_oracle(result: OracleTraining, directory: str | Path, command: Sequence[str] = ()) -> Path:
+    """Write the oracle (fp32 safetensors, < 2 MB) and its validation error as metadata."""
+    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+    blob = save_safetensors_bytes(state, metadata={"format": "pt", "kind": ORACLE_KIND})
+    config = {
+        "format": 1,
+        "kind": ORACLE_KIND,
+        "oracle_config": {"width": result.model.width, "input_hw": list(INPUT_HW), "size": ORACLE_SIZE},
+        "metadata": {
+            "params": list(MOUTH_PARAMS),
+            "steps": result.steps,
+            "minutes": round(result.seconds / 60, 2),
+            "val": result.val,
+            "command": " ".join(command),
+        },
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    final = Path(directory)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:  # written aside, then renamed: the final name never holds half an oracle
+        (tmp / "model.safetensors").write_bytes(blob)
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, allow_nan=True))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_oracle(directory: str | Path) -> MouthOracle:
+    """Load an oracle written by `save_oracle` (eval mode); CheckpointError if it is not one."""
+    d = Path(directory)
+    cfg_path, weights = d / "config.json", d / "model.safetensors"
+    if not cfg_path.is_file() or not weights.is_file():
+        raise CheckpointError(
+            f"no mouth oracle at {d}: train one with `python -m lipmem_core.oracle --out {d}`"
+        )
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{cfg_path} is not valid JSON ({exc}): the file is damaged") from exc
+    if config.get("kind") != ORACLE_KIND:
+        raise CheckpointError(f"{d} is a {config.get('kind')!r} checkpoint, not a mouth oracle")
+    blob = weights.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != config.get("sha256"):
+        raise CheckpointError(f"{weights} does not match the sha256 in config.json: copy the oracle again")
+    model = MouthOracle(int(config["oracle_config"]["width"]))
+    try:
+        model.load_state_dict(load_safetensors_bytes(blob), strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{weights} does not fit a MouthOracle: {exc}") from exc
+    return model.eval()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lipmem_core.oracle", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    parser.add_argument("--minutes", type=float, default=8.0, help="training time budget")
+    parser.add_argument("--steps", type=int, default=None, help="optional step budget")
+    parser.add_argument("--batch", type=int, default=48)
+    parser.add_argument("--width", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-identities", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = train_oracle(
+        minutes=args.minutes,
+        steps=args.steps,
+        batch=args.batch,
+        width=args.width,
+        seed=args.seed,
+        val_identities=args.val_identities,
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    save_oracle(result, args.out, command=["python", "-m", "lipmem_core.oracle", *argv])
+    print(json.dumps(result.val, indent=2))
+    print(f"wrote {args.out} after {result.steps} steps in {result.seconds / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

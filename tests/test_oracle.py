@@ -1,0 +1,140 @@
+"""Mouth-shape oracle: input framing, data generation, error report, learning, save/load."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lipmem_core import oracle as O
+from lipmem_core.data.mouth import MOUTH_PARAMS
+from lipmem_core.errors import CheckpointError
+
+
+def test_input_is_the_mouth_region_at_any_size():
+    for size in (48, 64, 128, 160):
+        x = O.oracle_input(np.zeros((2, size, size, 3), np.uint8))
+        assert x.shape == (2, 3, *O.INPUT_HW)
+        assert torch.all(x == -1.0)
+    # a mark at the SynthTalk mouth centre (0.5 W, 0.72 H) is seen; one on the eyes is not
+    img = np.zeros((1, 128, 128, 3), np.uint8)
+    img[0, 90:95, 62:67] = 255
+    assert O.oracle_input(img).max() > 0
+    img[:] = 0
+    img[0, 48:53, 40:45] = 255
+    assert O.oracle_input(img).max() == -1.0
+    with pytest.raises(ValueError, match="uint8"):
+        O.oracle_input(np.zeros((2, 64, 64, 3), np.float32))
+
+
+def test_model_output_range_and_size_budget():
+    model = O.MouthOracle()
+    y = model(torch.randn(3, 3, *O.INPUT_HW))
+    assert y.shape == (3, len(MOUTH_PARAMS))
+    assert torch.all((y >= 0) & (y <= 1))
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params * 4 < 2 * 1024 * 1024  # < 2 MB in fp32
+
+
+def test_random_phones_tile_and_mouths_in_range():
+    rng = np.random.default_rng(0)
+    phones = O.random_phones(rng, 2.0)
+    assert phones[0].start == 0.0 and phones[-1].end == pytest.approx(2.0)
+    assert all(a.end == pytest.approx(b.start) for a, b in zip(phones, phones[1:], strict=False))
+    m = O.sample_mouths(rng, 101)
+    assert m.shape == (101, 7) and m.dtype == np.float32
+    assert m.min() >= 0 and m.max() <= 1
+    assert m.std(axis=0).min() > 0.1  # every parameter varies
+
+
+def test_render_stream_is_deterministic_and_labels_match_renders():
+    a_frames, a_mouths = O.RenderStream(2, seed=5).batch(4)
+    b_frames, b_mouths = O.RenderStream(2, seed=5).batch(4)
+    np.testing.assert_array_equal(a_frames, b_frames)
+    np.testing.assert_array_equal(a_mouths, b_mouths)
+    assert a_frames.shape == (4, 128, 128, 3) and a_frames.dtype == np.uint8
+    # wide-open jaw vs sealed lips must look different in the mouth region
+    stream = O.RenderStream(1, seed=1)
+    r = stream.renderers[0]
+    open_ = r.render(np.array([1, 0.3, 0, 0, 0, 0.5, 0.1])).copy()
+    shut = r.render(np.array([0.05, 0.2, 0, 1, 0, 0, 0])).copy()
+    diff = np.abs(O.oracle_input(open_[None]) - O.oracle_input(shut[None]))
+    assert diff.mean() > 0.02
+
+
+def test_validation_set_uses_unseen_identities():
+    frames, mouths = O.validation_set(2, 10, seed=0)
+    assert frames.shape == (20, 128, 128, 3) and mouths.shape == (20, 7)
+    train_ids = {r.identity for r in O.RenderStream(3, seed=0).renderers}
+    val_rng = np.random.default_rng(0 + O._VAL_SEED_OFFSET)
+    assert O.Identity.sample(val_rng) not in train_ids
+
+
+def test_mouth_error_exact_values():
+    truth = np.zeros((4, 7))
+    truth[:, 0] = [0, 1, 0, 1]  # jaw std 0.5
+    pred = truth.copy()
+    pred[:, 0] += 0.1
+    err = O.mouth_error(pred, truth)
+    assert err["mae"]["jaw"] == pytest.approx(0.1)
+    assert err["mae_pct_std"]["jaw"] == pytest.approx(20.0)
+    assert math.isnan(err["mae_pct_std"]["spread"])  # constant truth: no spread to compare with
+    assert err["mae_mean"] == pytest.approx(0.1 / 7)
+    # predicting the mean is 100 % of the std for a symmetric two-valued parameter
+    mean_pred = truth.copy()
+    mean_pred[:, 0] = 0.5
+    assert O.mouth_error(mean_pred, truth)["mae_pct_std"]["jaw"] == pytest.approx(100.0)
+    with pytest.raises(ValueError):
+        O.mouth_error(np.zeros((3, 6)), np.zeros((3, 6)))
+
+
+@pytest.fixture
+def one_thread():
+    """A width-8 net is faster on one thread, and far faster on a loaded machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_training_reduces_error_on_fixed_batch(one_thread):
+    torch.manual_seed(0)
+    frames, mouths = O.RenderStream(2, seed=3).batch(8)
+    model = O.MouthOracle(width=8)
+    x, y = O.oracle_input(frames), torch.from_numpy(mouths)
+    before = O.mouth_error(O.predict_mouth(model, frames), mouths)["mae_mean"]
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for _ in range(40):
+        model.train()
+        loss = torch.nn.functional.l1_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = O.mouth_error(O.predict_mouth(model, frames), mouths)["mae_mean"]
+    assert after < 0.6 * before
+
+
+def test_train_save_load_roundtrip(tmp_path, one_thread):
+    result = O.train_oracle(
+        steps=2, batch=4, width=8, n_identities=1, val_identities=1, val_frames=6, log_every=0
+    )
+    assert result.steps == 2
+    assert set(result.val["mae"]) == set(MOUTH_PARAMS)
+    out = tmp_path / "oracle"
+    O.save_oracle(result, out, command=["python", "-m", "lipmem_core.oracle", "--steps", "2"])
+    loaded = O.load_oracle(out)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    np.testing.assert_allclose(
+        O.predict_mouth(loaded, frames), O.predict_mouth(result.model, frames), atol=1e-6
+    )
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["metadata"]["val"]["mae_mean"] == pytest.approx(result.val["mae_mean"])
+    assert sum(f.stat().st_size for f in out.iterdir()) < 2 * 1024 * 1024
+
+
+def test_load_oracle_rejects_missing_and_wrong_kind(tmp_path):
+    with pytest.raises(CheckpointError):
+        O.load_oracle(tmp_path / "nope")
