@@ -117,6 +117,13 @@ class _FaceSource:
             self.reader.close()
 
 
+def _fast_bf16(device: torch.device) -> bool:
+    """bf16 autocast pays off only with native bf16 units (AVX512-BF16/AMX on CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 def _same_file(a: Path, b: str | os.PathLike | None) -> bool:
     return b is not None and Path(b).exists() and a.exists() and os.path.samefile(a, b)
 
@@ -127,7 +134,9 @@ class TalkingFacePipeline:
     `model`: a checkpoint directory, a `LoadedCheckpoint`, or a `LipMemGenerator` (e.g. a
     random-init one before any checkpoint is trained). Loaded once, reused by every call;
     calls may run concurrently (no state is shared between calls apart from the read-only
-    model).
+    model). `precision="auto"` runs the generator under bf16 autocast where the hardware has
+    native bf16 (about 2x faster on this CPU; pixels differ by a level or two) and computes
+    the returned addressing A_aud in fp32 either way.
     """
 
     def __init__(
@@ -139,8 +148,12 @@ class TalkingFacePipeline:
         chunk_frames: int = 50,
         batch_windows: int = 4,
         detect_every: int = 5,
+        precision: str = "auto",
     ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision {precision!r}: choose auto, fp32 or bf16")
+        self.bf16 = precision == "bf16" or (precision == "auto" and _fast_bf16(self.device))
         self.model, self.metadata = self._load(model if model is not None else DEFAULT_CHECKPOINT)
         self.ablation = None
         if no_memory_checkpoint is not None:
@@ -195,13 +208,17 @@ class TalkingFacePipeline:
             face = torch.cat([masked, ref], dim=1)  # (W, 6, T, H, W)
             mel = torch.from_numpy(mels).to(self.device).unsqueeze(2)  # (W, T, 1, 80, 16)
             addr = None
-            if zero_recall:
-                zeros = torch.zeros(*mel.shape[:2], model.cfg.n_slots, device=self.device)  # (W, T, S)
-                frames = model.decode_with_address(face, mel, zeros)  # (W, 3, T, H, W)
-            else:
-                out = model(face, mel)
-                frames = out.frames  # (W, 3, T, H, W)
-                if use_memory and out.addr_aud is not None:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                if zero_recall:
+                    zeros = torch.zeros(*mel.shape[:2], model.cfg.n_slots, device=self.device)  # (W, T, S)
+                    frames = model.decode_with_address(face, mel, zeros)  # (W, 3, T, H, W)
+                else:
+                    out = model(face, mel)
+                    frames = out.frames  # (W, 3, T, H, W)
+            if use_memory and model.memory is not None and not zero_recall:
+                if self.bf16:  # addressing for analysis stays exact: fp32 audio path only
+                    addr = self._address_only(mels.reshape(-1, *mels.shape[2:])).reshape(*mels.shape[:2], -1)
+                else:
                     addr = out.addr_aud.float().cpu().numpy()  # (W, T, S)
             img = ((frames.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
             img = img.permute(0, 2, 3, 4, 1).cpu().numpy()  # (W, T, H, W, 3)

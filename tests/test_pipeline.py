@@ -125,11 +125,11 @@ def test_long_audio_pingpongs_short_audio_trims(pipe, video):
     n_video = av_fix.N_FRAMES
     with FrameReader(video) as r:
         decoded = r.read(0, n_video)
-    chunks = list(pipe.stream(video, av_fix.speechlike(40 / 25)))
+    chunks = list(pipe.stream(video, av_fix.speechlike(34 / 25)))
     frames = [f for c in chunks for f in c.frames]
-    assert len(frames) == 40
+    assert len(frames) == 34
     # Frame 20 of the output shows source frame pingpong(20, 16) = 10; the upper rows prove it.
-    for k in (3, 16, 20, 31, 39):
+    for k in (3, 16, 20, 31, 33):
         j = int(pingpong(np.array([k]), n_video)[0])
         np.testing.assert_array_equal(frames[k][:20], decoded[j][:20])
     short = [f for c in pipe.stream(video, av_fix.speechlike(5 / 25)) for f in c.frames]
@@ -222,3 +222,19 @@ def test_concurrent_calls_match_sequential(pipe, tmp_path):
         t.join()
     for i in (0, 1):
         np.testing.assert_array_equal(results[i], expected[i])
+
+
+def test_bf16_autocast_keeps_frames_close_and_addressing_exact():
+    torch.manual_seed(0)
+    model = LipMemGenerator(tiny_config())
+    crops = np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    wav = av_fix.speechlike(10 / 25)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        p = TalkingFacePipeline(model, device="cpu", precision=precision)
+        chunks = list(p.stream(crops, wav, face_is_crop=True))
+        runs[precision] = (np.stack([c for ch in chunks for c in ch.crops]).astype(int), chunks[0].addressing)
+    assert np.abs(runs["fp32"][0] - runs["bf16"][0]).mean() < 3
+    np.testing.assert_allclose(runs["fp32"][1], runs["bf16"][1], atol=1e-5)
+    with pytest.raises(ValueError, match="precision"):
+        TalkingFacePipeline(model, precision="fp8")
