@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .distributed import DistEnv, ResumableSampler, any_rank, barrier, mean_over_ranks
+from .distributed import DistEnv, ResumableSampler, any_rank, barrier, mean_over_ranks, single_blas_thread
 from .errors import CheckpointError, CorpusError
 
 STATE_WEIGHTS, STATE_JSON, LOG_CSV, CHECKPOINT_DIR = (
@@ -316,6 +316,7 @@ def run_training(
             drop_last=True,
             pin_memory=env.device.type == "cuda",
             generator=torch.Generator().manual_seed(loop.seed),  # keeps the global RNG untouched
+            worker_init_fn=single_blas_thread,
         )
         for batch in loader:
             torch.manual_seed(step_seed(loop.seed, step, env.rank))
