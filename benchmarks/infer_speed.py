@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -109,11 +110,17 @@ def main() -> None:
         pipe.generate(video, audio[:SAMPLE_RATE], tmp / "warm.mp4")  # warm-up (oneDNN kernels)
         runs = []
         for _ in range(args.runs):
+            cpu0 = time.process_time()
             res = pipe.generate(video, audio, tmp / "out.mp4")
-            runs.append(res.timings)
+            runs.append({**res.timings, "cpu": time.process_time() - cpu0, "load": os.getloadavg()[0]})
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(f"{args.seconds:g} s of {W}x{H} @ {FPS} fps, {res.n_frames} frames, {args.runs} runs (median)")
         print(f"real-time factor: {med['total'] / args.seconds:.2f} (target <= 1.0)")
+        # The machine is shared: say how busy it was, and how much CPU the run itself used.
+        print(
+            f"  process CPU time {med['cpu']:.1f} s for {med['total']:.1f} s wall; "
+            f"1-min load average {med['load']:.1f} on {os.cpu_count()} cores"
+        )
         for k in ("decode", "detect", "audio", "generate", "paste", "encode"):
             print(f"  {k:9s} {med[k]:7.2f} s  {100 * med[k] / med['total']:5.1f} %")
         print(

@@ -37,6 +37,7 @@ from .model import LipMemGenerator
 from .video import FrameReader, VideoWriter, frame_count_for_audio, is_image_path, read_image
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "lipmem-synthtalk"
+REAL_DATA_WORDS = ("lrs2", "lrs3", "lrw", "vox", "preprocess", "real")
 Progress = Callable[[float, str], None]
 
 OUT_OF_DOMAIN = (
@@ -186,9 +187,12 @@ class TalkingFacePipeline:
 
     @property
     def trained_on_synthtalk(self) -> bool:
-        """True unless the checkpoint says it was trained on something else (e.g. LRS2)."""
-        data = str(self.metadata.get("dataset", self.metadata.get("corpus", "synthtalk"))).lower()
-        return "synth" in data
+        """True unless the checkpoint's metadata names real training data: a `dataset` entry,
+        or a training-corpus path (trainloop's `training_data.path`) that mentions LRS2/LRW/
+        VoxCeleb or a preprocessed corpus. Unknown provenance counts as SynthTalk, the only
+        data this project ships."""
+        data = self.metadata.get("dataset") or (self.metadata.get("training_data") or {}).get("path", "")
+        return not any(word in str(data).lower() for word in REAL_DATA_WORDS)
 
     # ---------------------------------------------------------------- model
     def _run_windows(

@@ -238,3 +238,30 @@ def test_bf16_autocast_keeps_frames_close_and_addressing_exact():
     np.testing.assert_allclose(runs["fp32"][1], runs["bf16"][1], atol=1e-5)
     with pytest.raises(ValueError, match="precision"):
         TalkingFacePipeline(model, precision="fp8")
+
+
+def test_checkpoint_directory_and_domain_notice(tmp_path):
+    from lipmem_core.checkpoint import save_checkpoint
+    from lipmem_core.errors import CheckpointError
+
+    torch.manual_seed(0)
+    model = LipMemGenerator(tiny_config())
+    save_checkpoint(
+        tmp_path / "synth", model, kind="generator", metadata={"training_data": {"path": "/d/synthtalk"}}
+    )
+    save_checkpoint(
+        tmp_path / "lrs2", model, kind="generator", metadata={"training_data": {"path": "/d/lrs2_crops"}}
+    )
+    wav = av_fix.speechlike(0.2)
+    synth = TalkingFacePipeline(tmp_path / "synth", device="cpu")
+    assert synth.generate(av_fix.photo(), wav, tmp_path / "a.mp4").out_of_domain
+    real = TalkingFacePipeline(tmp_path / "lrs2", device="cpu")
+    res = real.generate(av_fix.photo(), wav, tmp_path / "b.mp4")
+    assert not res.out_of_domain and not any("SynthTalk" in n for n in res.notices)
+    # Same weights from disk as in memory: identical frames.
+    mem = TalkingFacePipeline(model, device="cpu")
+    a = [c for ch in synth.stream(av_fix.photo(), wav) for c in ch.crops]
+    b = [c for ch in mem.stream(av_fix.photo(), wav) for c in ch.crops]
+    np.testing.assert_array_equal(np.stack(a), np.stack(b))
+    with pytest.raises(CheckpointError):
+        TalkingFacePipeline(tmp_path / "missing", device="cpu")
