@@ -130,3 +130,26 @@ def test_crop_alignment_rejects_a_bad_textgrid(tmp_path):
 def test_cli_reports_missing_directory(tmp_path, capsys):
     assert main(["--videos", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_plan_jobs_lrs2_names_splits_and_duplicates(tmp_path):
+    from lipmem_core.data.preprocess import plan_jobs
+
+    for rel in (
+        "main/5535415699068794046/00001.mp4",
+        "pretrain/5535415699068794046/00001.mp4",
+        "main/6/00002.mp4",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "val.txt").write_text("6/00002\n", encoding="utf-8")
+    jobs = plan_jobs(tmp_path, tmp_path / "out", 128, 25, split_lists=lists)
+    got = sorted((j.split, j.speaker, j.utterance) for j in jobs)
+    assert got == [
+        ("train", "5535415699068794046", "00001"),
+        ("train", "5535415699068794046", "pretrain_00001"),
+        ("val", "6", "00002"),
+    ]
+    assert len({j.out for j in jobs}) == 3

@@ -96,11 +96,15 @@ def plan_jobs(
 ) -> list[Job]:
     """One job per video; speaker = name of the folder holding it, utterance = file stem."""
     splits = read_split_lists(split_lists)
-    jobs = []
+    jobs, seen = [], set()
     for video in find_videos(videos_root):
         speaker = video.parent.resolve().name
         key = f"{speaker}/{video.stem}"
         split = splits.get(key, "train")
+        utterance = video.stem
+        if (speaker, utterance) in seen:  # LRS2's pretrain/ and main/ reuse SPEAKER/UTT names
+            utterance = f"{video.parent.parent.name}_{video.stem}"
+        seen.add((speaker, utterance))
         align = None
         if alignments is not None:
             for cand in (
@@ -111,9 +115,7 @@ def plan_jobs(
                     align = cand
                     break
         jobs.append(
-            Job(
-                video, speaker, video.stem, split, out / split / speaker / video.stem, size, min_frames, align
-            )
+            Job(video, speaker, utterance, split, out / split / speaker / utterance, size, min_frames, align)
         )
     return jobs
 
