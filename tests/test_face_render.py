@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from lipmem_core.data.face_base import MOUTH_Y, base_images, face_layout
+from lipmem_core.data.face_identity import BEARDS, GLASSES
 from lipmem_core.data.face_render import HAIR_STYLES, FaceRenderer, Identity, head_motion, render_clip
 from lipmem_core.data.mouth import PHONE_TARGETS, mouth_trajectory
 from lipmem_core.phones import Interval
@@ -60,12 +62,32 @@ def test_identity_sampling_is_varied_and_validated():
     brightness = [sum(i.skin) / 3 for i in ids]
     assert min(brightness) < 80 and max(brightness) > 200  # very dark to very light skin
     assert {i.hair_style for i in ids} == set(HAIR_STYLES)
+    assert {i.beard for i in ids} == set(BEARDS) and {i.glasses for i in ids} == set(GLASSES)
+    assert 0.5 < np.mean([i.beard == "none" for i in ids]) < 0.8
     assert len({i.bg_top for i in ids}) > 150
     assert Identity.sample(np.random.default_rng(5)) == Identity.sample(np.random.default_rng(5))
     with pytest.raises(ValueError, match="unknown Identity fields"):
-        Identity.from_dict({**IDENTITY.to_dict(), "beard": 1})
+        Identity.from_dict({**IDENTITY.to_dict(), "tattoo": 1})
     with pytest.raises(ValueError, match="hair_style"):
         Identity.from_dict({**IDENTITY.to_dict(), "hair_style": "mohawk"})
+    with pytest.raises(ValueError, match="glasses"):
+        Identity.from_dict({**IDENTITY.to_dict(), "glasses": "monocle"})
+    # identities saved before a field existed still load, with its default
+    old = IDENTITY.to_dict()
+    del old["beard"], old["glasses"], old["glasses_color"]
+    assert Identity.from_dict(old) == IDENTITY
+
+
+def test_every_beard_and_glasses_style_renders_and_shows():
+    plain = FaceRenderer(IDENTITY, 64).render(REST).astype(int)
+    for beard in BEARDS[1:]:
+        frame = FaceRenderer(dataclasses.replace(IDENTITY, beard=beard), 64).render(REST)
+        diff = np.abs(frame.astype(int) - plain).sum(-1)
+        assert diff[40:].sum() > 0 and diff[:30].max() == 0, beard  # lower face only
+    for glasses in GLASSES[1:]:
+        frame = FaceRenderer(dataclasses.replace(IDENTITY, glasses=glasses), 64).render(REST)
+        diff = np.abs(frame.astype(int) - plain).sum(-1)
+        assert diff[20:32].sum() > diff[44:].sum() > -1 and diff[20:32].max() > 60, glasses
 
 
 @pytest.mark.parametrize("size", [64, 96, 128, 256])

@@ -3,7 +3,8 @@
 `face_layout(identity)` places the features in image-fraction coordinates (x right, y down,
 both in [0, 1]) following the face-detector crop of SYNTHTALK.md: the face fills the crop,
 eyes near 0.40 of the height, mouth centre at 0.72. `base_images(identity, size)` paints the
-background, hair, head, ears, neck, eyes, brows and nose once, 4x supersampled with soft
+background, hair, head, ears, neck, eyes, brows, nose, beard and glasses once, 2x
+supersampled with soft
 (blurred) shading, then area-downsampled; the per-frame renderer only adds mouth, eyelids
 and pose. Both are cached: an identity is frozen and hashable.
 """
@@ -16,11 +17,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lipmem_core.data.face_accessories import paint_beard, paint_glasses
+from lipmem_core.data.face_canvas import SS, Canvas, scaled, smoothstep
 from lipmem_core.data.face_identity import Identity
 
 EYE_Y = 0.40
 MOUTH_Y = 0.72
-_SS = 2  # supersampling of the static layers (4 looks the same and costs 7x)
 
 
 @dataclass(frozen=True)
@@ -88,65 +90,11 @@ def face_layout(identity: Identity) -> FaceLayout:
         eye_height=eye_h,
         nostril_y=EYE_Y + 0.205 * identity.nose_length,
         mouth=(0.5, MOUTH_Y),
-        mouth_half_width=0.128 * identity.mouth_width * scale,
+        mouth_half_width=0.145 * identity.mouth_width * scale,
     )
 
 
-class _Canvas:
-    """A float32 RGB canvas at `_SS` x the output size with soft painting helpers."""
-
-    def __init__(self, size: int):
-        self.n = size * _SS
-        self.img = np.zeros((self.n, self.n, 3), np.float32)
-        ys, xs = np.mgrid[0 : self.n, 0 : self.n].astype(np.float32) / self.n
-        self.xs, self.ys = xs, ys  # (n, n) image-fraction coordinates
-
-    def px(self, pts: np.ndarray) -> np.ndarray:
-        return np.round(np.asarray(pts) * self.n).astype(np.int32)
-
-    def mask(self, polys=(), ellipses=(), lines=(), blur: float = 0.0) -> np.ndarray:
-        """(n, n) float32 in [0, 1]: polygons, ellipses ((cx, cy), (ax, ay), angle) and
-        polylines ((pts, thickness)) in image fractions, optionally blurred (sigma, fraction)."""
-        m = np.zeros((self.n, self.n), np.uint8)
-        for p in polys:
-            cv2.fillPoly(m, [self.px(p)], 255, cv2.LINE_AA)
-        for (cx, cy), (ax, ay), angle in ellipses:
-            centre, axes = self.px((cx, cy)), self.px((ax, ay))
-            cv2.ellipse(m, tuple(centre), tuple(np.maximum(axes, 1)), angle, 0, 360, 255, -1, cv2.LINE_AA)
-        for pts, thick in lines:
-            cv2.polylines(m, [self.px(pts)], False, 255, max(1, round(thick * self.n)), cv2.LINE_AA)
-        out = m.astype(np.float32) / 255.0
-        if blur > 0:
-            out = cv2.GaussianBlur(out, (0, 0), blur * self.n)
-        return out
-
-    def paint(self, mask: np.ndarray, colour, alpha: float = 1.0) -> None:
-        a = (mask * alpha)[..., None]
-        self.img += (np.asarray(colour, np.float32) - self.img) * a
-
-    def shade(self, mask: np.ndarray, factor: float) -> None:
-        """Multiply by `factor` under the mask (darken < 1 < lighten), keeping hue."""
-        self.img *= 1.0 + (factor - 1.0) * mask[..., None]
-
-    def image(self, size: int) -> np.ndarray:
-        """The canvas area-downsampled to (size, size, 3) uint8, read-only."""
-        small = cv2.resize(self.img, (size, size), interpolation=cv2.INTER_AREA)
-        out = np.clip(np.round(small), 0, 255).astype(np.uint8)
-        out.setflags(write=False)
-        return out
-
-
-def _scaled(colour, factor: float, add=(0, 0, 0)) -> tuple[float, ...]:
-    return tuple(float(np.clip(c * factor + a, 0, 255)) for c, a in zip(colour, add, strict=True))
-
-
-def smoothstep(a: float, b: float, t: np.ndarray) -> np.ndarray:
-    """0 below a, 1 above b, cubic in between (C1-continuous)."""
-    t = np.clip((t - a) / (b - a), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def _hair_cap(cv: _Canvas, identity: Identity, lay: FaceLayout, rng: np.random.Generator) -> np.ndarray:
+def _hair_cap(cv: Canvas, identity: Identity, lay: FaceLayout, rng: np.random.Generator) -> np.ndarray:
     """Mask of the hair in front of the head: above a style's hairline, inside the scalp."""
     style, x, y = identity.hair_style, cv.xs - 0.5, cv.ys
     hw = lay.half_width + 0.025
@@ -176,7 +124,7 @@ def _hair_cap(cv: _Canvas, identity: Identity, lay: FaceLayout, rng: np.random.G
     return cv2.GaussianBlur(cap, (0, 0), 0.003 * cv.n)
 
 
-def _hair_back(cv: _Canvas, identity: Identity, lay: FaceLayout, rng: np.random.Generator) -> np.ndarray:
+def _hair_back(cv: Canvas, identity: Identity, lay: FaceLayout, rng: np.random.Generator) -> np.ndarray:
     """Mask of the hair behind the head (long styles, curls, bun)."""
     style, hw = identity.hair_style, lay.half_width
     if style == "long":  # a dome over the head that falls straight past the shoulders
@@ -196,18 +144,18 @@ def _hair_back(cv: _Canvas, identity: Identity, lay: FaceLayout, rng: np.random.
     return np.zeros((cv.n, cv.n), np.float32)
 
 
-def _paint_hair(cv: _Canvas, mask: np.ndarray, identity: Identity, rng: np.random.Generator) -> None:
+def _paint_hair(cv: Canvas, mask: np.ndarray, identity: Identity, rng: np.random.Generator) -> None:
     """Hair colour, strands flowing away from the crown, and a soft sheen."""
     colour = identity.hair_color
     if identity.hair_style == "buzz":
         cv.paint(mask, colour, 0.55)
         return
     cv.paint(mask, colour)
-    ys, xs = np.nonzero(mask[:: 2 * _SS, :: 2 * _SS] > 0.5)
+    ys, xs = np.nonzero(mask[:: 2 * SS, :: 2 * SS] > 0.5)
     if len(xs) == 0:
         return
     pick = rng.integers(len(xs), size=90)
-    start = np.stack([xs[pick], ys[pick]], 1) * 2 * _SS / cv.n  # (90, 2) image fractions
+    start = np.stack([xs[pick], ys[pick]], 1) * 2 * SS / cv.n  # (90, 2) image fractions
     away = start - (0.5, -0.2)  # strands fall away from the crown
     away /= np.linalg.norm(away, axis=1, keepdims=True)
     t = np.linspace(0.0, 1.0, 5)[None, :, None]
@@ -216,19 +164,19 @@ def _paint_hair(cv: _Canvas, mask: np.ndarray, identity: Identity, rng: np.rando
     curves = start[:, None] + length * t * away[:, None] + length * bend * t**2  # (90, 5, 2)
     light = cv.mask(lines=[(c, 0.0025) for c in curves[:45]], blur=0.002) * mask
     dark = cv.mask(lines=[(c, 0.003) for c in curves[45:]], blur=0.002) * mask
-    cv.paint(light, _scaled(colour, 1.3, (22, 20, 16)), 0.35)
-    cv.paint(dark, _scaled(colour, 0.6), 0.35)
+    cv.paint(light, scaled(colour, 1.3, (22, 20, 16)), 0.35)
+    cv.paint(dark, scaled(colour, 0.6), 0.35)
     sheen = cv.mask(ellipses=[((0.42, 0.07), (0.16, 0.05), -15)], blur=0.03) * mask
-    cv.paint(sheen, _scaled(colour, 1.4, (30, 30, 30)), 0.25)
+    cv.paint(sheen, scaled(colour, 1.4, (30, 30, 30)), 0.25)
 
 
-def _paint_eyes(cv: _Canvas, identity: Identity, lay: FaceLayout) -> None:
+def _paint_eyes(cv: Canvas, identity: Identity, lay: FaceLayout) -> None:
     skin = identity.skin
     for (upper, lower), (ex, ey) in zip(lay.eyes, lay.eye_centres, strict=True):
         socket = cv.mask(ellipses=[((ex, ey - 0.01), (0.08, 0.045), 0)], blur=0.02)
         cv.shade(socket, 0.9)
         crease = upper + [0, -0.42 * lay.eye_height]
-        cv.paint(cv.mask(lines=[(crease[2:-2], 0.006)], blur=0.003), _scaled(skin, 0.75), 0.6)
+        cv.paint(cv.mask(lines=[(crease[2:-2], 0.006)], blur=0.003), scaled(skin, 0.75), 0.6)
         almond = cv.mask(polys=[np.concatenate([upper, lower[::-1]])])
         cv.paint(almond, (236, 232, 226))
         cv.paint(
@@ -240,7 +188,7 @@ def _paint_eyes(cv: _Canvas, identity: Identity, lay: FaceLayout) -> None:
         ring = cv.mask(ellipses=[((ex, ey + 0.1 * ri), (ri, ri), 0)]) - cv.mask(
             ellipses=[((ex, ey + 0.1 * ri), (0.75 * ri, 0.75 * ri), 0)], blur=0.004
         )
-        cv.paint(np.clip(ring, 0, 1) * almond, _scaled(identity.eye_color, 0.5), 0.6)
+        cv.paint(np.clip(ring, 0, 1) * almond, scaled(identity.eye_color, 0.5), 0.6)
         cv.paint(cv.mask(ellipses=[((ex, ey + 0.1 * ri), (0.42 * ri, 0.42 * ri), 0)]) * almond, (12, 10, 10))
         cv.paint(
             cv.mask(ellipses=[((ex - 0.35 * ri, ey - 0.25 * ri), (0.17 * ri, 0.17 * ri), 0)]) * almond,
@@ -250,10 +198,10 @@ def _paint_eyes(cv: _Canvas, identity: Identity, lay: FaceLayout) -> None:
         lid_shadow = cv.mask(lines=[(upper, 0.012)], blur=0.004) * almond
         cv.shade(lid_shadow, 0.7)
         cv.paint(cv.mask(lines=[(upper, 0.011)]), (25, 18, 16))  # lash line
-        cv.paint(cv.mask(lines=[(lower[2:-2], 0.004)], blur=0.002), _scaled(skin, 0.7), 0.5)
+        cv.paint(cv.mask(lines=[(lower[2:-2], 0.004)], blur=0.002), scaled(skin, 0.7), 0.5)
 
 
-def _paint_brows(cv: _Canvas, identity: Identity, lay: FaceLayout) -> None:
+def _paint_brows(cv: Canvas, identity: Identity, lay: FaceLayout) -> None:
     t = np.linspace(0.0, 1.0, 12)
     for (ex, ey), side in zip(lay.eye_centres, (-1, 1), strict=True):
         x = ex - side * 0.055 + side * 0.13 * t  # inner end near the nose
@@ -271,7 +219,7 @@ def _paint_brows(cv: _Canvas, identity: Identity, lay: FaceLayout) -> None:
         cv.paint(brow, identity.brow_color, 0.92)
 
 
-def _paint_nose_and_mouth_area(cv: _Canvas, identity: Identity, lay: FaceLayout) -> None:
+def _paint_nose_and_mouth_area(cv: Canvas, identity: Identity, lay: FaceLayout) -> None:
     skin, nw, ny = identity.skin, identity.nose_width, lay.nostril_y
     for side in (-1, 1):
         bridge = np.array([(0.5 + side * 0.03, EYE_Y + 0.02), (0.5 + side * 0.035 * nw, ny - 0.05)])
@@ -283,7 +231,7 @@ def _paint_nose_and_mouth_area(cv: _Canvas, identity: Identity, lay: FaceLayout)
             cv.mask(
                 ellipses=[((0.5 + side * 0.024 * nw, ny + 0.002), (0.014 * nw, 0.007), side * 15)], blur=0.002
             ),
-            _scaled(skin, 0.4),
+            scaled(skin, 0.4),
             0.85,
         )
     cv.shade(cv.mask(ellipses=[((0.5, ny + 0.018), (0.05 * nw, 0.012), 0)], blur=0.01), 0.85)
@@ -312,11 +260,11 @@ def base_images(identity: Identity, size: int, hi_factor: int = 2) -> tuple[np.n
     The larger copy lets the renderer draw the mouth supersampled on exactly this face.
     Deterministic; cached per (identity, size, hi_factor).
     """
-    if _SS % hi_factor:
-        raise ValueError(f"hi_factor must divide {_SS}, got {hi_factor}")
+    if SS % hi_factor:
+        raise ValueError(f"hi_factor must divide {SS}, got {hi_factor}")
     rng = np.random.default_rng(identity.seed)
     lay = face_layout(identity)
-    cv = _Canvas(size)
+    cv = Canvas(size)
     top, bottom = np.asarray(identity.bg_top, np.float32), np.asarray(identity.bg_bottom, np.float32)
     cv.img[:] = top + (bottom - top) * cv.ys[..., None]
     cv.shade(cv.mask(ellipses=[((0.5, 0.35), (0.6, 0.6), 0)], blur=0.15), 1.12)
@@ -326,10 +274,10 @@ def base_images(identity: Identity, size: int, hi_factor: int = 2) -> tuple[np.n
     cv.paint(cv.mask(ellipses=[((0.5, 1.18), (0.62, 0.26), 0)]), identity.shirt_color)  # shoulders
     neck_w = lay.half_width * 0.62
     neck = [(0.5 - neck_w, 0.7), (0.5 - neck_w - 0.02, 1.0), (0.5 + neck_w + 0.02, 1.0), (0.5 + neck_w, 0.7)]
-    cv.paint(cv.mask(polys=[neck]), _scaled(skin, 0.82))
+    cv.paint(cv.mask(polys=[neck]), scaled(skin, 0.82))
     for side in (-1, 1):
         ear = ((0.5 + side * (lay.half_width - 0.005), EYE_Y + 0.08), (0.04, 0.085), side * 8)
-        cv.paint(cv.mask(ellipses=[ear]), _scaled(skin, 0.9))
+        cv.paint(cv.mask(ellipses=[ear]), scaled(skin, 0.9))
         inner = ((ear[0][0] + side * 0.01, ear[0][1]), (0.018, 0.05), side * 8)
         cv.shade(cv.mask(ellipses=[inner], blur=0.006), 0.78)
     face = cv.mask(polys=[lay.face])
@@ -340,11 +288,13 @@ def base_images(identity: Identity, size: int, hi_factor: int = 2) -> tuple[np.n
     )
     cv.shade(rim * face, 0.82)
     cheeks = [((0.5 + s * 0.19, EYE_Y + 0.17), (0.08, 0.05), 0) for s in (-1, 1)]
-    cv.paint(cv.mask(ellipses=cheeks, blur=0.04), _scaled(skin, 0.95, (40, -5, -5)), 0.35 * identity.blush)
+    cv.paint(cv.mask(ellipses=cheeks, blur=0.04), scaled(skin, 0.95, (40, -5, -5)), 0.35 * identity.blush)
     cv.shade(cv.mask(ellipses=[((0.5, EYE_Y - 0.15), (0.22, 0.08), 0)], blur=0.05), 1.06)  # forehead light
 
     _paint_nose_and_mouth_area(cv, identity, lay)
+    paint_beard(cv, identity, lay, face, np.random.default_rng([identity.seed, 2]))
     _paint_eyes(cv, identity, lay)
     _paint_brows(cv, identity, lay)
     _paint_hair(cv, _hair_cap(cv, identity, lay, rng), identity, rng)
+    paint_glasses(cv, identity, lay)
     return cv.image(size), cv.image(hi_factor * size)

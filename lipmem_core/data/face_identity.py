@@ -19,6 +19,10 @@ import numpy as np
 RGB = tuple[int, int, int]
 
 HAIR_STYLES = ("bald", "buzz", "short", "side", "fringe", "bob", "long", "curly", "bun")
+BEARDS = ("none", "stubble", "moustache", "goatee", "full")
+GLASSES = ("none", "round", "square")
+_BEARD_WEIGHTS = (0.66, 0.12, 0.05, 0.05, 0.12)
+_GLASSES_WEIGHTS = (0.8, 0.1, 0.1)
 
 # Skin tones from very dark to very light, with olive and golden variants between.
 _SKIN_TONES: tuple[RGB, ...] = (
@@ -91,6 +95,9 @@ class Identity:
     shirt_color: RGB = (60, 80, 120)
     bg_top: RGB = (120, 140, 160)
     bg_bottom: RGB = (70, 80, 100)
+    beard: str = "none"
+    glasses: str = "none"
+    glasses_color: RGB = (30, 30, 34)
     seed: int = 0  # fixes small random details (hair strands, curls)
 
     @classmethod
@@ -127,7 +134,7 @@ class Identity:
         hue = u()
         bg_top = _hsv(hue, u(0.05, 0.45), u(0.35, 0.95))
         bg_bottom = _hsv(hue + u(-0.12, 0.12), u(0.05, 0.5), u(0.25, 0.8)) if u() < 0.7 else bg_top
-        return cls(
+        fields = dict(
             face_width=float(u(0.70, 0.84)),
             face_height=float(u(0.93, 1.07)),
             jaw_width=float(u(0, 1)),
@@ -155,6 +162,15 @@ class Identity:
             bg_bottom=bg_bottom,
             seed=int(rng.integers(2**31)),
         )
+        # Later additions draw from a generator seeded by the identity's own seed, so the
+        # parent generator advances exactly as before and older corpora's speakers keep
+        # their other parameters.
+        extra = np.random.default_rng([fields["seed"], 1])
+        fields["beard"] = str(BEARDS[int(extra.choice(len(BEARDS), p=_BEARD_WEIGHTS))])
+        fields["glasses"] = str(GLASSES[int(extra.choice(len(GLASSES), p=_GLASSES_WEIGHTS))])
+        frame = ((30, 30, 34), (90, 60, 40), (150, 150, 155), (120, 30, 40), (30, 50, 110))
+        fields["glasses_color"] = _jitter(extra, frame[int(extra.integers(len(frame)))], 5)
+        return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (colours as lists)."""
@@ -162,13 +178,15 @@ class Identity:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Identity:
-        """Inverse of `to_dict` (also accepts tuples); rejects unknown fields and hair styles."""
+        """Inverse of `to_dict` (also accepts tuples); rejects unknown fields and styles.
+        Missing fields take their defaults, so identities saved before a field existed load."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - fields)
         if unknown:
             raise ValueError(f"unknown Identity fields {unknown}; expected a subset of {sorted(fields)}")
         kwargs = {k: tuple(int(c) for c in v) if isinstance(v, list | tuple) else v for k, v in d.items()}
         identity = cls(**kwargs)
-        if identity.hair_style not in HAIR_STYLES:
-            raise ValueError(f"unknown hair_style {identity.hair_style!r}; choose one of {HAIR_STYLES}")
+        for name, allowed in (("hair_style", HAIR_STYLES), ("beard", BEARDS), ("glasses", GLASSES)):
+            if getattr(identity, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(identity, name)!r}; choose one of {allowed}")
         return identity

@@ -17,7 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lipmem_core.data.face_base import FaceLayout, base_images, face_layout, smoothstep
+from lipmem_core.data.face_base import FaceLayout, base_images, face_layout
+from lipmem_core.data.face_canvas import smoothstep
 from lipmem_core.data.face_identity import HAIR_STYLES, Identity
 from lipmem_core.data.mouth import MOUTH_PARAMS
 
