@@ -4,18 +4,12 @@
 the audio exactly; the times come from espeak's own sample positions of its phoneme events,
 so they are ground truth, not an alignment.
 
-Determinism. espeak-ng keeps synthesis state in C statics that survive between utterances
-(and even espeak_Terminate/espeak_Initialize): pitch-flutter phase, wave phase, sample
-counters. The same text therefore gives slightly different audio and phone times depending
-on what the process synthesised before. To make every utterance a pure function of
-(text, voice), the process initialises espeak once and never synthesises itself: each
-utterance is synthesised in a forked child, which starts from that pristine state and sends
-the PCM and events back through a pipe (as raw arrays, no pickle). A fork costs a few ms.
+Determinism: the same (text, voice) gives the same samples in any process, whatever was
+synthesised before; espeak_engine.py explains how (espeak keeps state across utterances).
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 import string
@@ -27,6 +21,7 @@ import numpy as np
 
 from lipmem_core.audio import to_model_rate
 from lipmem_core.config import SAMPLE_RATE
+from lipmem_core.data.espeak_engine import EVENT_PHONEME, EVENT_WORD, EspeakEngine
 from lipmem_core.errors import InputTooLongError, SpeechSynthesisError
 from lipmem_core.phones import SILENCE, Interval, espeak_to_arpabet
 
@@ -56,9 +51,7 @@ VARIANTS: tuple[str, ...] = (
     "quincy", "rob", "robert", "steph", "travis", "victor", "zac",
 )  # fmt: skip
 
-_ESPEAK_RATE_WPM, _ESPEAK_VOLUME, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 2, 3, 4
 _PUNCTUATION = string.punctuation + string.whitespace
-_EVENT_WORD, _EVENT_PHONEME, _EVENT_LIST_TERMINATED = 1, 7, 0
 
 
 @dataclass(frozen=True)
@@ -142,144 +135,20 @@ def list_voices() -> list[str]:
     return list(_LANGUAGES) + [f"{n}+{v}" for n in _LANGUAGES for v in VARIANTS]
 
 
-# --- the espeak-ng library -------------------------------------------------------------
-
-
-class _EventId(ctypes.Union):
-    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
-
-
-class _Event(ctypes.Structure):
-    """espeak_EVENT (speak_lib.h)."""
-
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", _EventId),
-    ]
-
-
-_Callback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
-# What a child sends back per event: type, exact sample, text position/length, mnemonic.
-_EVENT_DTYPE = np.dtype([("type", "<i4"), ("sample", "<i8"), ("pos", "<i4"), ("len", "<i4"), ("name", "S8")])
-
-
-class _Espeak:
-    """The process's one espeak-ng instance. Only forked children call espeak_Synth."""
-
-    def __init__(self) -> None:
-        import espeakng_loader
-
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        lib.espeak_Initialize.restype = ctypes.c_int
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
-        ]  # fmt: skip
-        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-        data = espeakng_loader.get_data_path().encode()
-        # AUDIO_OUTPUT_SYNCHRONOUS = 2, default buffer, options 1 = phoneme events.
-        rate = lib.espeak_Initialize(2, 0, data, 1)
-        if rate <= 0:
-            raise SpeechSynthesisError(
-                f"espeak-ng failed to initialise (code {rate}) with data at {data.decode()}; "
-                "reinstall espeakng-loader"
-            )
-        self.lib = lib
-        self.rate = rate  # 22050
-        self._pcm: list[bytes] = []
-        self._events: list[tuple[int, int, int, int, bytes]] = []
-        # Keep a reference: espeak calls this pointer for as long as the process lives.
-        self._callback = _Callback(self._on_audio)
-        lib.espeak_SetSynthCallback(self._callback)
-
-    def _on_audio(self, wav: Any, n: int, events: Any) -> int:
-        if n > 0:
-            self._pcm.append(ctypes.string_at(wav, 2 * n))
-        i = 0
-        while events[i].type != _EVENT_LIST_TERMINATED:
-            e = events[i]
-            name = bytes(e.id.string).split(b"\0")[0] if e.type == _EVENT_PHONEME else b""
-            self._events.append((e.type, e.sample, e.text_position, e.length, name))
-            i += 1
-        return 0  # continue synthesis
-
-    def _synth_here(self, text: bytes, voice: Voice) -> tuple[np.ndarray, np.ndarray]:
-        lib = self.lib
-        lib.espeak_ng_SetRandSeed(1)
-        if lib.espeak_SetVoiceByName(voice.espeak_name.encode()) != 0:
-            raise SpeechSynthesisError(f"espeak-ng has no voice {voice.espeak_name!r}")
-        # Set after the voice: selecting a voice resets these.
-        for param, value in (
-            (_ESPEAK_RATE_WPM, voice.wpm),
-            (_ESPEAK_VOLUME, 100),
-            (_ESPEAK_PITCH, voice.pitch),
-            (_ESPEAK_RANGE, voice.pitch_range),
-        ):
-            lib.espeak_SetParameter(param, value, 0)
-        self._pcm, self._events = [], []
-        # position 0, POS_CHARACTER = 1, no end position, flags espeakCHARS_UTF8 = 1.
-        code = lib.espeak_Synth(text, len(text) + 1, 0, 1, 0, 1, None, None)
-        if code != 0:
-            raise SpeechSynthesisError(f"espeak_Synth failed with code {code}")
-        lib.espeak_Synchronize()
-        pcm = np.frombuffer(b"".join(self._pcm), dtype="<i2")
-        events = np.array(self._events, dtype=_EVENT_DTYPE)
-        return pcm, events
-
-    def synth(self, text: bytes, voice: Voice) -> tuple[np.ndarray, np.ndarray]:
-        """(pcm int16 (N,) at self.rate, events) synthesised in a forked child (see module doc)."""
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: synthesise from the pristine state, send, exit without cleanup
-            status = 0
-            try:
-                os.close(read_fd)
-                pcm, events = self._synth_here(text, voice)
-                header = np.array([len(pcm), len(events)], dtype="<i8")
-                payload = header.tobytes() + pcm.tobytes() + events.tobytes()
-            except BaseException as exc:  # noqa: BLE001 - reported to the parent as text
-                status, payload = 1, f"{type(exc).__name__}: {exc}".encode()
-            try:
-                with os.fdopen(write_fd, "wb") as f:
-                    f.write(payload)
-            finally:
-                os._exit(status)
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as f:
-            payload = f.read()
-        _, wait_status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(wait_status)
-        if code != 0:
-            detail = payload.decode(errors="replace") if code == 1 else f"exit code {code}"
-            raise SpeechSynthesisError(f"espeak-ng synthesis failed: {detail}")
-        n_pcm, n_events = np.frombuffer(payload[:16], dtype="<i8")
-        pcm = np.frombuffer(payload, dtype="<i2", count=n_pcm, offset=16)
-        events = np.frombuffer(payload, dtype=_EVENT_DTYPE, count=n_events, offset=16 + 2 * n_pcm)
-        return pcm, events
-
-
-_engine: _Espeak | None = None
+_engine: EspeakEngine | None = None
 _lock = threading.Lock()
 
 
-def _reset_lock_in_child() -> None:
-    # A fork taken while another thread held the lock would leave the child's copy locked.
+def _after_fork_in_child() -> None:
+    # A fork taken while another thread held the lock would leave the child's copy locked,
+    # and the child must not talk to its parent's espeak processes.
     global _lock
     _lock = threading.Lock()
+    if _engine is not None:
+        _engine.forget_inherited()
 
 
-os.register_at_fork(after_in_child=_reset_lock_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def synthesize(text: str, voice: Voice = Voice()) -> Utterance:
@@ -298,18 +167,22 @@ def synthesize(text: str, voice: Voice = Voice()) -> Utterance:
         )
     with _lock:
         if _engine is None:
-            _engine = _Espeak()
-        pcm, events = _engine.synth(text.encode("utf-8"), voice)
+            _engine = EspeakEngine()
+        pcm, events = _engine.synth(
+            text.encode("utf-8"), voice.espeak_name, voice.wpm, voice.pitch, voice.pitch_range
+        )
         rate = _engine.rate
     return _build_utterance(text, pcm, events, rate)
 
 
 def _build_utterance(text: str, pcm: np.ndarray, events: np.ndarray, rate: int) -> Utterance:
     """Events at `rate` -> 16 kHz audio with LEAD_SILENCE, phone and word intervals in s."""
-    phonemes = events[events["type"] == _EVENT_PHONEME]
+    phonemes = events[events["type"] == EVENT_PHONEME]
     n_native = len(pcm)
     # Raw espeak segments: (start, end) in seconds of native audio, mnemonic, word index.
-    starts = phonemes["sample"].astype(np.float64) / rate
+    # Event samples are very rarely out of order (~1 in 30k phones at 450 wpm): keep them
+    # monotonic, so a phone whose event came late shrinks to nothing and is dropped.
+    starts = np.maximum.accumulate(np.minimum(phonemes["sample"], n_native)).astype(np.float64) / rate
     ends = np.append(starts[1:], n_native / rate)
     word_of = _word_index(events)
     segments: list[tuple[float, float, str, int]] = []
@@ -355,10 +228,10 @@ def _word_index(events: np.ndarray) -> list[int]:
     out, current = [], -1
     n_words = 0
     for e in events:
-        if e["type"] == _EVENT_WORD:
+        if e["type"] == EVENT_WORD:
             current = n_words
             n_words += 1
-        elif e["type"] == _EVENT_PHONEME:
+        elif e["type"] == EVENT_PHONEME:
             out.append(current)
     return out
 
@@ -384,7 +257,7 @@ def _words(
     text: str, events: np.ndarray, segments: list[tuple[float, float, str, int]], shift: float
 ) -> list[Interval]:
     """Word intervals: from a word's first sounding phoneme to the end of its last one."""
-    words = events[events["type"] == _EVENT_WORD]
+    words = events[events["type"] == EVENT_WORD]
     spans: dict[int, list[float]] = {}
     for s, e, name, w in segments:
         if w < 0 or espeak_to_arpabet(name) in ((SILENCE,), ()):
