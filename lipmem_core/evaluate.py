@@ -1,0 +1,366 @@
+"""Evaluate a generator on held-out clips: quality, mouth shape, lip sync and memory statistics.
+
+    python -m lipmem_core.evaluate --checkpoint checkpoints/lipmem-synthtalk --data data/synthtalk \
+        --split test --out results/memory.json --syncnet checkpoints/syncnet \
+        --oracle checkpoints/mouth-oracle [--max-clips N]
+
+Rows of the results (docs/EVALUATION.md defines every number):
+- `ground_truth`: the corpus frames themselves (PSNR inf, SSIM 1; the oracle's own mouth error;
+  the SyncNet's LSE on real sync): the reference every model row is read against.
+- `model`: frames generated through the real inference path (`TalkingFacePipeline.stream` on
+  the clip's own frames as face input, exactly as the app and `infer` run it), and the memory
+  statistics of its argmax A_aud against the exact phones of phones.TextGrid.
+- `untrained`: the same architecture at random init (seeded): the chance level of the memory
+  statistics.
+Results go to one JSON file with the exact command, so docs/RESULTS.md can be rebuilt from it
+(`python -m lipmem_core.results`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lipmem_core import metrics
+from lipmem_core.audio import clip_mel_window, mel_windows, melspectrogram
+from lipmem_core.checkpoint import load_checkpoint
+from lipmem_core.data import corpus
+from lipmem_core.data.mouth import MOUTH_PARAMS
+from lipmem_core.errors import CheckpointError, CorpusError, LipMemError
+from lipmem_core.face import crop_face, full_frame_box
+from lipmem_core.model import LipMemGenerator
+from lipmem_core.oracle import MouthOracle, load_oracle, mouth_error, predict_mouth
+from lipmem_core.phones import SILENCE
+from lipmem_core.pipeline import TalkingFacePipeline
+from lipmem_core.syncnet import CLIP_FRAMES, SyncNet, lower_half
+
+_SYNC_BATCH = 64
+
+
+@dataclass
+class EvalClip:
+    """One held-out utterance, at the generator's resolution."""
+
+    key: str  # split/speaker/utterance
+    speaker: str
+    frames: np.ndarray  # (n, S, S, 3) uint8, S = img_size
+    wav: np.ndarray  # (n * 640,) float32
+    mel: np.ndarray  # (80, M)
+    phones: list[str]  # (n,) phone at each frame centre
+    mouth: np.ndarray | None  # (n, 7) ground-truth mouth parameters (SynthTalk only)
+
+
+def load_clip(root: Path, row: Any, img_size: int) -> EvalClip:
+    """Read a clip and bring its frames to img_size as the pipeline does (crop_face)."""
+    d = corpus.clip_dir(root, row)
+    frames = corpus.read_frames(d)  # (n, H, W, 3)
+    n = len(frames)
+    if frames.shape[1:3] != (img_size, img_size):
+        box = full_frame_box(*frames.shape[1:3])
+        frames = np.stack([crop_face(f, box, img_size) for f in frames])
+    wav = corpus.read_audio(d)
+    mouth = None
+    if (d / "mouth.csv").exists():
+        mouth = corpus.read_mouth(d)[list(MOUTH_PARAMS)].to_numpy(np.float64)  # (n, 7)
+    return EvalClip(
+        key=f"{row.split}/{row.speaker}/{row.utterance}",
+        speaker=str(row.speaker),
+        frames=frames,
+        wav=wav,
+        mel=melspectrogram(wav),
+        phones=corpus.frame_phones(corpus.read_phones(d), n),
+        mouth=mouth,
+    )
+
+
+def generate(pipe: TalkingFacePipeline, clip: EvalClip) -> tuple[np.ndarray, np.ndarray | None]:
+    """The generator's crops (n, S, S, 3) uint8 and A_aud (n, S_slots) | None for one clip.
+
+    The face input is the clip itself (each window's own frames are the reference, lower half
+    masked for the target), the audio its own speech: `TalkingFacePipeline.stream`, unchanged.
+    """
+    crops: list[np.ndarray] = []
+    addr: list[np.ndarray] = []
+    for chunk in pipe.stream(clip.frames, clip.wav, face_is_crop=True):
+        crops += chunk.crops
+        if chunk.addressing is not None:
+            addr.append(chunk.addressing)
+    return np.stack(crops), (np.concatenate(addr) if addr else None)
+
+
+@torch.inference_mode()
+def sync_embeddings(syncnet: SyncNet, frames: np.ndarray, mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SyncNet embeddings of every full 5-frame window of a clip and of its mel.
+
+    frames (n, H, W, 3) uint8, mel (80, M) -> video, audio embeddings (n - 4, E) each; row i
+    is the window centred on frame i + 2 (lower half of frames i..i+4 vs that frame's 0.2 s mel).
+    """
+    size = syncnet.cfg.img_size
+    if frames.shape[1:3] != (size, size):
+        box = full_frame_box(*frames.shape[1:3])
+        frames = np.stack([crop_face(f, box, size) for f in frames])
+    pix = torch.from_numpy(frames).float().div_(127.5).sub_(1.0).permute(3, 0, 1, 2)  # (3, n, S, S)
+    half = lower_half(pix)  # (3, n, S/2, S)
+    centres = list(range(CLIP_FRAMES // 2, len(frames) - CLIP_FRAMES // 2))
+    video, audio = [], []
+    for b0 in range(0, len(centres), _SYNC_BATCH):
+        ks = centres[b0 : b0 + _SYNC_BATCH]
+        clips = torch.stack([half[:, k - 2 : k + 3] for k in ks])  # (B, 3, 5, S/2, S)
+        mels = torch.from_numpy(np.stack([clip_mel_window(mel, k) for k in ks]))[:, None]  # (B, 1, 80, 16)
+        video.append(syncnet.embed_video(clips).numpy())
+        audio.append(syncnet.embed_audio(mels).numpy())
+    return np.concatenate(video), np.concatenate(audio)
+
+
+def _image_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    return {
+        "psnr": metrics.psnr(pred, truth),
+        "ssim": metrics.ssim(pred, truth),
+        "psnr_mouth": metrics.psnr(metrics.mouth_crop(pred), metrics.mouth_crop(truth)),
+        "ssim_mouth": metrics.ssim(metrics.mouth_crop(pred), metrics.mouth_crop(truth)),
+    }
+
+
+@dataclass
+class _RowAccumulator:
+    """Per-clip scores of one row, and the pooled per-frame quantities."""
+
+    per_clip: list[dict[str, Any]]
+    mouth_pred: list[np.ndarray]
+    mouth_true: list[np.ndarray]
+    phones: list[str]
+    slots: list[np.ndarray]
+
+
+def _new_acc() -> _RowAccumulator:
+    return _RowAccumulator([], [], [], [], [])
+
+
+def _score_frames(
+    acc: _RowAccumulator,
+    clip: EvalClip,
+    frames: np.ndarray,
+    syncnet: SyncNet | None,
+    oracle: MouthOracle | None,
+) -> None:
+    scores: dict[str, Any] = {"clip": clip.key, **_image_scores(frames, clip.frames)}
+    if oracle is not None and clip.mouth is not None:
+        pred = predict_mouth(oracle, frames)  # (n, 7)
+        acc.mouth_pred.append(pred)
+        acc.mouth_true.append(clip.mouth)
+        scores["mouth_mae"] = float(np.abs(pred - clip.mouth).mean())
+    if syncnet is not None and len(frames) >= CLIP_FRAMES:
+        v, a = sync_embeddings(syncnet, frames, clip.mel)
+        s = metrics.lse(v, a)
+        scores.update(lse_d=s.lse_d, lse_c=s.lse_c, offset=s.offset)
+    acc.per_clip.append(scores)
+
+
+def _memory_stats(phones: list[str], slots: list[np.ndarray], n_slots: int) -> dict[str, Any] | None:
+    if not slots:
+        return None
+    s = np.concatenate(slots)
+    p = np.asarray(phones, dtype=object)
+    out = {"all": metrics.slot_statistics(p, s, n_slots).to_dict()}
+    speech = p != SILENCE
+    out["speech"] = metrics.slot_statistics(p[speech], s[speech], n_slots).to_dict() if speech.any() else None
+    return out
+
+
+def _summarise(name: str, label: str, acc: _RowAccumulator, n_slots: int) -> dict[str, Any]:
+    """Means over clips (image and sync scores), pooled frames (mouth and memory)."""
+    row: dict[str, Any] = {"name": name, "label": label}
+    for key in ("psnr", "ssim", "psnr_mouth", "ssim_mouth", "lse_d", "lse_c"):
+        vals = [c[key] for c in acc.per_clip if key in c]
+        row[key] = float(np.mean(vals)) if vals else None
+    offsets = [c["offset"] for c in acc.per_clip if "offset" in c]
+    row["offset_zero_share"] = float(np.mean([o == 0 for o in offsets])) if offsets else None
+    row["offset_mean_abs"] = float(np.mean(np.abs(offsets))) if offsets else None
+    row["mouth"] = (
+        mouth_error(np.concatenate(acc.mouth_pred), np.concatenate(acc.mouth_true))
+        if acc.mouth_pred
+        else None
+    )
+    row["mouth_mae"] = row["mouth"]["mae_mean"] if row["mouth"] else None
+    stats = _memory_stats(acc.phones, acc.slots, n_slots)
+    row["memory"] = stats["all"] if stats else None
+    row["memory_speech"] = stats["speech"] if stats else None
+    row["per_clip"] = acc.per_clip
+    return row
+
+
+@torch.inference_mode()
+def untrained_slots(model: LipMemGenerator, clips: Sequence[EvalClip]) -> list[np.ndarray]:
+    """argmax A_aud per frame of a random-init generator (audio addressing only)."""
+    out = []
+    for clip in clips:
+        mel = torch.from_numpy(mel_windows(clip.mel, range(len(clip.frames))))[:, None]  # (n, 1, 80, 16)
+        out.append(model.address(mel).argmax(dim=1).numpy())  # (n,)
+    return out
+
+
+def json_safe(x: Any) -> Any:
+    """JSON has no infinity: +-inf become the strings "inf"/"-inf", NaN becomes null."""
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        x = x.item()
+    if isinstance(x, float):
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def evaluate(
+    checkpoint: str | Path,
+    data: str | Path,
+    split: str = "test",
+    syncnet: str | Path | None = None,
+    oracle: str | Path | None = None,
+    max_clips: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Everything `main` writes, as a dict (see the module docstring for the rows)."""
+    root = Path(data)
+    manifest = corpus.read_manifest(root)
+    rows = manifest[manifest["split"] == split].sort_values(["speaker", "utterance"])
+    if rows.empty:
+        raise CorpusError(
+            f"{root} has no clips in split {split!r}: choose one of {sorted(set(manifest['split']))}"
+        )
+    if max_clips is not None:
+        rows = rows.head(max_clips)
+
+    loaded = load_checkpoint(checkpoint)
+    if loaded.kind != "generator":
+        raise CheckpointError(f"{checkpoint} is a {loaded.kind!r} checkpoint; --checkpoint needs a generator")
+    model: LipMemGenerator = loaded.model
+    cfg = model.cfg
+    pipe = TalkingFacePipeline(loaded, device="cpu")
+    sync_model = None
+    if syncnet is not None:
+        sync_loaded = load_checkpoint(syncnet)
+        if sync_loaded.kind != "syncnet":
+            raise CheckpointError(
+                f"{syncnet} is a {sync_loaded.kind!r} checkpoint; --syncnet needs a SyncNet"
+            )
+        sync_model = sync_loaded.model.eval()
+    oracle_model = load_oracle(oracle) if oracle is not None else None
+
+    gt, gen = _new_acc(), _new_acc()
+    clips: list[EvalClip] = []
+    for i, row in enumerate(rows.itertuples(index=False)):
+        clip = load_clip(root, row, cfg.img_size)
+        clips.append(clip)
+        frames, addr = generate(pipe, clip)
+        _score_frames(gt, clip, clip.frames, sync_model, oracle_model)
+        _score_frames(gen, clip, frames, sync_model, oracle_model)
+        if addr is not None:
+            gen.phones += clip.phones
+            gen.slots.append(addr.argmax(axis=1))
+        if progress:
+            print(f"[{i + 1}/{len(rows)}] {clip.key}: {len(frames)} frames", file=sys.stderr, flush=True)
+
+    memory_label = "memory" if cfg.use_memory else "no memory"
+    result_rows = [
+        _summarise("ground_truth", "ground truth", gt, cfg.n_slots),
+        _summarise("model", f"{Path(checkpoint).name} ({memory_label})", gen, cfg.n_slots),
+    ]
+    if cfg.use_memory:
+        torch.manual_seed(seed)
+        untrained = _new_acc()
+        untrained.phones = [p for c in clips for p in c.phones]
+        untrained.slots = untrained_slots(LipMemGenerator(cfg).eval(), clips)
+        result_rows.append(_summarise("untrained", "untrained (random init)", untrained, cfg.n_slots))
+
+    return {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git": _git_commit(),
+        "checkpoint": {
+            "path": str(checkpoint),
+            "kind": loaded.kind,
+            "model_config": cfg.to_dict(),
+            "metadata": dict(loaded.metadata or {}),
+        },  # fmt: skip
+        "syncnet": None if syncnet is None else str(syncnet),
+        "oracle": None if oracle is None else str(oracle),
+        "data": {
+            "root": str(root),
+            "split": split,
+            "n_clips": len(clips),
+            "n_frames": int(sum(len(c.frames) for c in clips)),
+            "speakers": sorted({c.speaker for c in clips}),
+            "clips": [c.key for c in clips],
+        },
+        "seed": seed,
+        "rows": result_rows,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m lipmem_core.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True, help="generator checkpoint directory")
+    p.add_argument("--data", required=True, help="corpus root (SynthTalk layout)")
+    p.add_argument("--split", default="test", help="manifest split to evaluate (default: test)")
+    p.add_argument("--out", required=True, type=Path, help="results.json to write")
+    p.add_argument("--syncnet", default=None, help="SyncNet checkpoint: adds LSE-D, LSE-C and AV offset")
+    p.add_argument("--oracle", default=None, help="mouth-oracle checkpoint: adds the mouth-shape error")
+    p.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N clips")
+    p.add_argument("--seed", type=int, default=0, help="seed of the untrained (random-init) row")
+    p.add_argument("--quiet", action="store_true", help="no per-clip progress")
+    args = p.parse_args(argv)
+    try:
+        result = evaluate(
+            args.checkpoint, args.data, args.split, args.syncnet, args.oracle, args.max_clips, args.seed,
+            progress=not args.quiet,
+        )  # fmt: skip
+    except LipMemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = {"command": shlex.join(["python", "-m", "lipmem_core.evaluate", *argv]), **result}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
+    for row in result["rows"]:
+        mem = row["memory"] or {}
+        print(
+            f"{row['label']:40s} PSNR {row['psnr']}  SSIM {row['ssim']}  mouth MAE {row['mouth_mae']}  "
+            f"LSE-D {row['lse_d']}  LSE-C {row['lse_c']}  PNMI {mem.get('pnmi')}"
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The evaluation CLI on a tiny SynthTalk corpus, and RESULTS.md from its output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lipmem_core import evaluate as E
+from lipmem_core import oracle as O
+from lipmem_core import results as R
+from lipmem_core.checkpoint import save_checkpoint
+from lipmem_core.config import ModelConfig
+from lipmem_core.data import corpus
+from lipmem_core.data.mouth import MOUTH_PARAMS
+from lipmem_core.data.synth import main as synth_main
+from lipmem_core.errors import CheckpointError, CorpusError
+from lipmem_core.model import LipMemGenerator
+from lipmem_core.syncnet import SyncNet
+
+S = 8
+CFG = ModelConfig(
+    img_size=64, dim=32, n_slots=S, face_widths=(8, 8, 16, 16, 16), audio_width=4, lip_width=8,
+    disc_width=8, sync_dim=16, sync_width=4,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    data = root / "corpus"
+    assert synth_main(["--out", str(data), "--speakers", "3", "--utterances", "2", "--size", "64",
+                       "--workers", "1", "--quiet", "--seed", "3"]) == 0  # fmt: skip
+    torch.manual_seed(0)
+    save_checkpoint(root / "gen", LipMemGenerator(CFG), kind="generator", metadata={"steps": 0})
+    nomem = dataclasses.replace(CFG, use_memory=False)
+    save_checkpoint(root / "gen-nomem", LipMemGenerator(nomem), kind="generator")
+    save_checkpoint(root / "sync", SyncNet(CFG), kind="syncnet")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    trained = O.train_oracle(
+        steps=1, batch=4, width=8, n_identities=1, val_identities=1, val_frames=5, log_every=0
+    )
+    torch.set_num_threads(before)
+    O.save_oracle(trained, root / "oracle")
+    return root, data
+
+
+def _run(root, data, ckpt: str, out: str, extra=()) -> dict:
+    argv = ["--checkpoint", str(root / ckpt), "--data", str(data), "--split", "test", "--out", str(root / out),
+            "--syncnet", str(root / "sync"), "--oracle", str(root / "oracle"), "--quiet", *extra]  # fmt: skip
+    assert E.main(argv) == 0
+    text = (root / out).read_text()
+    assert "Infinity" not in text and "NaN" not in text  # strict JSON
+    return json.loads(text)
+
+
+@pytest.fixture(scope="module")
+def memory_results(setup):
+    root, data = setup
+    return _run(root, data, "gen", "memory.json")
+
+
+def test_cli_writes_every_field(setup, memory_results):
+    root, data = setup
+    res = memory_results
+    assert res["command"].startswith("python -m lipmem_core.evaluate --checkpoint ")
+    assert {"created", "git", "checkpoint", "syncnet", "oracle", "data", "seed", "rows"} <= set(res)
+    assert res["checkpoint"]["model_config"]["n_slots"] == S
+    manifest = corpus.read_manifest(data)
+    test_rows = manifest[manifest["split"] == "test"]
+    assert res["data"]["n_clips"] == len(test_rows) == 2
+    assert res["data"]["n_frames"] == int(test_rows["frames"].sum())
+    names = [r["name"] for r in res["rows"]]
+    assert names == ["ground_truth", "model", "untrained"]
+    for row in res["rows"][:2]:
+        for key in ("psnr", "ssim", "psnr_mouth", "ssim_mouth", "lse_d", "lse_c", "offset_zero_share",
+                    "offset_mean_abs", "mouth_mae"):  # fmt: skip
+            assert row[key] is not None, (row["name"], key)
+        assert set(row["mouth"]["mae"]) == set(MOUTH_PARAMS)
+        assert len(row["per_clip"]) == 2
+        assert all(-15 <= c["offset"] <= 15 for c in row["per_clip"])
+    model = res["rows"][1]
+    assert 0 < model["psnr"] < 60 and 0 < model["ssim"] < 1
+    for name in ("model", "untrained"):
+        mem = next(r for r in res["rows"] if r["name"] == name)["memory"]
+        assert mem["n_frames"] == res["data"]["n_frames"]
+        assert mem["n_slots"] == S and 0 <= mem["pnmi"] <= 1
+        assert mem["used_slots"] + mem["dead_slots"] == S
+
+
+def test_reference_row_on_ground_truth(setup, memory_results):
+    root, data = setup
+    gt = memory_results["rows"][0]
+    assert gt["psnr"] == "inf" and R.from_json_value(gt["psnr"]) == math.inf
+    assert gt["psnr_mouth"] == "inf"
+    assert gt["ssim"] == pytest.approx(1.0) and gt["ssim_mouth"] == pytest.approx(1.0)
+    assert gt["memory"] is None
+    # the mouth error of the reference row is the oracle's own error on the corpus frames
+    oracle = O.load_oracle(root / "oracle")
+    manifest = corpus.read_manifest(data)
+    preds, truths = [], []
+    for row in manifest[manifest["split"] == "test"].sort_values(["speaker", "utterance"]).itertuples():
+        d = corpus.clip_dir(data, row)
+        preds.append(O.predict_mouth(oracle, corpus.read_frames(d)))
+        truths.append(corpus.read_mouth(d)[list(MOUTH_PARAMS)].to_numpy())
+    own = O.mouth_error(np.concatenate(preds), np.concatenate(truths))
+    assert gt["mouth_mae"] == pytest.approx(own["mae_mean"], rel=1e-6)
+    for p in MOUTH_PARAMS:
+        assert gt["mouth"]["mae"][p] == pytest.approx(own["mae"][p], rel=1e-6)
+
+
+def test_model_row_matches_the_pipeline(setup, memory_results):
+    """The model row's addressing is what the inference pipeline returns for that clip."""
+    root, data = setup
+    from lipmem_core.checkpoint import load_checkpoint
+    from lipmem_core.pipeline import TalkingFacePipeline
+
+    pipe = TalkingFacePipeline(load_checkpoint(root / "gen"), device="cpu")
+    manifest = corpus.read_manifest(data)
+    slots, phones = [], []
+    for row in manifest[manifest["split"] == "test"].sort_values(["speaker", "utterance"]).itertuples():
+        clip = E.load_clip(data, row, CFG.img_size)
+        frames, addr = E.generate(pipe, clip)
+        assert frames.shape == clip.frames.shape and addr.shape == (len(frames), S)
+        slots.append(addr.argmax(1))
+        phones += clip.phones
+    from lipmem_core.metrics import slot_statistics
+
+    expected = slot_statistics(phones, np.concatenate(slots), S).to_dict()
+    got = memory_results["rows"][1]["memory"]
+    assert got["pnmi"] == pytest.approx(expected["pnmi"]) and got["used_slots"] == expected["used_slots"]
+
+
+def test_no_memory_checkpoint_has_no_memory_rows_and_results_page(setup, memory_results, tmp_path):
+    root, data = setup
+    res = _run(root, data, "gen-nomem", "nomem.json", extra=["--max-clips", "1"])
+    assert [r["name"] for r in res["rows"]] == ["ground_truth", "model"]
+    assert res["rows"][1]["memory"] is None and "no memory" in res["rows"][1]["label"]
+    assert res["data"]["n_clips"] == 1
+
+    out = tmp_path / "RESULTS.md"
+    R.main([str(root / "memory.json"), str(root / "nomem.json"), "--out", str(out)])
+    text = out.read_text()
+    assert text.count("| ground truth") == 1  # one reference row, from the first file
+    assert "gen (memory) (memory.json)" in text and "gen-nomem (no memory) (nomem.json)" in text
+    assert "untrained (random init) (memory.json)" in text
+    assert "| inf |" in text  # the reference PSNR
+    assert res["command"] in text and memory_results["command"] in text
+
+
+def test_errors_name_the_fix(setup, tmp_path):
+    root, data = setup
+    with pytest.raises(CorpusError, match="no clips in split"):
+        E.evaluate(root / "gen", data, split="nosuch", progress=False)
+    with pytest.raises(CheckpointError, match="needs a generator"):
+        E.evaluate(root / "sync", data, progress=False)
+    with pytest.raises(CheckpointError, match="mouth oracle"):
+        O.load_oracle(root / "gen")
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    with pytest.raises(Exception, match="not a results.json"):
+        R.load_results(bad)
+
+
+def test_json_safe_handles_non_finite():
+    assert E.json_safe({"a": [math.inf, -math.inf, math.nan, np.float32(1.5), np.int64(3)]}) == {
+        "a": ["inf", "-inf", None, 1.5, 3]
+    }
