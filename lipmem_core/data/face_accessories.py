@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from lipmem_core.data.face_canvas import Canvas, scaled, smoothstep
@@ -21,9 +22,9 @@ def _moustache(lay: FaceLayout) -> np.ndarray:
     """(N, 2) polygon of a moustache just above the upper lip, drooping at the corners."""
     mx, my = lay.mouth
     u = np.linspace(-1.0, 1.0, 17)
-    lower = my - 0.024 + 0.022 * u**2
+    lower = my - 0.026 + 0.012 * u**2  # clear of the lip line, where the jaw warp starts
     upper = lower - 0.024 * (1.0 - 0.55 * u**2)
-    x = mx + u * lay.mouth_half_width * 1.12
+    x = mx + u * lay.mouth_half_width * 1.22  # reaching round the corners to the beard
     return np.concatenate([np.stack([x, lower], 1), np.stack([x, upper], 1)[::-1]])
 
 
@@ -50,7 +51,8 @@ def paint_beard(
         region = np.maximum(moustache, chin * face * smoothstep(my + 0.026, my + 0.036, y))
     else:
         region = moustache
-    grain = (rng.random(region.shape) < 0.4).astype(np.float32)
+    # hair grain ~1 output pixel wide: finer grain would alias when the jaw warp stretches it
+    grain = cv2.GaussianBlur((rng.random(region.shape) < 0.4).astype(np.float32), (0, 0), 0.7)
     if style == "stubble":
         cv.paint(region, colour, 0.22)
         cv.paint(region * grain, scaled(colour, 0.8), 0.25)

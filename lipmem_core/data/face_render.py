@@ -14,6 +14,8 @@ the tongue tip shows just below the upper incisors. Lengths are image fractions.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -36,7 +38,7 @@ _V_ROUND = np.sqrt(1.0 - _V2)
 _V_TIP = np.sqrt(np.clip(1.0 - _V2 / 0.45**2, 0.0, 1.0))
 _GAP_IDX = np.array([2, 4, 6, 8, 10])  # incisor gaps at v = -0.67, -0.33, 0, 0.33, 0.67
 _MAX_OPEN = 0.137  # lip gap at full jaw opening (image fraction)
-_CHIN_FOLLOWS = 0.85  # chin travel / lower-lip travel
+_CHIN_FOLLOWS = 1.0  # chin travel / lower-lip travel: the lower lip rides on the jaw
 
 
 def _c(colour, factor: float = 1.0, add: float = 0.0) -> tuple[int, int, int]:
@@ -53,17 +55,44 @@ def _opening(jaw: float, close: float, tuck: float, teeth: float) -> tuple[float
     return gap, lift, drop
 
 
-def _jaw_maps(lay: FaceLayout, cols: np.ndarray, rows: np.ndarray, scale: int) -> tuple[np.ndarray, ...]:
-    """Identity remap grids (h, w) float32 for the pixels `rows` x `cols` of an image `scale`
-    pixels wide, and the weight (h, w) with which each follows the chin: 0 at the lip line
-    and beside the face, 1 from below the lower lip through the chin, fading into the neck."""
-    x = (cols + 0.5) / scale - 0.5  # image fractions from the face's middle
-    y = (rows + 0.5) / scale
-    my = lay.mouth[1]
-    wy = smoothstep(my, my + 0.1, y) * (1.0 - smoothstep(lay.chin_y, lay.chin_y + 0.07, y))
-    wx = 1.0 - smoothstep(0.1, lay.half_width + 0.04, np.abs(x))  # the jaw hinges near the ears
-    map_x, map_y = np.meshgrid(cols.astype(np.float32), rows.astype(np.float32))
-    return map_x, map_y, (wy[:, None] * wx[None, :]).astype(np.float32)
+@dataclass(frozen=True)
+class _JawGrid:
+    """A pixel block that may follow the chin: identity remap grids (h, w) in its image's
+    pixels, its rows' image fractions (h,), a column weight (w,) that is 1 in the middle of
+    the face and 0 beside it (the jaw hinges near the ears), and a row fade (h,) from 1 at the
+    chin to 0 down the neck."""
+
+    map_x: np.ndarray
+    map_y: np.ndarray
+    y: np.ndarray
+    across: np.ndarray
+    fade: np.ndarray
+
+    @classmethod
+    def build(cls, lay: FaceLayout, cols: np.ndarray, rows: np.ndarray, scale: int) -> _JawGrid:
+        x = (cols + 0.5) / scale - 0.5  # image fractions from the face's middle
+        y = (rows + 0.5) / scale
+        map_x, map_y = np.meshgrid(cols.astype(np.float32), rows.astype(np.float32))
+        return cls(
+            map_x=map_x,
+            map_y=map_y,
+            y=y,
+            across=(1.0 - smoothstep(0.1, lay.half_width + 0.04, np.abs(x))).astype(np.float32),
+            fade=1.0 - smoothstep(lay.chin_y, lay.chin_y + 0.07, y),
+        )
+
+    def warp(self, src: np.ndarray, lip_y: float, drop: float, scale: int, dst: np.ndarray) -> None:
+        """Pull the block down by `drop` (image fraction) where it follows the chin.
+
+        Below the lip line the weight rises over 1.8 x drop + 0.01, so the source row
+        y - drop * w(y) always increases with y (max slope 1.5 drop / ramp < 1): the skin
+        stretches and never folds back over itself.
+        """
+        ramp = smoothstep(lip_y, lip_y + 1.8 * drop + 0.01, self.y) * self.fade  # (h,)
+        shift = (np.float32(drop * scale) * ramp.astype(np.float32))[:, None] * self.across  # (h, w)
+        cv2.remap(
+            src, self.map_x, self.map_y - shift, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE
+        )
 
 
 class FaceRenderer:
@@ -82,23 +111,28 @@ class FaceRenderer:
         half_w = self._hw0 * 1.25 + 0.03
         self._box = (
             int(np.floor((mx - half_w) * size)),
-            int(np.floor((my - 0.095) * size)),
+            int(np.floor((my - 0.12) * size)),
             int(np.ceil((mx + half_w) * size)),
-            int(np.ceil((my + 0.175) * size)),
-        )  # x0, y0, x1, y1 in output pixels
+            int(min(np.ceil((my + 0.2) * size), size)),
+        )  # x0, y0, x1, y1 in output pixels: the widest, most open lips stay inside
         x0, y0, x1, y1 = self._box
         self._hi = hi
+        ramp = max(2.0, size / 64)  # px
+        fy = np.clip(np.minimum(np.arange(y1 - y0), np.arange(y1 - y0)[::-1]) / ramp, 0, 1)
+        fx = np.clip(np.minimum(np.arange(x1 - x0), np.arange(x1 - x0)[::-1]) / ramp, 0, 1)
+        self._feather = np.outer(fy, fx).astype(np.float32)  # (h, w) patch opacity
         self._hi_patch = np.ascontiguousarray(hi[y0 * self.ss : y1 * self.ss, x0 * self.ss : x1 * self.ss])
         self._work = np.empty_like(self._hi_patch)
         # jaw field: where (and how much) the skin below the mouth follows the jaw, for the
         # whole lower face at 1x and for the supersampled mouth patch
+        self._lip_y = my
         self._rows = (int(my * size), min(size, int(np.ceil((lay.chin_y + 0.08) * size))))
         r0, r1 = self._rows
-        self._jaw_1x = _jaw_maps(lay, np.arange(size), np.arange(r0, r1), size)
+        self._jaw_1x = _JawGrid.build(lay, np.arange(size), np.arange(r0, r1), size)
         hs = size * self.ss
         self._hi_split = int(my * hs) - y0 * self.ss  # patch rows above the lip line never move
         cols_hi, rows_hi = np.arange(x0 * self.ss, x1 * self.ss), np.arange(int(my * hs), y1 * self.ss)
-        self._jaw_hi = _jaw_maps(lay, cols_hi, rows_hi, hs)
+        self._jaw_hi = _JawGrid.build(lay, cols_hi, rows_hi, hs)
         px = size * self.ss  # patch pixels per image fraction
         self._mouth_scale = px * _ONE
         self._mouth_origin = np.array([(mx * size - x0) * self.ss, (my * size - y0) * self.ss]) * _ONE
@@ -198,12 +232,6 @@ class FaceRenderer:
             gaps = np.stack((upper, lower), 1)  # (5, 2, 2)
             cv2.polylines(img, list(gaps), False, col["gap"], 1, aa, _SHIFT)
 
-    @staticmethod
-    def _warp_jaw(src: np.ndarray, maps: tuple[np.ndarray, ...], drop_px: float, dst: np.ndarray) -> None:
-        map_x, map_y, weight = maps
-        cv2.remap(src, map_x, map_y - np.float32(drop_px) * weight, cv2.INTER_LINEAR, dst=dst,
-                  borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-
     def _draw_lids(self, img: np.ndarray, blink: float) -> None:
         for upper, lower in self._eye_px:
             edge = upper + min(blink, 1.0) * 1.04 * (lower - upper)
@@ -242,18 +270,24 @@ class FaceRenderer:
         np.copyto(buf, self._base)
         x0, y0, x1, y1 = self._box
         jaw, _, _, close, tuck, teeth, _ = m.tolist()
-        chin_drop = _CHIN_FOLLOWS * _opening(jaw, close, tuck, teeth)[2] * self.size  # px at 1x
-        if chin_drop > 0.05:  # the chin follows the jaw: pull the lower face down
+        chin_drop = _CHIN_FOLLOWS * _opening(jaw, close, tuck, teeth)[2]  # image fraction
+        moving = chin_drop * self.size > 0.05
+        if moving:  # the chin follows the jaw: pull the lower face down
             r0, r1 = self._rows
-            self._warp_jaw(self._base, self._jaw_1x, chin_drop, buf[r0:r1])
+            lip_y = self._lip_y
+            self._jaw_1x.warp(self._base, lip_y, chin_drop, self.size, buf[r0:r1])
             split = self._hi_split
             self._work[:split] = self._hi_patch[:split]
-            self._warp_jaw(self._hi, self._jaw_hi, chin_drop * self.ss, self._work[split:])
+            self._jaw_hi.warp(self._hi, lip_y, chin_drop, self.size * self.ss, self._work[split:])
         else:
             np.copyto(self._work, self._hi_patch)
         self._draw_mouth(self._work, m)
         if self.ss == 1:
             buf[y0:y1, x0:x1] = self._work
+        elif moving:  # feather: 1x and 2x warps of fine texture (stubble) differ slightly
+            patch = cv2.resize(self._work, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+            roi = buf[y0:y1, x0:x1]
+            roi[:] = cv2.blendLinear(patch, roi, self._feather, 1.0 - self._feather)
         else:
             buf[y0:y1, x0:x1] = cv2.resize(self._work, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
         if blink > 0.02:

@@ -55,7 +55,8 @@ def identities_sheet(seed: int = 0, size: int = 128, cols: int = 6, rows: int = 
 
 def visemes_sheet(seed: int = 1, size: int = 128, n_identities: int = 4) -> np.ndarray:
     """Labelled grid: a header row of viseme classes (with their phones), then one row per
-    identity showing the mouth target of each class's representative phone."""
+    identity showing the mouth target of each class's representative phone (size x size
+    tiles cropped from eyes to chin)."""
     rng = np.random.default_rng(seed)
     classes = list(VISEMES)
     header = np.full((44, size * len(classes), 3), _PAPER, np.uint8)
@@ -66,9 +67,13 @@ def visemes_sheet(seed: int = 1, size: int = 128, n_identities: int = 4) -> np.n
         phones = members if len(members) <= 18 else " ".join(VISEMES[name][:5]) + " .."
         _text(header, f"{phones}   [{REPRESENTATIVE[name]}]", x, 36, 0.33)
     rows = [header]
+    # render larger and keep the middle of the face (eyes to chin), so mouths read clearly
+    big = round(size / 0.7)
+    y0, x0 = round(0.27 * big), round(0.15 * big)
     for _ in range(n_identities):
-        renderer = FaceRenderer(Identity.sample(rng), size)
-        rows.append(np.hstack([renderer.render(PHONE_TARGETS[REPRESENTATIVE[v]]) for v in classes]))
+        renderer = FaceRenderer(Identity.sample(rng), big)
+        tiles = [renderer.render(PHONE_TARGETS[REPRESENTATIVE[v]]) for v in classes]
+        rows.append(np.hstack([t[y0 : y0 + size, x0 : x0 + size] for t in tiles]))
     return np.vstack(rows)
 
 
