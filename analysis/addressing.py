@@ -15,7 +15,7 @@ slots) are `lipmem_core.metrics`' single implementation.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -56,17 +56,59 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+class _Address(torch.nn.Module):
+    """`model.address` as a module, so it can be traced (only the public method is used)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.model.address(mel)  # (N, 1, 80, 16) -> (N, S)
+
+
+AddressFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def fast_address(model) -> AddressFn:
+    """`model.address` traced and optimised for CPU inference (BN folded into convs, oneDNN).
+
+    Same values to ~1e-7 and about 2x faster; tracing costs a second, so it pays off for a
+    corpus, not for one short clip. The weights are frozen into the result: re-make it after
+    training. On other devices `model.address` itself is returned.
+    """
+    param = next(model.parameters())
+    if param.device.type != "cpu":
+        return model.address
+    was_training = model.training
+    wrapper = _Address(model).eval()
+    example = torch.zeros(8, 1, model.cfg.mel_bins, model.cfg.mel_window, dtype=param.dtype)
+    try:
+        with torch.no_grad():
+            return torch.jit.optimize_for_inference(torch.jit.trace(wrapper, example, check_trace=False))
+    finally:
+        model.train(was_training)
+
+
 @torch.inference_mode()
-def address_audio(model, audio: np.ndarray, batch_size: int = 512, progress: bool = False) -> np.ndarray:
+def address_audio(
+    model,
+    audio: np.ndarray,
+    batch_size: int = 512,
+    progress: bool = False,
+    address_fn: AddressFn | None = None,
+) -> np.ndarray:
     """A_aud of every video frame of 16 kHz `audio`: (n_samples,) -> (n_frames, S) float32.
 
     Frame k is addressed from its 16-mel-frame window centred on (k + 0.5) / 25 s.
+    `address_fn` replaces `model.address` (e.g. by `fast_address(model)`).
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1 or audio.size == 0:
         raise AlignmentError(f"expected non-empty mono audio (n_samples,), got shape {audio.shape}")
     was_training = model.training
     model.eval()
+    address = address_fn or model.address
     try:
         mel = melspectrogram(audio)  # (80, M)
         n = num_frames(len(audio))
@@ -77,7 +119,7 @@ def address_audio(model, audio: np.ndarray, batch_size: int = 512, progress: boo
             idx = np.arange(lo, min(lo + batch_size, n))
             win = torch.from_numpy(mel_windows(mel, idx)).unsqueeze(1)  # (n, 1, 80, 16)
             out[lo : lo + len(idx)] = (
-                model.address(win.to(param.device, param.dtype)).float().cpu().numpy()
+                address(win.to(param.device, param.dtype)).float().cpu().numpy()
             )  # (n, S)
     finally:
         model.train(was_training)
@@ -107,6 +149,7 @@ def clip_addressing(
     cache_dir: str | Path | None = None,
     fingerprint: str | None = None,
     batch_size: int = 512,
+    address_fn: AddressFn | None = None,
 ) -> pd.DataFrame:
     """Frame table of one clip, read from / written to `cache_dir` when given.
 
@@ -124,7 +167,7 @@ def clip_addressing(
             frames = pd.read_parquet(path)
             frames["utterance"] = utterance
             return frames
-    frames = frame_table(address_audio(model, audio, batch_size), utterance)
+    frames = frame_table(address_audio(model, audio, batch_size, address_fn=address_fn), utterance)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{np.random.default_rng().integers(1 << 30)}.tmp")
@@ -139,11 +182,24 @@ def corpus_addressing(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     total: int | None = None,
+    optimise: bool = True,
 ) -> pd.DataFrame:
-    """Frame tables of many clips (utterance id, 16 kHz audio), concatenated, with a progress bar."""
+    """Frame tables of many clips (utterance id, 16 kHz audio), concatenated, with a progress bar.
+
+    optimise: address through `fast_address`, traced once, on the first clip not in the cache
+    (worth it from about a minute of audio).
+    """
     fingerprint = model_fingerprint(model) if cache_dir is not None else None
+    fast: AddressFn | None = None
+
+    def address(mel: torch.Tensor) -> torch.Tensor:
+        nonlocal fast
+        if fast is None:
+            fast = fast_address(model)
+        return fast(mel)
+
     tables = [
-        clip_addressing(model, audio, utt, cache_dir, fingerprint)
+        clip_addressing(model, audio, utt, cache_dir, fingerprint, address_fn=address if optimise else None)
         for utt, audio in tqdm(clips, desc="addressing", unit="clip", total=total, disable=not progress)
     ]
     if not tables:

@@ -27,14 +27,7 @@ from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import CheckpointError, CorpusError, LipMemError
 
 from . import plots
-from .addressing import (
-    clip_addressing,
-    join_phones,
-    model_fingerprint,
-    phone_slot_matrices,
-    slot_order,
-    statistics,
-)
+from .addressing import corpus_addressing, join_phones, phone_slot_matrices, slot_order, statistics
 from .slots import frame_map, slot_gallery, slot_labels, slot_map
 
 _STAT_COLUMNS = ["utterance", "n_frames", "pnmi", "phone_purity", "slot_purity", "viseme_purity",
@@ -65,6 +58,7 @@ def analyse(
     cache_dir: Path | None = None,
     seed: int = 0,
     map_method: str = "auto",
+    progress: bool = False,
 ) -> Report:
     """Address every clip, join phones, compute matrices, statistics, maps and the gallery.
 
@@ -72,11 +66,9 @@ def analyse(
     """
     if not clips:
         raise CorpusError("nothing to analyse: no clips")
-    fingerprint = model_fingerprint(model) if cache_dir is not None else None
-    frames = pd.concat(
-        [clip_addressing(model, c.audio, c.utterance, cache_dir, fingerprint) for c in clips],
-        ignore_index=True,
-    )
+    clip_audio = ((c.utterance, c.audio) for c in clips)
+    seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE
+    frames = corpus_addressing(model, clip_audio, cache_dir, progress, len(clips), optimise=seconds > 60)
     phones = pd.concat([c.phones for c in clips], ignore_index=True)
     frames = join_phones(frames, phones)
     by_phone = phone_slot_matrices(frames, "phone")

@@ -11,6 +11,7 @@ from analysis.addressing import (
     address_audio,
     clip_addressing,
     corpus_addressing,
+    fast_address,
     frame_table,
     join_phones,
     model_fingerprint,
@@ -150,3 +151,14 @@ def test_slot_order_groups_slots_of_the_same_phone():
     assert set(order[-3:]) == {9, 10, 11}
     blocks = [owner[s] for s in order[:9]]
     assert sum(a != b for a, b in zip(blocks, blocks[1:], strict=False)) == 2  # three contiguous runs
+
+
+def test_fast_address_matches_model_address_at_any_batch_size(model):
+    fast = fast_address(model.train())
+    assert model.training  # the caller's mode is restored
+    model.eval()
+    x = torch.randn(33, 1, 80, 16)
+    with torch.no_grad():
+        ref = model.address(x)
+        np.testing.assert_allclose(fast(x).numpy(), ref.numpy(), atol=1e-5)
+        np.testing.assert_allclose(fast(x[:7]).numpy(), ref[:7].numpy(), atol=1e-5)
