@@ -215,15 +215,16 @@ def join_phones(frames: pd.DataFrame, phones: pd.DataFrame) -> pd.DataFrame:
     check_phone_table(phones)
     out = frames.copy()
     labels = np.full(len(out), SILENCE, dtype=object)
+    by_utt = dict(tuple(phones.groupby("utterance", sort=False)))
+    frame_ids = out["frame"].to_numpy()
     for utt, idx in out.groupby("utterance", sort=False).indices.items():
-        p = phones[phones["utterance"] == utt].sort_values("start")
-        if p.empty:
+        if utt not in by_utt:
             continue
+        p = by_utt[utt].sort_values("start")
         intervals = [Interval(s, e, ph) for s, e, ph in zip(p["start"], p["end"], p["phone"], strict=True)]
-        k = out["frame"].to_numpy()[idx]
-        labels[idx] = np.asarray(frame_phones(intervals, int(k.max()) + 1), dtype=object)[
-            k
-        ]  # by frame centre
+        k = frame_ids[idx]
+        at_centres = frame_phones(intervals, int(k.max()) + 1)  # phone at each frame centre
+        labels[idx] = np.asarray(at_centres, dtype=object)[k]
     out.insert(out.columns.get_loc("weight") + 1, "phone", labels)
     out.insert(out.columns.get_loc("phone") + 1, "viseme", [viseme_of(p) for p in labels])
     return out
