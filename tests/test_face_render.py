@@ -235,3 +235,16 @@ def test_sheets_have_a_labelled_column_per_viseme():
     tiles = [faces[:, 64 * c : 64 * (c + 1)] for c in range(len(VISEMES))]
     assert sum(np.array_equal(a, b) for i, a in enumerate(tiles) for b in tiles[i + 1 :]) == 0
     assert identities_sheet(size=32, cols=3, rows=2).shape == (64, 96, 3)
+
+
+def test_the_chin_follows_the_jaw(renderer):
+    lay = face_layout(IDENTITY)
+    closed = renderer.render(REST).astype(int)
+    open_ = renderer.render(PHONE_TARGETS["AA"]).astype(int)
+    # on AA the lower lip drops by ~0.1 of the crop, and the chin with it
+    rows = np.arange(int((lay.chin_y - 0.06) * SIZE), int((lay.chin_y - 0.02) * SIZE))
+    cols = slice(int(0.4 * SIZE), int(0.6 * SIZE))
+    errors = [np.abs(open_[rows + s, cols] - closed[rows, cols]).mean() for s in range(SIZE - rows[-1])]
+    shift = int(np.argmin(errors))
+    assert shift >= 0.06 * SIZE, errors
+    assert errors[shift] < 0.6 * errors[0]  # (a stretch, not a pure shift)
