@@ -19,6 +19,7 @@ switch.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from .audio import load_audio, mel_windows, melspectrogram
 from .config import FPS, SAMPLE_RATE
@@ -118,6 +120,41 @@ class _FaceSource:
             self.reader.close()
 
 
+def inference_copy(model: LipMemGenerator, device: torch.device) -> LipMemGenerator:
+    """A copy of the generator arranged for fast inference; the caller's model is untouched.
+
+    Each BatchNorm that follows a convolution (encoders.ConvBlock's `conv`/`bn`,
+    decoder.UpBlock's `up`/`bn`, and Conv -> BatchNorm pairs inside nn.Sequential) is folded
+    into the convolution's weights (exact in eval mode), and the 2D image networks use
+    channels_last, which oneDNN runs faster. Together about 2x less CPU per frame here.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fast = copy.deepcopy(model).eval()
+    convs = (nn.Conv2d, nn.ConvTranspose2d)
+    for mod in fast.modules():
+        bn = getattr(mod, "bn", None)
+        if isinstance(bn, nn.BatchNorm2d):
+            for name in ("conv", "up"):
+                conv = getattr(mod, name, None)
+                if isinstance(conv, convs):
+                    setattr(
+                        mod, name, fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                    )
+                    mod.bn = nn.Identity()
+                    break
+        if isinstance(mod, nn.Sequential):
+            for i in range(len(mod) - 1):
+                if isinstance(mod[i], convs) and isinstance(mod[i + 1], nn.BatchNorm2d):
+                    mod[i] = fuse_conv_bn_eval(
+                        mod[i], mod[i + 1], transpose=isinstance(mod[i], nn.ConvTranspose2d)
+                    )
+                    mod[i + 1] = nn.Identity()
+    fast.face_encoder.to(memory_format=torch.channels_last)
+    fast.decoder.to(memory_format=torch.channels_last)
+    return fast.to(device)
+
+
 def _fast_bf16(device: torch.device) -> bool:
     """bf16 autocast pays off only with native bf16 units (AVX512-BF16/AMX on CPU)."""
     if device.type == "cuda":
@@ -167,8 +204,9 @@ class TalkingFacePipeline:
         self._mask = mouth_mask(self.img_size)
 
     def _load(self, model: object) -> tuple[LipMemGenerator, dict]:
+        """An inference copy of the generator (see `inference_copy`) and its metadata."""
         if isinstance(model, LipMemGenerator):
-            return model.to(self.device).eval(), {}
+            return inference_copy(model, self.device), {}
         if isinstance(model, (str, os.PathLike)):
             if Path(model) == DEFAULT_CHECKPOINT and not DEFAULT_CHECKPOINT.exists():
                 raise CheckpointError(
@@ -183,7 +221,7 @@ class TalkingFacePipeline:
                 f"expected a generator checkpoint, got kind {getattr(model, 'kind', None)!r}: "
                 "pass a directory written by `python -m lipmem_core.train`"
             )
-        return model.model.to(self.device).eval(), dict(model.metadata or {})
+        return inference_copy(model.model, self.device), dict(model.metadata or {})
 
     @property
     def trained_on_synthtalk(self) -> bool:

@@ -265,3 +265,32 @@ def test_checkpoint_directory_and_domain_notice(tmp_path):
     np.testing.assert_array_equal(np.stack(a), np.stack(b))
     with pytest.raises(CheckpointError):
         TalkingFacePipeline(tmp_path / "missing", device="cpu")
+
+
+def test_inference_copy_folds_batchnorm_exactly_and_leaves_the_model_alone():
+    from lipmem_core.pipeline import inference_copy
+
+    torch.manual_seed(0)
+    model = LipMemGenerator(tiny_config()).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+
+    def n_bn(m: LipMemGenerator) -> int:  # on the inference path (the lip encoder is training-only)
+        nets = (m.face_encoder, m.audio_encoder, m.decoder)
+        return sum(isinstance(x, torch.nn.BatchNorm2d) for net in nets for x in net.modules())
+
+    before = n_bn(model)
+    fast = inference_copy(model, torch.device("cpu"))
+    assert n_bn(fast) == 0 < before
+    assert n_bn(model) == before
+    g = torch.Generator().manual_seed(0)
+    face = torch.rand(2, 6, 5, 32, 32, generator=g) * 2 - 1
+    mel = torch.rand(2, 5, 1, 80, 16, generator=g) * 8 - 4
+    with torch.inference_mode():
+        a, b = model(face, mel), fast(face, mel)
+    torch.testing.assert_close(b.frames, a.frames, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(b.addr_aud, a.addr_aud, atol=1e-5, rtol=1e-5)
