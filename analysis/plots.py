@@ -255,6 +255,8 @@ def gallery_figure(
         r, c = divmod(i, cols)
         canvas[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = images[i]
     top = {} if slot_info is None else dict(zip(slot_info["slot"], slot_info["top_phones"], strict=False))
+    # Tile label: the slot and its dominant phone ("12 M"), so the montage reads without hovering.
+    best = {} if slot_info is None else dict(zip(slot_info["slot"], slot_info["phone"], strict=False))
     centres = [divmod(i, cols) for i in range(k)]
     fig = go.Figure(go.Image(z=canvas, hoverinfo="skip"))
     fig.add_trace(
@@ -268,7 +270,7 @@ def gallery_figure(
         )
     )
     for (r, c), s in zip(centres, slots, strict=True):
-        fig.add_annotation(x=c * (w + pad) + 2, y=r * (h + pad) + 2, text=f"{s}", showarrow=False,
+        fig.add_annotation(x=c * (w + pad) + 2, y=r * (h + pad) + 2, text=f"{s} {best.get(int(s), '')}".strip(), showarrow=False,
                            xanchor="left", yanchor="top", font={"size": 9, "color": "white"}, bgcolor="rgba(0,0,0,0.5)")  # fmt: skip
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

@@ -98,3 +98,8 @@ def test_gallery_montage_places_each_image(clip):
     assert (canvas[0:10, 0:10] == 0).all() and (canvas[12:22, 0:10] == 60).all()  # row-major
     assert fig.data[1].hovertext[0].startswith("slot 7")
     assert [a.text for a in fig.layout.annotations] == ["7", "1", "2", "3", "4"]
+    info = pd.DataFrame(
+        {"slot": [7, 1, 2, 3, 4], "phone": ["M", "AA", "unused", "S", "IY"], "top_phones": ""}
+    )
+    labelled = gallery_figure(images, [7, 1, 2, 3, 4], info, cols=3)
+    assert labelled.layout.annotations[0].text == "7 M" and labelled.layout.annotations[2].text == "2 unused"
