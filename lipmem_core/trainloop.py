@@ -324,7 +324,7 @@ def run_training(
             step += 1
             bar.update(1)
             pending.append(logs)
-            validate = step % loop.val_every == 0
+            validate = step % loop.val_every == 0 and step < loop.max_steps  # the last: final
             if step % loop.log_every == 0 or validate or step == loop.max_steps:
                 # keys of the last step: the same on every rank (a GAN term may start mid-interval)
                 means = {k: float(np.mean([p[k] for p in pending if k in p])) for k in pending[-1]}
