@@ -221,6 +221,11 @@ def test_bad_inputs_raise():
         render_clip(IDENTITY, np.zeros((3, 5)), np.random.default_rng(0))
     with pytest.raises(ValueError, match="size"):
         FaceRenderer(IDENTITY, 8)
+    with pytest.raises(ValueError, match="finite"):
+        FaceRenderer(IDENTITY, 64).render(np.full(7, np.nan))
+    # out-of-range parameters are clipped to [0, 1], not extrapolated
+    r = FaceRenderer(IDENTITY, 64)
+    assert np.array_equal(r.render(np.full(7, 5.0)), r.render(np.ones(7)))
 
 
 def test_sheets_have_a_labelled_column_per_viseme():

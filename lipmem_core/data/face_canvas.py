@@ -36,17 +36,26 @@ class Canvas:
         for pts, thick in lines:
             cv2.polylines(m, [self.px(pts)], False, 255, max(1, round(thick * self.n)), cv2.LINE_AA)
         out = m.astype(np.float32) / 255.0
-        if blur > 0:
-            out = cv2.GaussianBlur(out, (0, 0), blur * self.n)
+        if blur > 0:  # blur only around what was drawn: most shapes are small
+            sigma = blur * self.n
+            box = _bbox(m, pad=int(np.ceil(4 * sigma)) + 1)
+            if box is not None:
+                roi = out[box]
+                roi[:] = cv2.GaussianBlur(roi, (0, 0), sigma)
         return out
 
     def paint(self, mask: np.ndarray, colour, alpha: float = 1.0) -> None:
-        a = (mask * alpha)[..., None]
-        self.img += (np.asarray(colour, np.float32) - self.img) * a
+        """Blend towards `colour` by mask * alpha (only inside the mask's bounding box)."""
+        box = _bbox(mask)
+        if box is not None:
+            img = self.img[box]
+            img += (np.asarray(colour, np.float32) - img) * (mask[box] * alpha)[..., None]
 
     def shade(self, mask: np.ndarray, factor: float) -> None:
         """Multiply by `factor` under the mask (darken < 1 < lighten), keeping hue."""
-        self.img *= 1.0 + (factor - 1.0) * mask[..., None]
+        box = _bbox(mask)
+        if box is not None:
+            self.img[box] *= 1.0 + (factor - 1.0) * mask[box][..., None]
 
     def image(self, size: int) -> np.ndarray:
         """The canvas area-downsampled to (size, size, 3) uint8, read-only."""
@@ -54,6 +63,19 @@ class Canvas:
         out = np.clip(np.round(small), 0, 255).astype(np.uint8)
         out.setflags(write=False)
         return out
+
+
+def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
+    """Slices of the smallest box holding every non-zero pixel (grown by `pad`), or None."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    n_rows, n_cols = mask.shape
+    return (
+        slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, n_rows)),
+        slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, n_cols)),
+    )
 
 
 def scaled(colour, factor: float, add=(0, 0, 0)) -> tuple[float, ...]:

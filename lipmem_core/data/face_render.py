@@ -14,6 +14,7 @@ the tongue tip shows just below the upper incisors. Lengths are image fractions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -88,7 +89,8 @@ class _JawGrid:
         y - drop * w(y) always increases with y (max slope 1.5 drop / ramp < 1): the skin
         stretches and never folds back over itself.
         """
-        ramp = smoothstep(lip_y, lip_y + 1.8 * drop + 0.01, self.y) * self.fade  # (h,)
+        t = np.minimum(np.maximum((self.y - lip_y) / (1.8 * drop + 0.01), 0.0), 1.0)
+        ramp = t * t * (3.0 - 2.0 * t) * self.fade  # (h,) smoothstep, inlined: per frame
         shift = (np.float32(drop * scale) * ramp.astype(np.float32))[:, None] * self.across  # (h, w)
         cv2.remap(
             src, self.map_x, self.map_y - shift, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE
@@ -165,8 +167,8 @@ class FaceRenderer:
         p[..., 1] = ys * self._mouth_scale + self._mouth_origin[1]
         return p.astype(np.int32)
 
-    def _draw_mouth(self, img: np.ndarray, m: np.ndarray) -> None:
-        jaw, spread, rnd, close, tuck, teeth, tongue = m.tolist()
+    def _draw_mouth(self, img: np.ndarray, m: tuple[float, ...]) -> None:
+        jaw, spread, rnd, close, tuck, teeth, tongue = m
         col, aa = self._col, cv2.LINE_AA
         hw = self._hw0 * (1.0 + 0.2 * spread - 0.32 * rnd - 0.04 * jaw)
         gap, lift, drop = _opening(jaw, close, tuck, teeth)
@@ -178,7 +180,7 @@ class FaceRenderer:
         corner = -0.008 * spread + 0.004 * rnd
 
         line = corner * _U2
-        f_open = np.clip(1.0 - _U2 / (r * r), 0.0, 1.0) ** q
+        f_open = np.maximum(1.0 - _U2 / (r * r), 0.0) ** q
         thick = _SOFT ** (0.5 - 0.2 * rnd)
         ys = np.empty((4, len(_U)))  # upper inner, lower inner, upper outer, lower outer
         ys[0] = line - lift * f_open
@@ -219,7 +221,8 @@ class FaceRenderer:
         ys[5] = tip_y + 0.02 * tongue * _V_TIP
         ys[6] = top  # upper teeth
         ys[7] = top + teeth * np.maximum(upper_edge - top, 0.0)
-        np.clip(ys, top, bottom, out=ys)
+        np.maximum(ys, top, out=ys)
+        np.minimum(ys, bottom, out=ys)
         visible = (ys[1::2] - ys[0::2]).max(axis=1) > 0.002
         pts = self._px(_V * ihw, ys)
         for k, name in enumerate(("tongue_back", "lower_teeth", "tongue", "teeth")):
@@ -261,15 +264,18 @@ class FaceRenderer:
         translation in image fractions, rotation and scale about the middle of the face.
         blink: 0 = eyes open, 1 = closed. `out`, if given, receives the frame.
         """
-        m = np.clip(np.asarray(mouth, dtype=np.float64), 0.0, 1.0)
-        if m.shape != (len(MOUTH_PARAMS),):
+        if np.shape(mouth) != (len(MOUTH_PARAMS),):
             raise ValueError(
-                f"mouth must have shape ({len(MOUTH_PARAMS)},) in MOUTH_PARAMS order, got {m.shape}"
+                f"mouth must have shape ({len(MOUTH_PARAMS)},) in MOUTH_PARAMS order, got {np.shape(mouth)}"
             )
         buf = self._buf
         np.copyto(buf, self._base)
         x0, y0, x1, y1 = self._box
-        jaw, _, _, close, tuck, teeth, _ = m.tolist()
+        values = np.asarray(mouth, dtype=np.float64).tolist()
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"mouth parameters must be finite, got {values}")
+        m = tuple(min(max(v, 0.0), 1.0) for v in values)
+        jaw, _, _, close, tuck, teeth, _ = m
         chin_drop = _CHIN_FOLLOWS * _opening(jaw, close, tuck, teeth)[2]  # image fraction
         moving = chin_drop * self.size > 0.05
         if moving:  # the chin follows the jaw: pull the lower face down
