@@ -35,7 +35,8 @@ _SOFT = 1.0 - _U2
 _BOW_SOFT = (0.18 * np.exp(-(((np.abs(_U) - 0.3) / 0.2) ** 2)) - 0.22 * np.exp(-((_U / 0.12) ** 2))) * _SOFT
 _V = np.linspace(-1.0, 1.0, 13)  # across the mouth opening
 _V2 = _V**2
-_V_ROUND = np.sqrt(1.0 - _V2)
+_V_SOFT = 1.0 - _V2
+_V_ROUND = np.sqrt(_V_SOFT)
 _V_TIP = np.sqrt(np.clip(1.0 - _V2 / 0.45**2, 0.0, 1.0))
 _GAP_IDX = np.array([2, 4, 6, 8, 10])  # incisor gaps at v = -0.67, -0.33, 0, 0.33, 0.67
 _MAX_OPEN = 0.137  # lip gap at full jaw opening (image fraction)
@@ -142,6 +143,8 @@ class FaceRenderer:
         self._eye_cover = 0.009 * size * _ONE  # lid covers the static lash line too
         self._lip_thick = identity.lip_thickness
         self._seam_width = max(1, self.ss // 2)
+        self._basis_u = np.stack([np.ones_like(_U), _U2, _U2, _SOFT, _SOFT, _BOW_SOFT])  # rows 2, 4 per frame
+        self._basis_v = np.stack([np.ones_like(_V), _V2, _V2, _V_ROUND, _V_TIP])  # row 2 per frame
         lip, skin = identity.lip_color, identity.skin
         self._col = {
             "upper": _c(lip, 0.86),
@@ -179,14 +182,27 @@ class FaceRenderer:
         t_lo = 0.032 * self._lip_thick * (1.0 + 0.35 * rnd) * (1.0 - 0.4 * tuck) * press
         corner = -0.008 * spread + 0.004 * rnd
 
-        line = corner * _U2
-        f_open = np.maximum(1.0 - _U2 / (r * r), 0.0) ** q
-        thick = _SOFT ** (0.5 - 0.2 * rnd)
-        ys = np.empty((4, len(_U)))  # upper inner, lower inner, upper outer, lower outer
-        ys[0] = line - lift * f_open
-        ys[1] = line + drop * f_open
-        ys[2] = np.minimum(ys[0], line - lift * _SOFT) - t_up * (thick + (1.0 - rnd) * _BOW_SOFT)
-        ys[3] = np.maximum(ys[1], line + drop * _SOFT) + t_lo * thick
+        # Every lip curve is a combination of fixed profiles across the mouth, so one small
+        # matrix product replaces a few dozen tiny numpy operations per frame.
+        basis = self._basis_u  # (6, N): 1, u^2, opening, 1 - u^2, thickness, cupid's bow
+        np.power(np.maximum(1.0 - _U2 / (r * r), 0.0), q, out=basis[2])
+        np.power(_SOFT, 0.5 - 0.2 * rnd, out=basis[4])
+        coef = np.array(
+            [
+                [0.0, corner, -lift, 0.0, 0.0, 0.0],  # upper lip, inner edge
+                [0.0, corner, drop, 0.0, 0.0, 0.0],  # lower lip, inner edge
+                [0.0, corner, 0.0, -lift, 0.0, 0.0],  # upper lip lifted as a whole
+                [0.0, corner, 0.0, drop, 0.0, 0.0],  # lower lip dropped as a whole
+                [0.0, 0.0, 0.0, 0.0, -t_up, -t_up * (1.0 - rnd)],  # upper lip thickness
+                [0.0, 0.0, 0.0, 0.0, t_lo, 0.0],  # lower lip thickness
+            ]
+        )
+        c = coef @ basis  # (6, N)
+        ys = c[:4]  # upper inner, lower inner, upper outer, lower outer
+        np.minimum(c[0], c[2], out=ys[2])
+        ys[2] += c[4]
+        np.maximum(c[1], c[3], out=ys[3])
+        ys[3] += c[5]
         ui, li, uo, lo = self._px(_U * hw, ys)
 
         if lift + drop > 0.0015:
@@ -205,24 +221,36 @@ class FaceRenderer:
         """Tongue, teeth and tongue tip inside the opening, each a band between two curves
         clamped to the lips' inner edges, so nothing spills onto the lips or skin."""
         col, aa = self._col, cv2.LINE_AA
-        v2 = _V2
-        f = (1.0 - v2) ** q
-        line = corner * v2 * (ihw / self._hw0) ** 2
-        top, bottom = line - lift * f, line + drop * f  # the opening
-        lower_edge = line + 0.78 * drop - 0.003 + 0.008 * v2  # lower incisors follow the jaw
-        upper_edge = 0.005 - 0.008 * v2  # upper incisors are fixed to the skull
+        basis = self._basis_v  # (5, M): 1, v^2, opening, tongue body, tongue tip
+        np.power(_V_SOFT, q, out=basis[2])
+        line = corner * (ihw / self._hw0) ** 2  # x v^2
         tip_y = 0.006 + 0.01 * tongue
-        ys = np.empty((8, len(_V)))
-        ys[0] = bottom - (0.4 * drop + 0.006) * _V_ROUND  # tongue body
-        ys[1] = bottom
-        ys[2] = bottom - teeth * (bottom - lower_edge)  # lower teeth
-        ys[3] = bottom
-        ys[4] = tip_y - 0.012 * tongue * _V_TIP  # tongue tip
-        ys[5] = tip_y + 0.02 * tongue * _V_TIP
-        ys[6] = top  # upper teeth
-        ys[7] = top + teeth * np.maximum(upper_edge - top, 0.0)
-        np.maximum(ys, top, out=ys)
-        np.minimum(ys, bottom, out=ys)
+        keep = 1.0 - teeth
+        coef = np.array(
+            [
+                [0.0, line, drop, -(0.4 * drop + 0.006), 0.0],  # tongue body
+                [0.0, line, drop, 0.0, 0.0],
+                # lower incisors ride on the jaw: edge line + 0.78 drop - 0.003 + 0.008 v^2
+                [teeth * (0.78 * drop - 0.003), line + 0.008 * teeth, keep * drop, 0.0, 0.0],
+                [0.0, line, drop, 0.0, 0.0],
+                [tip_y, 0.0, 0.0, 0.0, -0.012 * tongue],  # tongue tip
+                [tip_y, 0.0, 0.0, 0.0, 0.02 * tongue],
+                [0.0, line, -lift, 0.0, 0.0],  # upper incisors, fixed to the skull:
+                [
+                    0.005 * teeth,
+                    keep * line - 0.008 * teeth,
+                    -keep * lift,
+                    0.0,
+                    0.0,
+                ],  # edge 0.005 - 0.008 v^2
+                [0.0, line, -lift, 0.0, 0.0],  # the opening: top
+                [0.0, line, drop, 0.0, 0.0],  # and bottom
+            ]
+        )
+        c = coef @ basis  # (10, M)
+        ys = c[:8]
+        np.maximum(ys, c[8], out=ys)  # clamp every band into the opening
+        np.minimum(ys, c[9], out=ys)
         visible = (ys[1::2] - ys[0::2]).max(axis=1) > 0.002
         pts = self._px(_V * ihw, ys)
         for k, name in enumerate(("tongue_back", "lower_teeth", "tongue", "teeth")):
