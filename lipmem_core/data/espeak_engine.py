@@ -167,6 +167,11 @@ class EspeakEngine:
         while len(self._zygotes) > MAX_ZYGOTES:
             self._zygotes.popitem(last=False)[1].close()
 
+    def close(self) -> None:
+        """End every zygote and reap it (their CPU time then counts for this process)."""
+        while self._zygotes:
+            self._zygotes.popitem(last=False)[1].close()
+
     def forget_inherited(self) -> None:
         """In a forked child: drop (without waiting for) the parent's zygotes."""
         for z in self._zygotes.values():

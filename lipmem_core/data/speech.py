@@ -10,6 +10,7 @@ synthesised before; espeak_engine.py explains how (espeak keeps state across utt
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import string
@@ -149,6 +150,16 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def shutdown() -> None:
+    """End this process's espeak helper processes (they also end by themselves when it exits)."""
+    with _lock:
+        if _engine is not None:
+            _engine.close()
+
+
+atexit.register(shutdown)
 
 
 def synthesize(text: str, voice: Voice = Voice()) -> Utterance:

@@ -220,9 +220,15 @@ def _write_speakers(root: Path, meta: dict) -> None:
 
 
 def _init_worker() -> None:
+    import multiprocessing.util
+
     import cv2
 
+    from lipmem_core.data import speech
+
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own pool would oversubscribe
+    # Reap this worker's espeak processes when it exits (pool.close/join, not terminate).
+    multiprocessing.util.Finalize(None, speech.shutdown, exitpriority=10)
 
 
 def _run(jobs: list[Job], workers: int, per_speaker: int) -> Iterator[dict[str, Any]]:
@@ -237,6 +243,8 @@ def _run(jobs: list[Job], workers: int, per_speaker: int) -> Iterator[dict[str, 
     # fork: workers inherit the imported modules; the parent never initialised espeak.
     with mp.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
         yield from pool.imap_unordered(build_utterance, jobs, chunksize=chunk)
+        pool.close()
+        pool.join()
 
 
 def build_corpus(
