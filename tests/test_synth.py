@@ -185,3 +185,10 @@ def test_readers_raise_corpus_errors(corpus, tmp_path):
     (clip / "audio.wav").unlink()
     with pytest.raises(CorpusError, match="audio.wav is missing"):
         read_audio(clip)
+
+
+def test_cli_reports_bad_arguments_without_a_traceback(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "x"), "--speakers", "0", "--utterances", "1"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "y"), "--speakers", "1", "--utterances", "1", "--size", "33"]) == 2
+    assert not (tmp_path / "x").exists()

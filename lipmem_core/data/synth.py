@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from lipmem_core.config import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
-from lipmem_core.errors import CorpusError
+from lipmem_core.errors import CorpusError, LipMemError
 from lipmem_core.phones import Interval
 
 VAL_SHARE = TEST_SHARE = 0.1
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         path = build_corpus(
             args.out, args.speakers, args.utterances, args.seed, args.size, args.workers, not args.quiet
         )
-    except CorpusError as exc:
+    except LipMemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
