@@ -7,10 +7,11 @@ import json
 
 import pytest
 import torch
-from lipmem_core.checkpoint import load_checkpoint
 from safetensors.torch import load_file
 
 from lipmem_core import train, train_syncnet
+from lipmem_core.checkpoint import load_checkpoint
+from lipmem_core.distributed import DistEnv, ResumableSampler
 from lipmem_core.errors import CheckpointError
 from lipmem_core.trainloop import CsvLog
 from tests.tiny_corpus import make_tiny_corpus
@@ -20,7 +21,7 @@ TINY = [
     "--model", "dim=32", "--model", "n_slots=8", "--model", "face_widths=[8,8,16,16]",
     "--model", "audio_width=8", "--model", "lip_width=8", "--model", "disc_width=8",
     "--model", "sync_dim=32", "--model", "sync_width=8",
-    "--workers", "0", "--threads", "1", "--device", "cpu",
+    "--workers", "0", "--device", "cpu",
 ]  # fmt: skip
 
 
@@ -125,3 +126,20 @@ def test_csv_log_widens_and_drops_steps_a_resume_repeats(tmp_path):
     CsvLog(path, keep_until=2).write({"step": 3, "time": 9.0, "l1": 0.2})
     rows = _rows(path)
     assert [(r["step"], r["l1"]) for r in rows] == [("1", "0.5"), ("2", "0.4"), ("3", "0.2")]
+
+
+def test_sampler_shards_resume_and_tag_epochs():
+    data = list(range(10))
+    one = ResumableSampler(data, DistEnv(0, 1, 0, torch.device("cpu")), seed=5)
+    one.set_position(3, 0)
+    order = list(one)
+    assert sorted(i for _, i in order) == data and {e for e, _ in order} == {3}
+    one.set_position(3, 4)  # resume after 4 samples of epoch 3
+    assert list(one) == order[4:] and len(one) == 6
+    ranks = [ResumableSampler(data, DistEnv(r, 2, r, torch.device("cpu")), seed=5) for r in (0, 1)]
+    for r in ranks:
+        r.set_position(3, 0)
+    shards = [list(r) for r in ranks]
+    assert [x for pair in zip(*shards, strict=True) for x in pair] == order  # interleaved = one process
+    one.set_position(4, 0)
+    assert [i for _, i in one] != [i for _, i in order]  # a new epoch, a new order
