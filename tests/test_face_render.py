@@ -253,3 +253,12 @@ def test_the_chin_follows_the_jaw(renderer):
     shift = int(np.argmin(errors))
     assert shift >= 0.06 * SIZE, errors
     assert errors[shift] < 0.6 * errors[0]  # (a stretch, not a pure shift)
+
+
+def test_bald_has_no_hair_and_short_hair_does():
+    top = slice(0, int(0.12 * SIZE)), slice(int(0.4 * SIZE), int(0.6 * SIZE))  # the crown
+    for style, hairy in (("bald", False), ("short", True)):
+        identity = dataclasses.replace(IDENTITY, hair_style=style, hair_color=(20, 200, 20))
+        crown = FaceRenderer(identity, SIZE).render(REST)[top].astype(int)
+        green = (crown[..., 1] - crown[..., 0] > 60).mean()
+        assert (green > 0.5) == hairy, style

@@ -97,6 +97,8 @@ def face_layout(identity: Identity) -> FaceLayout:
 def _hair_cap(cv: Canvas, identity: Identity, lay: FaceLayout, rng: np.random.Generator) -> np.ndarray:
     """Mask of the hair in front of the head: above a style's hairline, inside the scalp."""
     style, x, y = identity.hair_style, cv.xs - 0.5, cv.ys
+    if style == "bald":
+        return np.zeros_like(x)
     hw = lay.half_width + 0.025
     ax = np.abs(x) / hw  # 0 at the middle, 1 at the side of the head
     scalp = (x / hw) ** 2 + ((y - EYE_Y - 0.07) / 0.6) ** 2 < 1.0
