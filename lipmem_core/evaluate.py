@@ -339,8 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--oracle", default=None, help="mouth-oracle checkpoint: adds the mouth-shape error")
     p.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N clips")
     p.add_argument("--seed", type=int, default=0, help="seed of the untrained (random-init) row")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--quiet", action="store_true", help="no per-clip progress")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         result = evaluate(
             args.checkpoint, args.data, args.split, args.syncnet, args.oracle, args.max_clips, args.seed,

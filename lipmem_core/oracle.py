@@ -117,9 +117,9 @@ def random_phones(rng: np.random.Generator, seconds: float) -> list[Interval]:
 
 
 def sample_mouths(rng: np.random.Generator, n: int) -> np.ndarray:
-    """(n, 7) mouths: half uniform on [0, 1]^7 (every combination), half from coarticulated
-    random phone sequences (the combinations speech produces)."""
-    n_uniform = n // 2
+    """(n, 7) mouths: a third uniform on [0, 1]^7 (every combination, so no parameter is read
+    off another), the rest from coarticulated random phone sequences (what speech produces)."""
+    n_uniform = n // 3
     uniform = rng.uniform(0.0, 1.0, (n_uniform, N_PARAMS))
     phones = random_phones(rng, 4.0)
     speech = mouth_at(phones, rng.uniform(0.0, 4.0, n - n_uniform))

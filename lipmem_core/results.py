@@ -98,7 +98,9 @@ def render_markdown(results: Sequence[dict[str, Any]]) -> str:
             if row["name"] != "untrained":
                 quality_rows.append({"_label": _row_label(res, row), **row})
             if row.get("memory"):
-                memory_rows.append((_row_label(res, row), row["memory"]))
+                memory_rows.append((_row_label(res, row) + ", all frames", row["memory"]))
+            if row.get("memory_speech"):
+                memory_rows.append((_row_label(res, row) + ", speech frames", row["memory_speech"]))
 
     data = first["data"]
     lines = [
@@ -118,7 +120,13 @@ def render_markdown(results: Sequence[dict[str, Any]]) -> str:
         ["row", *(h for _, h, _ in QUALITY_COLUMNS)],
         [[r["_label"], *(_cell(r, k, f) for k, _, f in QUALITY_COLUMNS)] for r in quality_rows],
     )
-    lines += ["", "## Memory: argmax slot of A_aud against the exact phones", ""]
+    lines += [
+        "",
+        "## Memory: argmax slot of A_aud against the exact phones",
+        "",
+        "Pooled over every frame of the test clips; 'speech frames' leaves out silence.",
+        "",
+    ]
     if memory_rows:
         lines += _table(
             ["row", *(h for _, h, _ in MEMORY_COLUMNS)],
