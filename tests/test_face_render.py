@@ -74,7 +74,7 @@ def test_identity_sampling_is_varied_and_validated():
         Identity.from_dict({**IDENTITY.to_dict(), "glasses": "monocle"})
     # identities saved before a field existed still load, with its default
     old = IDENTITY.to_dict()
-    del old["beard"], old["glasses"], old["glasses_color"]
+    del old["beard"], old["glasses"], old["glasses_color"], old["light"]
     assert Identity.from_dict(old) == IDENTITY
 
 

@@ -299,4 +299,6 @@ def base_images(identity: Identity, size: int, hi_factor: int = 2) -> tuple[np.n
     _paint_brows(cv, identity, lay)
     _paint_hair(cv, _hair_cap(cv, identity, lay, rng), identity, rng)
     paint_glasses(cv, identity, lay)
+    # a key light from one side: brighter on that side of everything, darker on the other
+    cv.img *= (1.0 + 0.14 * identity.light * np.tanh((cv.xs - 0.5) / 0.25))[..., None]
     return cv.image(size), cv.image(hi_factor * size)

@@ -98,6 +98,7 @@ class Identity:
     beard: str = "none"
     glasses: str = "none"
     glasses_color: RGB = (30, 30, 34)
+    light: float = 0.0  # key light from the left (< 0) or right (> 0), -1 to 1
     seed: int = 0  # fixes small random details (hair strands, curls)
 
     @classmethod
@@ -170,6 +171,7 @@ class Identity:
         fields["glasses"] = str(GLASSES[int(extra.choice(len(GLASSES), p=_GLASSES_WEIGHTS))])
         frame = ((30, 30, 34), (90, 60, 40), (150, 150, 155), (120, 30, 40), (30, 50, 110))
         fields["glasses_color"] = _jitter(extra, frame[int(extra.integers(len(frame)))], 5)
+        fields["light"] = float(extra.uniform(-1.0, 1.0))
         return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
