@@ -262,3 +262,15 @@ def test_bald_has_no_hair_and_short_hair_does():
         crown = FaceRenderer(identity, SIZE).render(REST)[top].astype(int)
         green = (crown[..., 1] - crown[..., 0] > 60).mean()
         assert (green > 0.5) == hairy, style
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_every_phone_target_renders_inside_the_mouth_box(size):
+    r = FaceRenderer(Identity.sample(np.random.default_rng(size)), size)
+    closed = r.render(REST).astype(int)
+    y0, y1 = int(0.5 * size), size  # mouth and jaw: never above the middle of the crop
+    for phone, target in PHONE_TARGETS.items():
+        frame = r.render(target, (0.0, 0.0, 0.0, 1.0), 0.0).astype(int)
+        diff = np.abs(frame - closed).sum(-1)
+        assert diff[:y0].max() == 0, phone
+        assert diff[y0:y1].sum() > 0 or phone == "sil", phone

@@ -3,8 +3,8 @@
 Lengths are fractions of the image size (so one identity renders at any resolution) or
 unitless multipliers of the renderer's average face; colours are RGB tuples of 0-255 ints.
 `Identity.sample(rng)` draws a varied, plausible face (skin tones from very dark to very light,
-many hair styles and colours, coloured or gradient backgrounds). `to_dict()`/`from_dict()`
-round-trip exactly through JSON (speakers.json).
+many hair styles and colours, beards, glasses, side light, coloured or gradient backgrounds).
+`to_dict()`/`from_dict()` round-trip exactly through JSON (speakers.json).
 """
 
 from __future__ import annotations
