@@ -216,6 +216,15 @@ def test_mfa_textgrid_parses_to_the_expected_table(tmp_path):
     )
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
     assert read_textgrid(path, speaker="spk01").equals(table)
+    # MFA can also write Praat's short text format; it reads to the same table.
+    from praatio import textgrid
+
+    short = tmp_path / "clip7_short.TextGrid"
+    textgrid.openTextgrid(str(path), includeEmptyIntervals=True).save(
+        str(short), format="short_textgrid", includeBlankSpaces=True
+    )
+    assert "intervals [" not in short.read_text(encoding="utf-8")
+    pd.testing.assert_frame_equal(read_textgrid(short, utterance="clip7"), table)
 
 
 def test_several_speakers_need_a_choice(tmp_path):
