@@ -175,3 +175,13 @@ def test_long_clips_do_not_depend_on_chunking():
         np.testing.assert_allclose(mouth_at(phones, times[i : i + 1])[0], whole[i], atol=1e-6)
     shifted = mouth_at(phones, times[100:])  # chunk boundaries move
     np.testing.assert_allclose(shifted, whole[100:], atol=1e-6)
+
+
+def test_gaps_between_intervals_are_silence():
+    # an aligner that leaves the pause out: AA, (0.6 s nothing), AA
+    gapped = [Interval(0.0, 0.2, "AA"), Interval(0.8, 1.0, "AA")]
+    filled = [Interval(0.0, 0.2, "AA"), Interval(0.2, 0.8, "sil"), Interval(0.8, 1.0, "AA")]
+    np.testing.assert_array_equal(mouth_trajectory(gapped, 25), mouth_trajectory(filled, 25))
+    assert mouth_trajectory(gapped, 25)[12, CLOSE] > 0.8  # mid-pause: lips at rest
+    # order of the intervals does not matter
+    np.testing.assert_array_equal(mouth_trajectory(filled[::-1], 25), mouth_trajectory(filled, 25))

@@ -122,10 +122,13 @@ _GESTURE_RAMP_AFTER = 0.05  # s
 
 
 def _expand_glides(phones: Sequence[Interval]) -> list[tuple[float, float, str]]:
-    """(start, end, target phone) segments with diphthongs split into nucleus + off-glide."""
-    segments = []
-    for start, end, label in phones:
+    """(start, end, target phone) segments in time order, diphthongs split into nucleus +
+    off-glide, and gaps between intervals (aligners that skip pauses) filled with silence."""
+    segments: list[tuple[float, float, str]] = []
+    for start, end, label in sorted(phones, key=lambda p: p[0]):
         phone = normalize_phone(label)  # raises UnknownPhoneError
+        if segments and start > segments[-1][1] + 1e-6:
+            segments.append((segments[-1][1], start, SILENCE))
         if phone in _OFFGLIDES and end > start:
             mid = start + _GLIDE_SPLIT * (end - start)
             segments += [(start, mid, phone), (mid, end, _OFFGLIDES[phone])]
@@ -186,7 +189,8 @@ def mouth_trajectory(phones: Sequence[Interval], n_frames: int, fps: int = FPS) 
     """Mouth parameters (n_frames, 7) float32 in [0, 1], sampled at frame centres (k + 0.5)/fps.
 
     `phones` are Interval(start, end, label) in seconds (ARPAbet labels, "sil"/"" for
-    silence), normally tiling [0, n_frames / fps].
+    silence), normally tiling [0, n_frames / fps]; gaps between them count as silence, and
+    outside their span the nearest phone holds.
     """
     if n_frames < 0:
         raise ValueError(f"n_frames must be >= 0, got {n_frames}")
