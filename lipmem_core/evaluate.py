@@ -328,6 +328,10 @@ def evaluate(
     }
 
 
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="python -m lipmem_core.evaluate", description=__doc__.splitlines()[0])
@@ -357,10 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
     for row in result["rows"]:
         mem = row["memory"] or {}
-        print(
-            f"{row['label']:40s} PSNR {row['psnr']}  SSIM {row['ssim']}  mouth MAE {row['mouth_mae']}  "
-            f"LSE-D {row['lse_d']}  LSE-C {row['lse_c']}  PNMI {mem.get('pnmi')}"
-        )
+        cells = [(k, row[k]) for k in ("psnr", "ssim", "mouth_mae", "lse_d", "lse_c", "offset_zero_share")]
+        cells.append(("pnmi", mem.get("pnmi")))
+        print(f"{row['label']:36s} " + "  ".join(f"{k} {_fmt(v)}" for k, v in cells))
     print(f"wrote {args.out}")
     return 0
 
