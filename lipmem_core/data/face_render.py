@@ -98,6 +98,18 @@ class _JawGrid:
         )
 
 
+def _lid_colour(base: np.ndarray, lay: FaceLayout, size: int) -> tuple[int, int, int]:
+    """The skin just under the eyes (clear of lid lines, creases and glasses frames, inside
+    any lens tint), so a closing lid matches its surroundings whatever the skin tone, socket
+    shading and light."""
+    patches = []
+    for ex, ey in lay.eye_centres:
+        y0 = int((ey + 0.6 * lay.eye_height + 0.012) * size)
+        x0, x1 = int((ex - 0.02) * size), int(np.ceil((ex + 0.02) * size))
+        patches.append(base[y0 : y0 + max(1, size // 64), x0:x1].reshape(-1, 3))
+    return tuple(int(v) for v in np.median(np.concatenate(patches), axis=0))  # type: ignore[return-value]
+
+
 class FaceRenderer:
     """Renders one identity at `size` x `size`; `render` is fast and deterministic."""
 
@@ -140,12 +152,18 @@ class FaceRenderer:
         self._mouth_scale = px * _ONE
         self._mouth_origin = np.array([(mx * size - x0) * self.ss, (my * size - y0) * self.ss]) * _ONE
         self._eye_px = [(u * size * _ONE, lo * size * _ONE) for u, lo in lay.eyes]
-        self._eye_cover = 0.009 * size * _ONE  # lid covers the static lash line too
+        # the lid's top edge: the upper lid curve raised and widened a little, so a closing
+        # lid also hides the static lash line and its rounded ends
+        self._lid_top = []
+        for (upper, _), (ex, _) in zip(self._eye_px, lay.eye_centres, strict=True):
+            top = upper - [0.0, 0.015 * size * _ONE]
+            top[:, 0] = ex * size * _ONE + 1.1 * (top[:, 0] - ex * size * _ONE)
+            self._lid_top.append(top)
         self._lip_thick = identity.lip_thickness
         self._seam_width = max(1, self.ss // 2)
         self._basis_u = np.stack([np.ones_like(_U), _U2, _U2, _SOFT, _SOFT, _BOW_SOFT])  # rows 2, 4 per frame
         self._basis_v = np.stack([np.ones_like(_V), _V2, _V2, _V_ROUND, _V_TIP])  # row 2 per frame
-        lip, skin = identity.lip_color, identity.skin
+        lip = identity.lip_color
         self._col = {
             "upper": _c(lip, 0.86),
             "lower": _c(lip, 1.0),
@@ -157,7 +175,7 @@ class FaceRenderer:
             "teeth": _c(identity.teeth_color),
             "lower_teeth": _c(identity.teeth_color, 0.86),
             "gap": _c(identity.teeth_color, 0.7),
-            "lid": _c(skin, 0.93),
+            "lid": _lid_colour(self._base, lay, size),
             "lash": (30, 22, 20),
         }
         self._centre = (0.5 * size, 0.6 * size)
@@ -264,9 +282,9 @@ class FaceRenderer:
             cv2.polylines(img, list(gaps), False, col["gap"], 1, aa, _SHIFT)
 
     def _draw_lids(self, img: np.ndarray, blink: float) -> None:
-        for upper, lower in self._eye_px:
+        for (upper, lower), top in zip(self._eye_px, self._lid_top, strict=True):
             edge = upper + min(blink, 1.0) * 1.04 * (lower - upper)
-            top = upper - [0, self._eye_cover]
+            edge[[0, -1], 0] = top[[0, -1], 0]  # the lid spans the widened corners
             poly = np.round(np.concatenate([top, edge[::-1]])).astype(np.int32)
             cv2.fillPoly(img, [poly], self._col["lid"], cv2.LINE_AA, _SHIFT)
             cv2.polylines(
