@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -93,6 +94,14 @@ def test_time_budget_stops_cleanly_and_no_memory_ablation(corpus, syncnet_run, t
     assert json.loads((out / "state.json").read_text())["step"] == 1
     assert "val_slots_used" not in metrics and metrics["val_psnr"] > 0
     assert load_checkpoint(out / "checkpoint").config.use_memory is False
+
+
+def test_bf16_autocast_trains(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    metrics = train.main(_gen_args(corpus, sync_dir, tmp_path / "bf16", 2, "--bf16"))
+    row = _rows(tmp_path / "bf16" / "log.csv")[-1]
+    assert all(math.isfinite(float(row[k])) for k in ("l1", "av_sync", "vv_sync", "gan", "disc"))
+    assert all(math.isfinite(v) for v in metrics.values())
 
 
 def test_resuming_with_another_model_is_refused(corpus, syncnet_run, tmp_path):
