@@ -43,6 +43,7 @@ def test_window_count_and_shapes(store):
     for k in ("face", "gt", "lips", "mel"):
         assert s[k].dtype == torch.float32
     assert s["gt"].min() >= -1 and s["gt"].max() <= 1
+    assert s["clip_id"] == "train/s1/a" and s["start"] == 0
 
 
 @pytest.mark.parametrize("index", [0, 3, N_A - 5])  # first, middle and last window of clip a

@@ -188,7 +188,7 @@ class GeneratorWindows(_Windows):
         other window of the same clip, non-overlapping when the clip is long enough)
     gt (3, T, H, W); lips (T, 3, 5, H, W): frames i-2..i+2 of each target i, upper half
         zeroed, edge-replicated at clip ends; mel (T, 1, 80, 16); clip_mel (1, 80, 16)
-    clip, start, ref_start: for debugging.
+    clip (index), clip_id ("split/speaker/utterance"), start, ref_start: for debugging.
     """
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor | int | str]:
@@ -215,6 +215,7 @@ class GeneratorWindows(_Windows):
             "mel": torch.from_numpy(mels).unsqueeze(1),  # (T, 1, 80, 16)
             "clip_mel": torch.from_numpy(_clip_window(mels, T)).unsqueeze(0),  # (1, 80, 16)
             "clip": ci,
+            "clip_id": self.store.clips[ci].clip_id,
             "start": s,
             "ref_start": ref,
         }
@@ -226,6 +227,7 @@ class SyncWindows(_Windows):
     frames (3, T, H/2, W) in [-1, 1]; mel (1, 80, 16); label 1.0 when the mel is the clip's
     own (centred on its middle frame), 0.0 when it is centred `min_offset` frames or more away
     (same clip when it is long enough, else another clip). Half the samples are positive.
+    clip, clip_id, start (of the frames), audio_start (of the audio window's clip): debugging.
     """
 
     def __init__(
@@ -253,6 +255,7 @@ class SyncWindows(_Windows):
             "mel": torch.from_numpy(_clip_window(mels, T)).unsqueeze(0),  # (1, 80, 16)
             "label": torch.tensor(float(positive)),
             "clip": ci,
+            "clip_id": self.store.clips[ci].clip_id,
             "start": s,
             "audio_start": a_s,
         }
