@@ -8,6 +8,7 @@ lipmem_app/ (plain functions); the science lives in lipmem_core/ and analysis/.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -18,7 +19,9 @@ from lipmem_app.handlers import Handlers
 from lipmem_app.inputs import FACE_SOURCES, SPEECH_SOURCES
 from lipmem_app.limits import LIMITS_MARKDOWN, MAX_UPLOAD_MB
 from lipmem_app.memory_views import ALIGNERS, ANALYSIS_SOURCES, LEVELS, STATISTICS
-from lipmem_app.slot_views import DEFAULT_FRAMES_PER_STEP, GALLERY_ORDERS, MEMORIES
+from lipmem_app.slot_views import DEFAULT_FRAMES_PER_STEP, GALLERY_ORDERS, LAYOUTS, MEMORIES
+
+CONCURRENCY = 2  # requests processed at once (the rest wait in the queue, up to 32)
 
 CSS = """
 .lm-header h1 {margin-bottom: 0.1em;}
@@ -166,7 +169,7 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
     run.click(
         h.analyse,
         [source, clip_state, checkpoint, upload, aligner, transcript, textgrid, statistic, level],
-        [heatmap, stats, timeline, analysis_state],
+        [heatmap, stats, timeline, analysis_state, slot],
         api_name="analyse",
     )
     gr.on(
@@ -182,19 +185,20 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
 def _slot_map_tab(h: Handlers, generators: list[str]) -> None:
     gr.Markdown(
         "Each diamond is one slot: its value row of **V** (what it draws) or key row of **K** (what "
-        "audio calls it), laid out by UMAP (cosine). Colour = the phone (or viseme) that most often "
+        "audio calls it), laid out by UMAP (cosine) or PCA. Colour = the phone (or viseme) that most often "
         "picks the slot on a probe set of synthetic sentences with exact phones."
     )
     with gr.Row():
         checkpoint = gr.Dropdown(generators, value=generators[0] if generators else None, label="Checkpoint")
         memory = gr.Radio(list(MEMORIES), value=MEMORIES[0], label="Memory")
         colour = gr.Radio(["viseme", "phone"], value="viseme", label="Colour by")
+        layout = gr.Radio(list(LAYOUTS), value="UMAP", label="Layout")
         run = gr.Button("Draw slot map", variant="primary")
     plot = gr.Plot(label="Slot map")
     gr.on(
-        [run.click, memory.change, colour.change],
+        [run.click, memory.change, colour.change, layout.change],
         h.slot_map,
-        [checkpoint, memory, colour],
+        [checkpoint, memory, colour, layout],
         plot,
         api_name="slot_map",
     )
@@ -238,8 +242,22 @@ def _playground_tab(h: Handlers, generators: list[str], examples: list[str]) -> 
     )
 
 
-def build_demo(checkpoint_dir: str | Path | None = None, analysis_dir: str | Path | None = None) -> gr.Blocks:
-    """The whole UI. `checkpoint_dir` overrides LIPMEM_CHECKPOINTS / ./checkpoints (tests use it)."""
+def build_demo(
+    checkpoint_dir: str | Path | None = None,
+    analysis_dir: str | Path | None = None,
+    torch_threads: int | None = max(1, (os.cpu_count() or 1) // CONCURRENCY),
+) -> gr.Blocks:
+    """The whole UI. `checkpoint_dir` overrides LIPMEM_CHECKPOINTS / ./checkpoints (tests use it).
+
+    torch_threads: intra-op threads per request. The queue runs CONCURRENCY requests at once;
+    giving each cores / CONCURRENCY threads keeps the CPU busy without oversubscription (on a
+    loaded 2-core machine, 2 threads per request made addressing 4x slower than 1). None
+    leaves torch's setting alone.
+    """
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     ctx = AppContext()
     if checkpoint_dir is not None:
         ctx.checkpoints_root = Path(checkpoint_dir)
@@ -272,7 +290,7 @@ def build_demo(checkpoint_dir: str | Path | None = None, analysis_dir: str | Pat
                 card = gr.Markdown(h.model_card(generators[0] if generators else None))
                 card_checkpoint.change(h.model_card, card_checkpoint, card, api_name="model_card")
         demo.load(h.example_face, example, preview, api_name="initial_example_face")
-    demo.queue(default_concurrency_limit=2, max_size=32)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
     demo.lipmem_handlers = h  # tests and the warm-up reach the handlers through the demo
     return demo
 

@@ -113,7 +113,7 @@ class Handlers:
         level: str,
         progress: gr.Progress = PROGRESS,
     ):
-        """-> (heatmap, statistics table, timeline, Analysis state)."""
+        """-> (heatmap, statistics table, timeline, Analysis state, most used slot)."""
         progress(0.05, desc="addressing the memory and aligning phones")
         if source == ANALYSIS_SOURCES[0]:
             analysis = mv.clip_analysis(self.ctx, checkpoint, clip)
@@ -129,6 +129,7 @@ class Handlers:
             mv.statistics_table(analysis),
             mv.timeline_figure(analysis),
             analysis,
+            int(analysis.frames["slot"].mode().iloc[0]),
         )
 
     @user_errors
@@ -154,10 +155,12 @@ class Handlers:
         return self.ctx.example_face(identity, size=size)
 
     @user_errors
-    def slot_map(self, checkpoint: str | None, memory: str, colour: str, progress: gr.Progress = PROGRESS):
-        """UMAP of the value/key slots coloured by dominant phone or viseme."""
+    def slot_map(
+        self, checkpoint: str | None, memory: str, colour: str, layout: str, progress: gr.Progress = PROGRESS
+    ):
+        """UMAP (or PCA) of the value/key slots coloured by dominant phone or viseme."""
         progress(0.1, desc="naming slots on the probe set and embedding them (first time only)")
-        return sv.slot_map_figure(self.ctx, checkpoint, memory, colour)
+        return sv.slot_map_figure(self.ctx, checkpoint, memory, colour, layout)
 
     @user_errors
     def gallery(self, checkpoint: str | None, identity: str, order: str, progress: gr.Progress = PROGRESS):

@@ -203,7 +203,8 @@ def statistics_table(analysis: Analysis) -> pd.DataFrame:
 
     row = statistics(analysis.frames).iloc[0].drop("utterance")
     table = pd.DataFrame({"statistic": row.index, "value": row.to_numpy()})
-    table["value"] = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in table["value"]]
+    # "+ 0.0" turns a rounded -0.0 (an entropy of -1e-17) into 0.0, which prints without a sign.
+    table["value"] = [f"{round(v, 3) + 0.0:.3f}" if isinstance(v, float) else str(v) for v in table["value"]]
     return table
 
 

@@ -21,6 +21,7 @@ from lipmem_core.config import FPS
 from lipmem_core.errors import LipMemError, UnknownPhoneError
 
 MEMORIES = ("value", "key")  # V (lip side) and K (audio side)
+LAYOUTS = {"UMAP": "umap", "PCA": "pca"}  # PCA is linear and instant; UMAP shows neighbourhoods
 GALLERY_ORDERS = ("by viseme", "by slot number")
 DISPLAY_SIZE = 160  # px: lip images are upscaled for the browser
 DEFAULT_FRAMES_PER_STEP = 4  # 160 ms per slot, about one phone
@@ -52,13 +53,15 @@ def slot_info(ctx: AppContext, checkpoint: str | None) -> pd.DataFrame:
     return slot_labels(reference_counts(ctx, checkpoint, "phone"))
 
 
-def slot_map_figure(ctx: AppContext, checkpoint: str | None, memory: str, colour: str):
-    """UMAP of the value (or key) slots coloured by dominant phone or viseme (map cached)."""
+def slot_map_figure(ctx: AppContext, checkpoint: str | None, memory: str, colour: str, layout: str = "UMAP"):
+    """UMAP (or PCA) of the value (or key) slots coloured by dominant phone or viseme (map cached)."""
     from analysis.plots import map_scatter
     from analysis.slots import slot_map
 
     if memory not in MEMORIES:
         raise LipMemError(f"unknown memory {memory!r}; choose one of {MEMORIES}")
+    if layout not in LAYOUTS:
+        raise LipMemError(f"unknown layout {layout!r}; choose one of {list(LAYOUTS)}")
     if colour not in ("phone", "viseme"):
         raise LipMemError(f"colour by 'phone' or 'viseme', not {colour!r}")
     name = ctx.checkpoint_dir(checkpoint).name
@@ -102,7 +105,8 @@ def gallery(
     elif order != GALLERY_ORDERS[1]:
         raise LipMemError(f"unknown order {order!r}; choose one of {GALLERY_ORDERS}")
     images = gallery_images(ctx, checkpoint, face, slots)
-    captions = [f"slot {s}: {info.at[s, 'top_phones'] or 'unused on the probe set'}" for s in slots]
+    # Gallery captions are one short line: the slot and its two top phones.
+    captions = [f"{s} · {', '.join(info.at[s, 'top_phones'].split(', ')[:2]) or 'unused'}" for s in slots]
     return list(zip(images, captions, strict=True))
 
 
