@@ -274,3 +274,23 @@ def test_every_phone_target_renders_inside_the_mouth_box(size):
         diff = np.abs(frame - closed).sum(-1)
         assert diff[:y0].max() == 0, phone
         assert diff[y0:y1].sum() > 0 or phone == "sil", phone
+
+
+@pytest.mark.parametrize("drop", [0.0, 0.02, 0.06, 0.11, 0.16])
+def test_jaw_warp_stretches_but_never_folds(drop):
+    from lipmem_core.data.face_jaw import JawGrid
+
+    lay, size = face_layout(IDENTITY), 128
+    rows = np.arange(int(lay.mouth[1] * size), size)
+    grid = JawGrid.build(lay, np.arange(size), rows, size)
+    src = np.repeat(np.arange(size, dtype=np.float32)[:, None], size, 1)  # each pixel = its row
+    dst = np.empty((len(rows), size), np.float32)
+    grid.warp(src, lay.mouth[1], drop, size, dst)
+    assert np.all(np.diff(dst, axis=0) >= -1e-3)  # source rows never go backwards: no fold
+    assert np.all(dst <= rows[:, None] + 1e-3)  # content only ever moves down
+    if drop <= 0.11:  # the largest drop the mouth model makes: the chin moves (nearly) as far
+        at_chin = int((lay.chin_y - 0.02) * size) - rows[0]
+        moved = rows[at_chin] - dst[at_chin, size // 2]
+        assert moved == pytest.approx(drop * size, abs=0.1 * drop * size + 0.5)
+    np.testing.assert_allclose(dst[0], src[rows[0]], atol=0.1)  # the lip line stays put
+    assert np.array_equal(dst[:, 0], src[rows, 0])  # beside the face nothing moves

@@ -15,14 +15,13 @@ the tongue tip shows just below the upper incisors. Lengths are image fractions.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from lipmem_core.data.face_base import FaceLayout, base_images, face_layout
-from lipmem_core.data.face_canvas import smoothstep
 from lipmem_core.data.face_identity import HAIR_STYLES, Identity
+from lipmem_core.data.face_jaw import JawGrid
 from lipmem_core.data.mouth import MOUTH_PARAMS
 
 __all__ = ["HAIR_STYLES", "FaceRenderer", "Identity", "head_motion", "render_clip"]
@@ -55,47 +54,6 @@ def _opening(jaw: float, close: float, tuck: float, teeth: float) -> tuple[float
     lift = 0.28 * gap + (0.018 * tuck + 0.005 * teeth) * (1.0 - close)
     drop = 0.72 * gap + 0.004 * tuck * (1.0 - close)
     return gap, lift, drop
-
-
-@dataclass(frozen=True)
-class _JawGrid:
-    """A pixel block that may follow the chin: identity remap grids (h, w) in its image's
-    pixels, its rows' image fractions (h,), a column weight (w,) that is 1 in the middle of
-    the face and 0 beside it (the jaw hinges near the ears), and a row fade (h,) from 1 at the
-    chin to 0 down the neck."""
-
-    map_x: np.ndarray
-    map_y: np.ndarray
-    y: np.ndarray
-    across: np.ndarray
-    fade: np.ndarray
-
-    @classmethod
-    def build(cls, lay: FaceLayout, cols: np.ndarray, rows: np.ndarray, scale: int) -> _JawGrid:
-        x = (cols + 0.5) / scale - 0.5  # image fractions from the face's middle
-        y = (rows + 0.5) / scale
-        map_x, map_y = np.meshgrid(cols.astype(np.float32), rows.astype(np.float32))
-        return cls(
-            map_x=map_x,
-            map_y=map_y,
-            y=y,
-            across=(1.0 - smoothstep(0.1, lay.half_width + 0.04, np.abs(x))).astype(np.float32),
-            fade=1.0 - smoothstep(lay.chin_y, lay.chin_y + 0.07, y),
-        )
-
-    def warp(self, src: np.ndarray, lip_y: float, drop: float, scale: int, dst: np.ndarray) -> None:
-        """Pull the block down by `drop` (image fraction) where it follows the chin.
-
-        Below the lip line the weight rises over 1.8 x drop + 0.01, so the source row
-        y - drop * w(y) always increases with y (max slope 1.5 drop / ramp < 1): the skin
-        stretches and never folds back over itself.
-        """
-        t = np.minimum(np.maximum((self.y - lip_y) / (1.8 * drop + 0.01), 0.0), 1.0)
-        ramp = t * t * (3.0 - 2.0 * t) * self.fade  # (h,) smoothstep, inlined: per frame
-        shift = (np.float32(drop * scale) * ramp.astype(np.float32))[:, None] * self.across  # (h, w)
-        cv2.remap(
-            src, self.map_x, self.map_y - shift, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE
-        )
 
 
 def _lid_colour(base: np.ndarray, lay: FaceLayout, size: int) -> tuple[int, int, int]:
@@ -143,11 +101,11 @@ class FaceRenderer:
         self._lip_y = my
         self._rows = (int(my * size), min(size, int(np.ceil((lay.chin_y + 0.08) * size))))
         r0, r1 = self._rows
-        self._jaw_1x = _JawGrid.build(lay, np.arange(size), np.arange(r0, r1), size)
+        self._jaw_1x = JawGrid.build(lay, np.arange(size), np.arange(r0, r1), size)
         hs = size * self.ss
         self._hi_split = int(my * hs) - y0 * self.ss  # patch rows above the lip line never move
         cols_hi, rows_hi = np.arange(x0 * self.ss, x1 * self.ss), np.arange(int(my * hs), y1 * self.ss)
-        self._jaw_hi = _JawGrid.build(lay, cols_hi, rows_hi, hs)
+        self._jaw_hi = JawGrid.build(lay, cols_hi, rows_hi, hs)
         px = size * self.ss  # patch pixels per image fraction
         self._mouth_scale = px * _ONE
         self._mouth_origin = np.array([(mx * size - x0) * self.ss, (my * size - y0) * self.ss]) * _ONE
