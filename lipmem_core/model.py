@@ -50,6 +50,19 @@ def frames_back(x: Tensor, b: int) -> Tensor:
     return x.reshape(b, n // b, c, h, w).permute(0, 2, 1, 3, 4)
 
 
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Store every 4-D weight channels-last (NHWC), in place; returns `module`.
+
+    oneDNN convolutions on CPU run faster on NHWC, and a conv with an NHWC weight produces NHWC
+    output, so converting the weights switches the whole 2D network. Module.to(memory_format=)
+    cannot be used: it rejects the lip encoder's 5-D Conv3d weight.
+    """
+    for p in module.parameters():
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return module
+
+
 class LipMemGenerator(nn.Module):
     """Generator of SyncTalkFace, built from one ModelConfig.
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lipmem_core.config import ModelConfig
-from lipmem_core.model import GeneratorOutput, LipMemGenerator, frames_back, frames_first
+from lipmem_core.model import GeneratorOutput, LipMemGenerator, frames_back, frames_first, to_channels_last
 
 B, T, H = 2, 5, 32
 
@@ -151,3 +151,13 @@ def test_presets_build_and_round_trip_config():
         assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     n_cpu = sum(p.numel() for p in LipMemGenerator(ModelConfig.cpu()).parameters())
     assert 1e6 < n_cpu < 2e7
+
+
+def test_channels_last_gives_the_same_frames(gen):
+    face, mel, lips = tiny_inputs()
+    ref = gen(face, mel, lips)
+    to_channels_last(gen)
+    assert gen.face_encoder.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    out = gen(face, mel, lips)
+    torch.testing.assert_close(out.frames, ref.frames, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out.frames_lip, ref.frames_lip, atol=1e-5, rtol=1e-4)
