@@ -4,9 +4,9 @@
 both in [0, 1]) following the face-detector crop of SYNTHTALK.md: the face fills the crop,
 eyes near 0.40 of the height, mouth centre at 0.72. `base_images(identity, size)` paints the
 background, hair, head, ears, neck, eyes, brows, nose, beard and glasses once, 2x
-supersampled with soft
-(blurred) shading, then area-downsampled; the per-frame renderer only adds mouth, eyelids
-and pose. Both are cached: an identity is frozen and hashable.
+supersampled with soft (blurred) shading, then area-downsampled; the per-frame renderer only
+adds mouth, eyelids, jaw and pose. Both are cached (an identity is frozen and hashable), so
+their arrays are read-only.
 """
 
 from __future__ import annotations
@@ -81,8 +81,11 @@ def face_layout(identity: Identity) -> FaceLayout:
         _eye_contours(*centres[0], eye_w, eye_h, identity.eye_tilt, inner_left=False),
         _eye_contours(*centres[1], eye_w, eye_h, identity.eye_tilt, inner_left=True),
     )
+    face = _face_outline(identity, half_width, chin_y)
+    for arr in (face, *eyes[0], *eyes[1]):
+        arr.setflags(write=False)  # shared by every renderer of this identity
     return FaceLayout(
-        face=_face_outline(identity, half_width, chin_y),
+        face=face,
         half_width=half_width,
         chin_y=chin_y,
         eyes=eyes,
@@ -181,9 +184,8 @@ def _paint_eyes(cv: Canvas, identity: Identity, lay: FaceLayout) -> None:
         cv.paint(cv.mask(lines=[(crease[2:-2], 0.006)], blur=0.003), scaled(skin, 0.75), 0.6)
         almond = cv.mask(polys=[np.concatenate([upper, lower[::-1]])])
         cv.paint(almond, (236, 232, 226))
-        cv.paint(
-            almond * cv.mask(polys=[np.concatenate([upper, lower[::-1]])], blur=0.01), (200, 190, 185), 0.4
-        )
+        inside = cv.mask(polys=[np.concatenate([upper, lower[::-1]])], blur=0.01)
+        cv.paint(almond * (1.0 - inside), (190, 180, 175), 0.6)  # sclera shaded into the corners
         ri = 0.56 * lay.eye_height
         iris = cv.mask(ellipses=[((ex, ey + 0.1 * ri), (ri, ri), 0)]) * almond
         cv.paint(iris, identity.eye_color)
