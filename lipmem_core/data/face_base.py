@@ -231,30 +231,18 @@ def _paint_nose_and_mouth_area(cv: Canvas, identity: Identity, lay: FaceLayout) 
         wing = np.array([(0.5 + side * 0.03 * nw, ny - 0.045), (0.5 + side * 0.05 * nw, ny - 0.012),
                          (0.5 + side * 0.042 * nw, ny + 0.006), (0.5 + side * 0.02 * nw, ny + 0.008)])  # fmt: skip
         cv.shade(cv.mask(lines=[(wing, 0.008)], blur=0.004), 0.8)
-        cv.paint(
-            cv.mask(
-                ellipses=[((0.5 + side * 0.024 * nw, ny + 0.002), (0.014 * nw, 0.007), side * 15)], blur=0.002
-            ),
-            scaled(skin, 0.4),
-            0.85,
-        )
+        nostril = ((0.5 + side * 0.024 * nw, ny + 0.002), (0.014 * nw, 0.007), side * 15)
+        cv.paint(cv.mask(ellipses=[nostril], blur=0.002), scaled(skin, 0.4), 0.85)
     cv.shade(cv.mask(ellipses=[((0.5, ny + 0.018), (0.05 * nw, 0.012), 0)], blur=0.01), 0.85)
     cv.shade(cv.mask(ellipses=[((0.5, ny - 0.025), (0.022 * nw, 0.02), 0)], blur=0.012), 1.12)
     mx, my = lay.mouth
     for side in (-1, 1):  # philtrum ridges
-        cv.shade(
-            cv.mask(
-                lines=[(np.array([(mx + side * 0.012, ny + 0.02), (mx + side * 0.016, my - 0.03)]), 0.006)],
-                blur=0.006,
-            ),
-            0.93,
-        )
-    cv.shade(
-        cv.mask(ellipses=[((mx, my + 0.085), (0.06, 0.018), 0)], blur=0.016), 0.87
-    )  # under the lower lip
-    cv.shade(
-        cv.mask(ellipses=[((mx, lay.chin_y - 0.05), (0.07, 0.035), 0)], blur=0.025), 1.07
-    )  # chin highlight
+        ridge = np.array([(mx + side * 0.012, ny + 0.02), (mx + side * 0.016, my - 0.03)])
+        cv.shade(cv.mask(lines=[(ridge, 0.006)], blur=0.006), 0.93)
+    crease = cv.mask(ellipses=[((mx, my + 0.085), (0.06, 0.018), 0)], blur=0.016)  # lip-chin crease
+    cv.shade(crease, 0.87)
+    chin = cv.mask(ellipses=[((mx, lay.chin_y - 0.05), (0.07, 0.035), 0)], blur=0.025)
+    cv.shade(chin, 1.07)  # light on the chin
 
 
 @functools.lru_cache(maxsize=32)
