@@ -176,3 +176,13 @@ def test_forked_child_does_not_share_the_parents_espeak_processes():
     os.waitpid(pid, 0)
     os.close(read_fd)
     assert np.array_equal(synthesize("from the child", Voice(variant="f3")).audio, reference)
+
+
+def test_two_phone_mnemonics_split_their_time_sensibly():
+    phones = [p for p in synthesize("A bottle in the car.").phones if p.label != SILENCE]
+    labels = [p.label for p in phones]
+    dur = [p.end - p.start for p in phones]
+    i = labels.index("L")  # syllabic l: a brief schwa, then the l
+    assert labels[i - 1] == "AH" and dur[i - 1] < dur[i]
+    j = len(labels) - 1 - labels[::-1].index("R")  # r-coloured vowel: the vowel dominates
+    assert labels[j - 1] == "AA" and dur[j - 1] > dur[j]

@@ -207,9 +207,11 @@ def _build_utterance(text: str, pcm: np.ndarray, events: np.ndarray, rate: int) 
             if phones:
                 phones[-1][1] = e
             continue
-        step = (e - s) / len(labels)  # a two-phone mnemonic splits its interval evenly
-        for i, label in enumerate(labels):
-            phones.append([s + i * step, s + (i + 1) * step, label])
+        if len(labels) == 1:
+            phones.append([s, e, labels[0]])
+        else:  # a two-phone mnemonic: split its interval
+            mid = s + _first_share(labels) * (e - s)
+            phones += [[s, mid, labels[0]], [mid, e, labels[1]]]
     if not any(p[2] != SILENCE for p in phones):
         raise SpeechSynthesisError(
             f"espeak-ng produced no speech for {text[:60]!r}: give words, not only symbols"
@@ -232,6 +234,18 @@ def _build_utterance(text: str, pcm: np.ndarray, events: np.ndarray, rate: int) 
         phones=_tile(tiled, total),
         words=_words(text, events, segments, shift),
     )
+
+
+def _first_share(labels: tuple[str, ...]) -> float:
+    """Share of a two-phone mnemonic's time given to its first phone: the schwa of a
+    syllabic consonant ("bottle" AH L) is brief, the vowel of an r-coloured vowel ("car"
+    AA R) carries most of it; anything else splits evenly."""
+    first, second = labels
+    if first == "AH" and second in ("L", "M", "N", "NG"):
+        return 0.3
+    if second == "R":
+        return 0.6
+    return 0.5
 
 
 def _word_index(events: np.ndarray) -> list[int]:
