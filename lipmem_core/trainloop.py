@@ -324,8 +324,10 @@ def run_training(
             step += 1
             bar.update(1)
             pending.append(logs)
-            validate = step % loop.val_every == 0 and step < loop.max_steps  # the last: final
-            if step % loop.log_every == 0 or validate or step == loop.max_steps:
+            out_of_time = loop.minutes is not None and time.monotonic() - t0 > loop.minutes * 60
+            stop = any_rank(out_of_time, env) or step >= loop.max_steps  # a collective: every step
+            validate = step % loop.val_every == 0 and not stop  # the last step gets the final one
+            if step % loop.log_every == 0 or validate or stop:
                 # keys of the last step: the same on every rank (a GAN term may start mid-interval)
                 means = {k: float(np.mean([p[k] for p in pending if k in p])) for k in pending[-1]}
                 row = mean_over_ranks(means, env)
@@ -335,12 +337,10 @@ def run_training(
                 if log is not None:
                     log.write({"step": step, "time": round(elapsed(), 2), **row})
                     bar.set_postfix({k: f"{v:.3g}" for k, v in list(row.items())[:4]})
-            if step % loop.ckpt_every == 0 and step < loop.max_steps:
-                checkpoint(final=False)
-            out_of_time = loop.minutes is not None and time.monotonic() - t0 > loop.minutes * 60
-            if any_rank(out_of_time, env) or step >= loop.max_steps:
-                stop = True
+            if stop:
                 break
+            if step % loop.ckpt_every == 0:
+                checkpoint(final=False)
     bar.close()
     checkpoint(final=True)
     if env.is_main and metrics and log is not None:
