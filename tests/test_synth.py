@@ -11,6 +11,7 @@ from praatio import textgrid
 
 from lipmem_core.config import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from lipmem_core.data.corpus import (
+    SPLITS,
     check_clip,
     clip_dir,
     frame_phones,
@@ -23,7 +24,7 @@ from lipmem_core.data.corpus import (
     read_words,
 )
 from lipmem_core.data.speech import synthesize
-from lipmem_core.data.synth import assign_splits, build_corpus, main, pad_to_frames
+from lipmem_core.data.synth import assign_splits, build_corpus, main, pad_to_frames, plan_corpus
 from lipmem_core.errors import CorpusError
 from lipmem_core.phones import ARPABET, PHONES, SILENCE, VISEMES, Interval, viseme_of
 
@@ -111,6 +112,11 @@ def test_splits_hold_out_speakers_and_sentences(corpus):
     assert not train & held and len(set(df["text"])) == len(df)
     speakers = df.groupby("speaker")["split"].nunique()
     assert (speakers == 1).all()
+    meta = read_speakers(corpus)["speakers"]
+    variants = {
+        split: {s["voice"]["variant"] for s in meta.values() if s["split"] == split} for split in SPLITS
+    }
+    assert not variants["train"] & (variants["val"] | variants["test"])
     rng = np.random.default_rng(0)
     for n, expect in [(1, {"train": 1}), (3, {"train": 1, "val": 1, "test": 1}),
                       (20, {"train": 16, "val": 2, "test": 2})]:  # fmt: skip
@@ -192,3 +198,16 @@ def test_cli_reports_bad_arguments_without_a_traceback(tmp_path, capsys):
     assert "at least 1" in capsys.readouterr().err
     assert main(["--out", str(tmp_path / "y"), "--speakers", "1", "--utterances", "1", "--size", "33"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_plan_holds_out_voice_variants_and_sentences_at_scale(tmp_path):
+    meta, jobs = plan_corpus(tmp_path, 30, 4, 3, 64)
+    spk = meta["speakers"]
+    by_split = {s: {v["voice"]["variant"] for v in spk.values() if v["split"] == s} for s in SPLITS}
+    assert (
+        by_split["val"] and by_split["test"] and not by_split["train"] & (by_split["val"] | by_split["test"])
+    )
+    train = {j.text for j in jobs if j.split == "train"}
+    assert len({j.text for j in jobs}) == len(jobs) == 120
+    assert not train & {j.text for j in jobs if j.split != "train"}
+    assert plan_corpus(tmp_path, 30, 4, 3, 64)[0] == meta  # a pure function of the arguments

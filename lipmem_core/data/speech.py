@@ -15,6 +15,7 @@ import dataclasses
 import os
 import string
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,12 +104,12 @@ class Voice:
         return cls(**d)
 
     @classmethod
-    def sample(cls, rng: np.random.Generator) -> Voice:
-        """A random corpus speaker's voice: any English accent and human-sounding variant,
-        130-200 wpm, pitch 25-75, range 30-80."""
+    def sample(cls, rng: np.random.Generator, variants: Sequence[str] = VARIANTS) -> Voice:
+        """A random corpus speaker's voice: any English accent, one of `variants` (default:
+        every human-sounding one), 130-200 wpm, pitch 25-75, range 30-80."""
         return cls(
             name=str(rng.choice(list(_LANGUAGES))),
-            variant=str(rng.choice(VARIANTS)),
+            variant=str(rng.choice(list(variants))),
             wpm=int(rng.integers(130, 201)),
             pitch=int(rng.integers(25, 76)),
             pitch_range=int(rng.integers(30, 81)),

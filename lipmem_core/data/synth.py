@@ -4,7 +4,8 @@
         [--size 128] [--workers K]
 
 A speaker is a face identity + an espeak voice. Whole speakers are held out for val and test
-(unseen faces and voices), and so are their sentences: no val/test sentence occurs in train.
+(unseen faces, and voices whose variant, the timbre, no train speaker uses), and so are their
+sentences: no val/test sentence occurs in train.
 Everything derives from the seed: the plan (speakers, splits, sentences) is made up front in
 the parent, and each utterance draws its randomness (head drift, blinks) from a generator
 seeded by (seed, speaker, utterance), so worker count and order never change a byte.
@@ -36,6 +37,7 @@ from lipmem_core.errors import CorpusError, LipMemError
 from lipmem_core.phones import Interval
 
 VAL_SHARE = TEST_SHARE = 0.1
+HELD_OUT_VARIANTS = 0.2  # share of espeak voice variants heard only by val/test speakers
 JPEG_QUALITY = 90
 _TMP_PREFIX = ".tmp-"
 
@@ -72,18 +74,22 @@ def plan_corpus(
     """speakers.json content and the list of jobs, a pure function of the arguments."""
     from lipmem_core.data.face_render import Identity
     from lipmem_core.data.sentences import SentenceGenerator
-    from lipmem_core.data.speech import Voice
+    from lipmem_core.data.speech import VARIANTS, Voice
 
     width = max(3, len(str(n_speakers - 1)))
     ids = [f"spk{i:0{width}d}" for i in range(n_speakers)]
     splits = assign_splits(n_speakers, np.random.default_rng([seed, 1]))
+    # Unseen voices: val/test speakers use voice variants (timbres) that no train speaker has.
+    shuffled = [VARIANTS[k] for k in np.random.default_rng([seed, 2]).permutation(len(VARIANTS))]
+    n_held = round(len(VARIANTS) * HELD_OUT_VARIANTS) if "train" in splits and len(set(splits)) > 1 else 0
+    variants = {"train": shuffled[n_held:], "val": shuffled[:n_held], "test": shuffled[:n_held]}
     speakers = {}
     for i, sid in enumerate(ids):
         rng = np.random.default_rng([seed, 0, i])
         speakers[sid] = {
             "split": splits[i],
             "identity": Identity.sample(rng).to_dict(),
-            "voice": Voice.sample(rng).to_dict(),
+            "voice": Voice.sample(rng, variants[splits[i]]).to_dict(),
         }
     # Sentences: all distinct; held-out speakers draw theirs first and train never reuses them.
     generator = SentenceGenerator(seed)
@@ -108,7 +114,7 @@ def plan_corpus(
             speakers[sid]["identity"],
             (seed, i, j),
             size,
-        )  # fmt: skip
+        )
         for i, sid in enumerate(ids)
         for j in range(n_utterances)
     ]
