@@ -130,6 +130,7 @@ def test_list_voices_are_all_usable():
         assert_tiles(synthesize("hello", Voice.parse(label)))
 
 
+@pytest.mark.slow
 def test_every_mnemonic_of_every_english_voice_maps():
     """A sample of CMUdict words in all English accents: synthesize() raises
     UnknownPhoneError on any espeak mnemonic without an ARPAbet mapping."""
