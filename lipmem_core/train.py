@@ -32,7 +32,7 @@ from .distributed import DistEnv, shutdown, unwrap, wrap_ddp
 from .errors import CheckpointError
 from .losses import av_sync_loss, discriminator_loss, generator_loss, l1_loss
 from .metrics import psnr
-from .model import LipMemGenerator
+from .model import LipMemGenerator, to_channels_last
 from .syncnet import SyncNet
 from .train_args import autocast, base_parser, loop_config, model_config, setup, train_config, write_run_json
 from .train_syncnet import to_device, val_loader
@@ -60,11 +60,21 @@ class GeneratorTask:
     kind = "generator"
 
     def __init__(
-        self, cfg: ModelConfig, tcfg: TrainConfig, env: DistEnv, syncnet: SyncNet, val: DataLoader, bf16: bool
+        self,
+        cfg: ModelConfig,
+        tcfg: TrainConfig,
+        env: DistEnv,
+        syncnet: SyncNet,
+        val: DataLoader,
+        bf16: bool,
+        nhwc: bool = False,
     ) -> None:
         self.env, self.tcfg, self.val, self.bf16, self.syncnet = env, tcfg, val, bf16, syncnet
         self.gen = LipMemGenerator(cfg).to(env.device)
         self.disc = QualityDiscriminator(cfg).to(env.device)
+        if nhwc:  # before the DDP wrappers and the optimisers see the parameters
+            for net in (self.gen, self.disc, syncnet):
+                to_channels_last(net)
         self.gen_ddp, self.disc_ddp = wrap_ddp(self.gen, env), wrap_ddp(self.disc, env)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=tcfg.lr, betas=tcfg.betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=tcfg.disc_lr, betas=tcfg.betas)
@@ -151,9 +161,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             ClipStore(args.data, args.val_split, cfg.img_size), cfg.n_frames, None, tcfg.seed + 1
         )
         loop = loop_config(tcfg, args, env, tcfg.max_steps, tcfg.batch_size)
-        task = GeneratorTask(
-            cfg, tcfg, env, syncnet, val_loader(val_set, tcfg.val_windows, loop.batch_size), args.bf16
-        )
+        val = val_loader(val_set, tcfg.val_windows, loop.batch_size)
+        task = GeneratorTask(cfg, tcfg, env, syncnet, val, args.bf16, args.channels_last)
         write_run_json(args.out, env, model=cfg.to_dict(), train=tcfg.to_dict(), loop=vars(loop))
         meta = {
             "model_config": cfg.to_dict(),

@@ -38,6 +38,7 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, help="torch CPU threads per process (default: cores / procs)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs with AVX512-BF16, GPUs)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC conv weights (oneDNN on CPU)")
     return p
 
 

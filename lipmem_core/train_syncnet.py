@@ -23,6 +23,7 @@ from .data.augment import AudioAugment
 from .data.datasets import ClipStore, SyncWindows
 from .distributed import DistEnv, shutdown, unwrap, wrap_ddp
 from .losses import syncnet_loss
+from .model import to_channels_last
 from .syncnet import SyncNet
 from .train_args import autocast, base_parser, loop_config, model_config, setup, train_config, write_run_json
 from .trainloop import command_line, run_training
@@ -45,10 +46,18 @@ class SyncNetTask:
     kind = "syncnet"
 
     def __init__(
-        self, cfg: ModelConfig, tcfg: TrainConfig, env: DistEnv, val: DataLoader, bf16: bool
+        self,
+        cfg: ModelConfig,
+        tcfg: TrainConfig,
+        env: DistEnv,
+        val: DataLoader,
+        bf16: bool,
+        nhwc: bool = False,
     ) -> None:
         self.env, self.val, self.bf16 = env, val, bf16
         self.model = SyncNet(cfg).to(env.device)
+        if nhwc:  # before the DDP wrapper and the optimiser see the parameters
+            to_channels_last(self.model)
         self.ddp = wrap_ddp(self.model, env)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=tcfg.sync_lr)
         self.ddp.train()
@@ -106,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             tcfg.sync_min_offset,
         )
         loop = loop_config(tcfg, args, env, tcfg.sync_max_steps, tcfg.sync_batch_size)
-        task = SyncNetTask(cfg, tcfg, env, val_loader(val_set, tcfg.val_windows, loop.batch_size), args.bf16)
+        val = val_loader(val_set, tcfg.val_windows, loop.batch_size)
+        task = SyncNetTask(cfg, tcfg, env, val, args.bf16, args.channels_last)
         write_run_json(args.out, env, model=cfg.to_dict(), train=tcfg.to_dict(), loop=vars(loop))
         meta = {
             "model_config": cfg.to_dict(),

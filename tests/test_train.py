@@ -96,10 +96,11 @@ def test_time_budget_stops_cleanly_and_no_memory_ablation(corpus, syncnet_run, t
     assert load_checkpoint(out / "checkpoint").config.use_memory is False
 
 
-def test_bf16_autocast_trains(corpus, syncnet_run, tmp_path):
+@pytest.mark.parametrize("flag", ["--bf16", "--channels-last"])
+def test_speed_flags_train(corpus, syncnet_run, tmp_path, flag):
     sync_dir, _ = syncnet_run
-    metrics = train.main(_gen_args(corpus, sync_dir, tmp_path / "bf16", 2, "--bf16"))
-    row = _rows(tmp_path / "bf16" / "log.csv")[-1]
+    metrics = train.main(_gen_args(corpus, sync_dir, tmp_path / "run", 2, flag))
+    row = _rows(tmp_path / "run" / "log.csv")[-1]
     assert all(math.isfinite(float(row[k])) for k in ("l1", "av_sync", "vv_sync", "gan", "disc"))
     assert all(math.isfinite(v) for v in metrics.values())
 
