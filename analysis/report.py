@@ -28,7 +28,18 @@ from lipmem_core.errors import CheckpointError, CorpusError, LipMemError
 
 from . import plots
 from .addressing import corpus_addressing, join_phones, phone_slot_matrices, slot_order, statistics
-from .slots import frame_map, slot_gallery, slot_labels, slot_map
+from .slots import (
+    address_sequence,
+    decode_addresses,
+    frame_map,
+    phone_segments,
+    slot_gallery,
+    slot_labels,
+    slot_map,
+)
+
+# Phones the steering strip spells through memory: closed, open, closed, spread, rounded, labiodental.
+STEER_PHONES = ("M", "AA", "M", "IY", "UW", "F", "AA")
 
 _STAT_COLUMNS = ["utterance", "n_frames", "pnmi", "phone_purity", "slot_purity", "viseme_purity",
                  "usage_entropy_norm", "used_slots", "dead_slots"]  # fmt: skip
@@ -80,6 +91,9 @@ def analyse(
     key_map = slot_map(model, by_phone["counts"], "key", seed, map_method)
     fmap = frame_map(frames, model, seed=seed, method=map_method)
     images, gallery_slots = slot_gallery(model, identity, order)
+    segments = phone_segments(by_phone["p_slot_given"], STEER_PHONES, frames_per_phone=3)
+    steer_slots = [s for s, n in segments for _ in range(n)]
+    steered = decode_addresses(model, identity, address_sequence(segments, model.cfg.n_slots, blend=1))
     tables = {
         "frames": frames,
         "phones": phones,
@@ -110,11 +124,19 @@ def analyse(
          "the phone they serve most.", plots.map_scatter(value_map, "viseme")),
         ("Key slots K", "The S key (audio) slots, same colours.", plots.map_scatter(key_map, "viseme")),
         ("Frames and slots", "Per-frame recalled lip features A_aud V with the value slots "
-         "overlaid, coloured by the phone at each frame.", plots.map_scatter(fmap, "viseme")),
+         "overlaid, coloured by the viseme of the phone at each frame.", plots.map_scatter(fmap, "viseme")),
         ("Lips stored in each slot", "One-hot address of each slot decoded for one identity "
          "(clustered order); hover for the slot's top phones.",
          plots.gallery_figure(images, gallery_slots, info)),
     ]  # fmt: skip
+    if segments:
+        figures.append((
+            "Steering the lips through memory",
+            f"Frames decoded from a hand-made address track: the most likely slot of each phone of "
+            f"{' '.join(p for p in STEER_PHONES if p in by_phone['p_slot_given'].index)}, 3 frames each, "
+            "cross-faded; labels give the slot held at each frame.",
+            plots.gallery_figure(steered, steer_slots, info, cols=len(steer_slots)),
+        ))  # fmt: skip
     return Report(tables, figures)
 
 

@@ -226,3 +226,15 @@ def address_sequence(segments: Sequence[tuple[int, int]], n_slots: int, blend: i
         padded = np.pad(track, ((blend, blend), (0, 0)), mode="edge")
         track = np.stack([np.convolve(padded[:, s], kernel, mode="valid") for s in range(n_slots)], axis=1)
     return track / track.sum(axis=1, keepdims=True)
+
+
+def phone_segments(
+    p_slot_given_phone: pd.DataFrame, phones: Sequence[str], frames_per_phone: int = 4
+) -> list[tuple[int, int]]:
+    """Steering segments that spell a phone sequence through memory: each phone -> its most
+    likely slot argmax_s P(slot | phone) (addressing.phone_slot_matrices "p_slot_given").
+
+    Phones never observed are skipped; the result feeds `address_sequence`.
+    """
+    known = [p for p in phones if p in p_slot_given_phone.index and p_slot_given_phone.loc[p].sum() > 0]
+    return [(int(p_slot_given_phone.loc[p].to_numpy().argmax()), frames_per_phone) for p in known]

@@ -48,7 +48,8 @@ def test_report_writes_a_self_contained_page_and_tables(model, clips, tmp_path):
     page = write_report(report, tmp_path / "out", "test report", ["a note"])
     text = page.read_text(encoding="utf-8")
     assert _one_plotly_bundle(text)
-    assert text.count('class="plotly-graph-div"') == len(report.figures) == 7
+    assert text.count('class="plotly-graph-div"') == len(report.figures) == 8
+    assert report.figures[-1][0] == "Steering the lips through memory"
     assert "a note" in text and "PNMI" in text
     out = tmp_path / "out"
     frames = pd.read_parquet(out / "frames.parquet")

@@ -16,6 +16,7 @@ from analysis.slots import (
     decode_addresses,
     embed_2d,
     frame_map,
+    phone_segments,
     slot_gallery,
     slot_labels,
     slot_map,
@@ -124,3 +125,10 @@ def test_slot_and_frame_maps(model):
     fmap = frame_map(frames, model, max_frames=20, method="pca")
     assert (fmap["kind"] == "frame").sum() == 20 and (fmap["kind"] == "slot").sum() == S
     assert np.isfinite(fmap[["x", "y"]].to_numpy()).all()
+
+
+def test_phone_segments_pick_each_phones_most_likely_slot():
+    p = pd.DataFrame(np.zeros((3, S)), index=["M", "AA", "IY"], columns=pd.RangeIndex(S))
+    p.loc["M", [2, 5]] = [0.7, 0.3]
+    p.loc["AA", 9] = 1.0  # IY never observed: an all-zero row
+    assert phone_segments(p, ["M", "AA", "IY", "UW", "M"], frames_per_phone=2) == [(2, 2), (9, 2), (2, 2)]
