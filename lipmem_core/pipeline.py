@@ -183,7 +183,7 @@ class TalkingFacePipeline:
         *,
         no_memory_checkpoint: str | os.PathLike | object | None = None,
         device: str | None = None,
-        chunk_frames: int = 50,
+        chunk_frames: int = 20,
         batch_windows: int = 4,
         detect_every: int = 5,
         precision: str = "auto",
