@@ -244,8 +244,10 @@ def gallery_figure(
     slot_info: pd.DataFrame | None = None,
     cols: int = 12,
     title: str = "",
+    labels: Sequence[str] | None = None,
 ) -> go.Figure:
-    """Montage of lip images (K, H, W, 3) uint8, `cols` per row, each titled by its slot."""
+    """Montage of lip images (K, H, W, 3) uint8, `cols` per row, each titled by its slot and
+    dominant phone (or by `labels`)."""
     images = np.asarray(images)
     k, h, w = images.shape[:3]
     n_rows = max(1, -(-k // cols))
@@ -269,8 +271,10 @@ def gallery_figure(
             hoverinfo="text",
         )
     )
-    for (r, c), s in zip(centres, slots, strict=True):
-        fig.add_annotation(x=c * (w + pad) + 2, y=r * (h + pad) + 2, text=f"{s} {best.get(int(s), '')}".strip(), showarrow=False,
+    if labels is None:
+        labels = [f"{s} {best.get(int(s), '')}".strip() for s in slots]
+    for (r, c), text in zip(centres, labels, strict=True):
+        fig.add_annotation(x=c * (w + pad) + 2, y=r * (h + pad) + 2, text=text, showarrow=False,
                            xanchor="left", yanchor="top", font={"size": 9, "color": "white"}, bgcolor="rgba(0,0,0,0.5)")  # fmt: skip
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

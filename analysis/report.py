@@ -91,8 +91,9 @@ def analyse(
     key_map = slot_map(model, by_phone["counts"], "key", seed, map_method)
     fmap = frame_map(frames, model, seed=seed, method=map_method)
     images, gallery_slots = slot_gallery(model, identity, order)
-    segments = phone_segments(by_phone["p_slot_given"], STEER_PHONES, frames_per_phone=3)
+    segments, steer_phones = phone_segments(by_phone["p_slot_given"], STEER_PHONES, frames_per_phone=3)
     steer_slots = [s for s, n in segments for _ in range(n)]
+    steer_labels = [f"{p} s{s}" for p, (s, n) in zip(steer_phones, segments, strict=True) for _ in range(n)]
     steered = decode_addresses(model, identity, address_sequence(segments, model.cfg.n_slots, blend=1))
     tables = {
         "frames": frames,
@@ -133,9 +134,8 @@ def analyse(
         figures.append((
             "Steering the lips through memory",
             f"Frames decoded from a hand-made address track: the most likely slot of each phone of "
-            f"{' '.join(p for p in STEER_PHONES if p in by_phone['p_slot_given'].index)}, 3 frames each, "
-            "cross-faded; labels give the slot held at each frame.",
-            plots.gallery_figure(steered, steer_slots, info, cols=len(steer_slots)),
+            f"{' '.join(steer_phones)}, 3 frames each, cross-faded; labels give the phone and its slot.",
+            plots.gallery_figure(steered, steer_slots, info, cols=len(steer_slots), labels=steer_labels),
         ))  # fmt: skip
     return Report(tables, figures)
 

@@ -230,11 +230,11 @@ def address_sequence(segments: Sequence[tuple[int, int]], n_slots: int, blend: i
 
 def phone_segments(
     p_slot_given_phone: pd.DataFrame, phones: Sequence[str], frames_per_phone: int = 4
-) -> list[tuple[int, int]]:
+) -> tuple[list[tuple[int, int]], list[str]]:
     """Steering segments that spell a phone sequence through memory: each phone -> its most
     likely slot argmax_s P(slot | phone) (addressing.phone_slot_matrices "p_slot_given").
 
-    Phones never observed are skipped; the result feeds `address_sequence`.
+    Returns (segments for `address_sequence`, the phones used): phones never observed are skipped.
     """
     known = [p for p in phones if p in p_slot_given_phone.index and p_slot_given_phone.loc[p].sum() > 0]
-    return [(int(p_slot_given_phone.loc[p].to_numpy().argmax()), frames_per_phone) for p in known]
+    return [(int(p_slot_given_phone.loc[p].to_numpy().argmax()), frames_per_phone) for p in known], known

@@ -103,3 +103,5 @@ def test_gallery_montage_places_each_image(clip):
     )
     labelled = gallery_figure(images, [7, 1, 2, 3, 4], info, cols=3)
     assert labelled.layout.annotations[0].text == "7 M" and labelled.layout.annotations[2].text == "2 unused"
+    custom = gallery_figure(images, [7, 1, 2, 3, 4], info, cols=3, labels=list("abcde"))
+    assert [a.text for a in custom.layout.annotations] == list("abcde")

@@ -131,4 +131,5 @@ def test_phone_segments_pick_each_phones_most_likely_slot():
     p = pd.DataFrame(np.zeros((3, S)), index=["M", "AA", "IY"], columns=pd.RangeIndex(S))
     p.loc["M", [2, 5]] = [0.7, 0.3]
     p.loc["AA", 9] = 1.0  # IY never observed: an all-zero row
-    assert phone_segments(p, ["M", "AA", "IY", "UW", "M"], frames_per_phone=2) == [(2, 2), (9, 2), (2, 2)]
+    segments, used = phone_segments(p, ["M", "AA", "IY", "UW", "M"], frames_per_phone=2)
+    assert segments == [(2, 2), (9, 2), (2, 2)] and used == ["M", "AA", "M"]
