@@ -6,17 +6,17 @@ import torch
 from torch import Tensor, nn
 
 from lipmem_core.config import ModelConfig
-from lipmem_core.encoders import ConvBlock, n_halvings, stage_widths
+from lipmem_core.encoders import ConvBlock, face_levels, res_convs
 
 
 class UpBlock(nn.Module):
-    """ConvTranspose2d (x2 up) -> BatchNorm -> ReLU, then one residual conv."""
+    """ConvTranspose2d (x2 up) -> BatchNorm -> ReLU, then `n_res` residual convs."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, n_res: int) -> None:
         super().__init__()
         self.up = nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
-        self.res = ConvBlock(c_out, c_out, 3, 1, 1, residual=True)
+        self.res = nn.Sequential(*res_convs(c_out, n_res))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.res(torch.relu(self.bn(self.up(x))))
@@ -27,19 +27,24 @@ class UNetDecoder(nn.Module):
 
     At each resolution the face feature of that resolution is concatenated before going up, so
     identity and pose come from the skips and the mouth from the fused audio-lip feature.
+    With stem_stride=2 the last map is H/2 and the output conv predicts 2 x 2 pixels per cell
+    (a 3x3 conv to 12 channels + PixelShuffle, as ESPCN) instead of running convs at full size.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        w = stage_widths(cfg.face_widths, n_halvings(cfg.img_size))  # face widths at H .. 4
+        w = face_levels(cfg)  # face widths at the stem resolution .. 4
         d = cfg.dim
         self.inp = ConvBlock(2 * d, d, 1, 1, 0)  # [fused, face bottom] at 1 x 1
         self.to4 = nn.Sequential(
             nn.ConvTranspose2d(d, w[-1], 4, 1, 0, bias=False), nn.BatchNorm2d(w[-1]), nn.ReLU()
         )
         # Going up from resolution i (channels: decoder w[i] + skip w[i]) to resolution i - 1.
-        self.ups = nn.ModuleList(UpBlock(2 * w[i], w[i - 1]) for i in range(len(w) - 1, 0, -1))
-        self.out = nn.Sequential(ConvBlock(2 * w[0], w[0], 3, 1, 1), nn.Conv2d(w[0], 3, 1), nn.Tanh())
+        self.ups = nn.ModuleList(UpBlock(2 * w[i], w[i - 1], cfg.dec_res) for i in range(len(w) - 1, 0, -1))
+        if cfg.stem_stride == 1:
+            self.out = nn.Sequential(ConvBlock(2 * w[0], w[0], 3, 1, 1), nn.Conv2d(w[0], 3, 1), nn.Tanh())
+        else:
+            self.out = nn.Sequential(nn.Conv2d(2 * w[0], 12, 3, 1, 1), nn.PixelShuffle(2), nn.Tanh())
 
     def forward(self, fused: Tensor, skips: list[Tensor]) -> Tensor:
         """fused (N, D), skips from FaceEncoder [(N, w0, H, W), ..., (N, D, 1, 1)] -> (N, 3, H, W)."""

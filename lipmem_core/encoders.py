@@ -60,29 +60,42 @@ def strided_pyramid(c_in: int, widths: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def face_levels(cfg: ModelConfig) -> list[int]:
+    """Channels of the face feature maps from the stem's resolution (H or H/2) down to 4 x 4."""
+    if cfg.stem_stride not in (1, 2):
+        raise ValueError(f"stem_stride must be 1 or 2, got {cfg.stem_stride}")
+    return stage_widths(cfg.face_widths, n_halvings(cfg.img_size) - (cfg.stem_stride - 1))
+
+
+def res_convs(w: int, n: int) -> list[nn.Module]:
+    return [ConvBlock(w, w, 3, 1, 1, residual=True) for _ in range(n)]
+
+
 class FaceEncoder(nn.Module):
-    """Identity encoder: (N, 6, H, W) -> skip features, full resolution to 1 x 1.
+    """Identity encoder: (N, 6, H, W) -> skip features, stem resolution down to 1 x 1.
 
     For H = 128: 128 -> 64 -> 32 -> 16 -> 8 -> 4 -> 1 (PAPER.md); the last feature has `dim`
-    channels. Input channels: target frame with lower half zeroed ++ reference frame.
+    channels. With stem_stride=2 the first map is already H/2 (the cheap CPU variant).
+    Input channels: target frame with lower half zeroed ++ reference frame.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        n = n_halvings(cfg.img_size)
-        self.widths = stage_widths(cfg.face_widths, n)  # channels at H, H/2, ..., 4
-        self.stem = ConvBlock(6, self.widths[0], 3, 1, 1)
+        self.widths = face_levels(cfg)  # channels at each resolution, stem .. 4 x 4
+        # A 4x4 stride-2 stem sees each input pixel once (a 3x3 one would skip columns).
+        k = 3 if cfg.stem_stride == 1 else 4
+        self.stem = ConvBlock(6, self.widths[0], k, cfg.stem_stride, 1)
         self.stages = nn.ModuleList(
-            nn.Sequential(ConvBlock(a, b, 3, 2, 1), ConvBlock(b, b, 3, 1, 1, residual=True))
+            nn.Sequential(ConvBlock(a, b, 3, 2, 1), *res_convs(b, cfg.enc_res))
             for a, b in zip(self.widths[:-1], self.widths[1:], strict=True)
         )
         self.bottom = ConvBlock(self.widths[-1], cfg.dim, 4, 1, 0)  # 4 x 4 -> 1 x 1
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        """(N, 6, H, W) -> [(N, w0, H, W), (N, w1, H/2, W/2), ..., (N, wn, 4, 4), (N, D, 1, 1)]."""
-        feats = [self.stem(x)]  # (N, w0, H, W)
+        """(N, 6, H, W) -> [(N, w0, H/s, W/s), (N, w1, H/2s, W/2s), ..., (N, wn, 4, 4), (N, D, 1, 1)]."""
+        feats = [self.stem(x)]  # (N, w0, H/s, W/s), s = stem_stride
         for stage in self.stages:
-            feats.append(stage(feats[-1]))  # (N, w_i, H / 2^i, W / 2^i)
+            feats.append(stage(feats[-1]))  # (N, w_i, H / (s 2^i), W / (s 2^i))
         feats.append(self.bottom(feats[-1]))  # (N, D, 1, 1)
         return feats
 

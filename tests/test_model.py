@@ -161,3 +161,23 @@ def test_channels_last_gives_the_same_frames(gen):
     out = gen(face, mel, lips)
     torch.testing.assert_close(out.frames, ref.frames, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(out.frames_lip, ref.frames_lip, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("overrides", [{"stem_stride": 2}, {"stem_stride": 2, "enc_res": 0, "dec_res": 2}])
+def test_lean_variants(overrides):
+    torch.manual_seed(0)
+    gen = LipMemGenerator(tiny_config(**overrides)).eval()
+    face, mel, lips = tiny_inputs()
+    out = gen(face, mel, lips)
+    assert out.frames.shape == out.frames_lip.shape == (B, 3, T, H, H)
+    skips = gen.face_encoder(frames_first(face))
+    assert skips[0].shape[-1] == H // overrides["stem_stride"] and skips[-1].shape[-1] == 1
+    # Every output pixel depends on the face input at its own location (no dead sub-pixels).
+    face2 = face.clone()
+    face2[..., 7, 9] += 1.0
+    assert torch.all((gen(face2, mel).frames - out.frames)[..., 7, 9].abs() > 0)
+
+
+def test_bad_stem_stride_rejected():
+    with pytest.raises(ValueError, match="stem_stride"):
+        LipMemGenerator(tiny_config(stem_stride=3))
