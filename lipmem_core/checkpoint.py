@@ -2,7 +2,11 @@
 
 config.json = {"format": 1, "kind": "generator" | "syncnet" | "discriminator",
                "model_config": ModelConfig.to_dict(), "metadata": {...},
-               "dtype": "float32" | "float16", "sha256": <hex digest of model.safetensors>}
+               "dtype": "float32" | "float16" | "int8", "sha256": <hex digest of model.safetensors>}
+
+dtype "int8" keeps shipped checkpoints small: every float weight matrix/kernel is stored as int8
+with one float32 scale per output channel (symmetric, absmax / 127) under "<name>:scale", other
+float tensors (biases, norms, statistics) as float16. Loading dequantises to float32.
 
 The model's constructor takes exactly the stored ModelConfig, so a checkpoint rebuilds itself.
 Saving writes a temporary sibling directory and renames it into place, so a crash never leaves
@@ -41,6 +45,9 @@ KINDS: dict[str, type[nn.Module]] = {
     "syncnet": SyncNet,
     "discriminator": QualityDiscriminator,
 }
+DTYPES = ("float32", "float16", "int8")
+SCALE_SUFFIX = ":scale"  # ':' never occurs in a PyTorch parameter name
+_INT8_MIN_NUMEL = 1024  # smaller tensors gain nothing from int8
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -67,13 +74,16 @@ def save_checkpoint(
     model: nn.Module,
     kind: str,
     metadata: dict[str, Any] | None = None,
-    half: bool = False,
+    dtype: str = "float32",
 ) -> Path:
     """Write `model` (which has a `.cfg` ModelConfig) as a checkpoint directory; returns its path.
 
-    half=True stores floating-point tensors as float16 (half the size; loading casts back to
-    float32). An existing checkpoint at `directory` is replaced only once the new one is complete.
+    dtype "float16" halves the file, "int8" quarters it (per-channel scales; see the module
+    docstring); loading casts back to float32. An existing checkpoint at `directory` is replaced
+    only once the new one is complete.
     """
+    if dtype not in DTYPES:
+        raise CheckpointError(f"unknown checkpoint dtype {dtype!r}; use one of {DTYPES}")
     if kind not in KINDS:
         raise CheckpointError(f"unknown checkpoint kind {kind!r}; use one of {sorted(KINDS)}")
     if not isinstance(model, KINDS[kind]):
@@ -81,10 +91,13 @@ def save_checkpoint(
             f"a {kind!r} checkpoint holds a {KINDS[kind].__name__}, got {type(model).__name__}"
         )
     cfg: ModelConfig = model.cfg  # type: ignore[assignment]
-    state = {}
+    state: dict[str, torch.Tensor] = {}
     for name, t in model.state_dict().items():
         t = t.detach().to("cpu")
-        if half and t.is_floating_point():
+        if dtype == "int8" and t.is_floating_point() and t.dim() >= 2 and t.numel() >= _INT8_MIN_NUMEL:
+            state[name], state[name + SCALE_SUFFIX] = _quantize_int8(t)
+            continue
+        if dtype != "float32" and t.is_floating_point():
             t = t.to(torch.float16)
         state[name] = t.contiguous()
     blob = save_safetensors_bytes(state, metadata={"format": "pt", "kind": kind})
@@ -93,7 +106,7 @@ def save_checkpoint(
         "kind": kind,
         "model_config": cfg.to_dict(),
         "metadata": metadata or {},
-        "dtype": "float16" if half else "float32",
+        "dtype": dtype,
         "sha256": hashlib.sha256(blob).hexdigest(),
     }
     try:
@@ -121,6 +134,29 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _quantize_int8(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel int8: (C_out, ...) -> int8 of the same shape, scales (C_out,)."""
+    rows = t.float().reshape(t.shape[0], -1)  # (C_out, fan_in)
+    scale = rows.abs().amax(dim=1).clamp_min(1e-12) / 127.0  # (C_out,)
+    q = torch.round(rows / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(t.shape).contiguous(), scale.contiguous()
+
+
+def _dequantize(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fold every "<name>:scale" back into its int8 tensor -> float32 (other tensors untouched)."""
+    out = {k: v for k, v in state.items() if not k.endswith(SCALE_SUFFIX)}
+    for key, scale in state.items():
+        if not key.endswith(SCALE_SUFFIX):
+            continue
+        name = key[: -len(SCALE_SUFFIX)]
+        q = out.get(name)
+        if q is None or q.dtype != torch.int8 or scale.shape != q.shape[:1]:
+            raise CheckpointError(f"int8 tensor {name} and its scale do not match: the file is damaged")
+        shape = (-1,) + (1,) * (q.dim() - 1)
+        out[name] = q.float() * scale.float().reshape(shape)
+    return out
 
 
 def _resolve(path_or_hub_id: str | Path) -> Path:
@@ -184,6 +220,7 @@ def load_checkpoint(path_or_hub_id: str | Path, device: str | torch.device = "cp
         state = load_safetensors_bytes(blob)
     except Exception as exc:  # safetensors raises its own error type on malformed headers
         raise CheckpointError(f"{weights} is not a readable safetensors file ({exc})") from exc
+    state = _dequantize(state)
     try:
         model_cfg = ModelConfig.from_dict(config["model_config"])
     except (TypeError, ValueError) as exc:

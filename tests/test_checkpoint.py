@@ -43,7 +43,7 @@ def test_round_trip_is_bit_exact(tmp_path, trained_gen):
 
 def test_half_precision_is_smaller_and_loads_as_float32(tmp_path, trained_gen):
     full = save_checkpoint(tmp_path / "full", trained_gen, "generator")
-    half = save_checkpoint(tmp_path / "half", trained_gen, "generator", half=True)
+    half = save_checkpoint(tmp_path / "half", trained_gen, "generator", dtype="float16")
     assert (half / WEIGHTS_NAME).stat().st_size < 0.6 * (full / WEIGHTS_NAME).stat().st_size
     model = load_checkpoint(half).model
     for k, v in model.state_dict().items():
@@ -51,6 +51,29 @@ def test_half_precision_is_smaller_and_loads_as_float32(tmp_path, trained_gen):
         assert v.dtype == ref.dtype, k
         if v.is_floating_point():
             torch.testing.assert_close(v, ref, atol=1e-2, rtol=1e-3)
+
+
+def test_int8_is_a_quarter_and_stays_close(tmp_path, trained_gen):
+    full = save_checkpoint(tmp_path / "full", trained_gen, "generator")
+    small = save_checkpoint(tmp_path / "int8", trained_gen, "generator", dtype="int8")
+    assert (small / WEIGHTS_NAME).stat().st_size < 0.4 * (full / WEIGHTS_NAME).stat().st_size
+    assert json.loads((small / CONFIG_NAME).read_text())["dtype"] == "int8"
+    model = load_checkpoint(small).model
+    for k, v in model.state_dict().items():
+        ref = trained_gen.state_dict()[k]
+        assert v.dtype == ref.dtype and v.shape == ref.shape, k
+        if v.is_floating_point() and v.dim() >= 2:
+            # Per-output-channel absmax/127: each element within half a quantisation step.
+            step = ref.reshape(ref.shape[0], -1).abs().amax(1) / 127
+            err = (v - ref).reshape(ref.shape[0], -1).abs().amax(1)
+            assert torch.all(err <= step * 0.5 + 1e-3), k
+    face, mel, _ = tiny_inputs(1)
+    torch.testing.assert_close(model(face, mel).frames, trained_gen(face, mel).frames, atol=0.1, rtol=0)
+
+
+def test_unknown_dtype_is_refused(tmp_path, trained_gen):
+    with pytest.raises(CheckpointError, match="unknown checkpoint dtype"):
+        save_checkpoint(tmp_path / "x", trained_gen, "generator", dtype="int4")
 
 
 @pytest.mark.parametrize("kind,cls", [("syncnet", SyncNet), ("discriminator", QualityDiscriminator)])
