@@ -216,7 +216,7 @@ def joint_distribution(
 
 def _entropy_bits(p: np.ndarray) -> float:
     p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
+    return max(0.0, float(-(p * np.log2(p)).sum()))  # max: one outcome gives -0.0, not 0.0
 
 
 def mutual_information_bits(joint: pd.DataFrame | np.ndarray) -> float:

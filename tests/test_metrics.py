@@ -219,6 +219,12 @@ def test_default_viseme_map_is_phones_module():
     assert st.viseme_purity == pytest.approx(1.0)
 
 
+def test_single_slot_entropy_is_plain_zero():
+    st = M.slot_statistics(["A", "B"], [2, 2], n_slots=4, to_viseme=lambda p: p)
+    assert st.usage_entropy_bits == 0.0 and math.copysign(1.0, st.usage_entropy_bits) == 1.0
+    assert st.pnmi == pytest.approx(0.0) and st.used_slots == 1
+
+
 def test_single_phone_pnmi_is_nan_and_bad_input_rejected():
     assert math.isnan(M.pnmi(M.joint_distribution(["A", "A"], [0, 1], 2)))
     with pytest.raises(ValueError, match="slot indices"):
