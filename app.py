@@ -9,6 +9,7 @@ lipmem_app/ (plain functions); the science lives in lipmem_core/ and analysis/.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -74,9 +75,9 @@ def _generate_tab(
             run = gr.Button("Generate", variant="primary")
             gr.Markdown(LIMITS_MARKDOWN, elem_classes="lm-status")
         with gr.Column(scale=6):
-            video_out = gr.Video(label="Talking face", autoplay=True, height=360)
+            video_out = gr.Video(label="Talking face", autoplay=True, height=360, elem_id="generate-video")
             notices = gr.Markdown(elem_classes="lm-notice")
-            timeline = gr.Plot(label="Memory addressing over time")
+            timeline = gr.Plot(label="Memory addressing over time", elem_id="generate-timeline")
     renderer = generators[0] if generators else ORACLE
     gr.Examples(
         examples=[
@@ -149,14 +150,16 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
             run = gr.Button("Analyse", variant="primary")
             stats = gr.Dataframe(label="Memory statistics", interactive=False, wrap=True)
         with gr.Column(scale=5):
-            heatmap = gr.Plot(label="Slot x phone")
-            timeline = gr.Plot(label="Timeline")
+            heatmap = gr.Plot(label="Slot x phone", elem_id="analysis-heatmap")
+            timeline = gr.Plot(label="Timeline", elem_id="analysis-timeline")
     gr.Markdown("#### Inspect a slot")
     with gr.Row(equal_height=False):
         slot = gr.Number(value=0, precision=0, minimum=0, label="Slot", scale=1)
         identity = gr.Dropdown(examples, value=examples[0], label="Identity", scale=1)
         show = gr.Button("Show slot", scale=1)
-        lips = gr.Image(label="Lips of this slot's value", height=180, interactive=False, scale=1)
+        lips = gr.Image(
+            label="Lips of this slot's value", height=180, interactive=False, scale=1, elem_id="slot-lips"
+        )
         top = gr.Dataframe(label="Phones it answers to", interactive=False, scale=3)
     source.change(
         h.analysis_source_visibility,
@@ -194,7 +197,7 @@ def _slot_map_tab(h: Handlers, generators: list[str]) -> None:
         colour = gr.Radio(["viseme", "phone"], value="viseme", label="Colour by")
         layout = gr.Radio(list(LAYOUTS), value="UMAP", label="Layout")
         run = gr.Button("Draw slot map", variant="primary")
-    plot = gr.Plot(label="Slot map")
+    plot = gr.Plot(label="Slot map", elem_id="slot-map")
     gr.on(
         [run.click, memory.change, colour.change, layout.change],
         h.slot_map,
@@ -214,7 +217,9 @@ def _gallery_tab(h: Handlers, generators: list[str], examples: list[str]) -> Non
         identity = gr.Dropdown(examples, value=examples[0], label="Identity")
         order = gr.Radio(list(GALLERY_ORDERS), value=GALLERY_ORDERS[0], label="Order")
         run = gr.Button("Decode all slots", variant="primary")
-    gallery = gr.Gallery(label="Slot gallery", columns=8, height="auto", object_fit="contain")
+    gallery = gr.Gallery(
+        label="Slot gallery", columns=8, height="auto", object_fit="contain", elem_id="slot-gallery"
+    )
     run.click(h.gallery, [checkpoint, identity, order], gallery, api_name="gallery")
 
 
@@ -234,7 +239,7 @@ def _playground_tab(h: Handlers, generators: list[str], examples: list[str]) -> 
             frames = gr.Slider(1, 25, value=DEFAULT_FRAMES_PER_STEP, step=1, label="Frames per step (25 fps)")
             run = gr.Button("Render", variant="primary")
         with gr.Column(scale=3):
-            video = gr.Video(label="Steered lips", autoplay=True, height=300)
+            video = gr.Video(label="Steered lips", autoplay=True, height=300, elem_id="playground-video")
             strip = gr.Image(label="One frame per step", interactive=False)
             steps = gr.Dataframe(label="Steps", interactive=False)
     run.click(
@@ -287,7 +292,7 @@ def build_demo(
                 card_checkpoint = gr.Dropdown(
                     generators, value=generators[0] if generators else None, label="Checkpoint"
                 )
-                card = gr.Markdown(h.model_card(generators[0] if generators else None))
+                card = gr.Markdown(h.model_card(generators[0] if generators else None), elem_id="model-card")
                 card_checkpoint.change(h.model_card, card_checkpoint, card, api_name="model_card")
         demo.load(h.example_face, example, preview, api_name="initial_example_face")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
@@ -305,5 +310,7 @@ LAUNCH_KWARGS = {
 demo = build_demo()
 
 if __name__ == "__main__":
+    # The first user should not pay for loading the model, the probe set and UMAP's JIT.
+    threading.Thread(target=demo.lipmem_handlers.warm_up, name="lipmem-warm-up", daemon=True).start()
     # launch() reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself when they are set.
     demo.launch(**LAUNCH_KWARGS)

@@ -38,6 +38,17 @@ class Handlers:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
 
+    def warm_up(self) -> None:
+        """Pay the one-time costs (default model, its probe set, UMAP's JIT compile) up front."""
+        names = self.ctx.list_checkpoints()
+        if not names:
+            return
+        try:
+            self.ctx.pipeline(names[0])
+            sv.slot_map_figure(self.ctx, names[0], "value", "viseme", "UMAP")
+        except LipMemError:
+            pass  # e.g. a checkpoint without memory: its tabs explain that when used
+
     # ---- Generate tab ----------------------------------------------------------------------
     def voices(self) -> list[str]:
         """Voice picker choices ('en-us', 'en-us+m3', ...)."""

@@ -67,7 +67,8 @@ def slot_map_figure(ctx: AppContext, checkpoint: str | None, memory: str, colour
     name = ctx.checkpoint_dir(checkpoint).name
     counts = reference_counts(ctx, checkpoint, "phone")
     table = ctx.cached(
-        ("slot_map", f"{name}/{memory}"), lambda: slot_map(generator(ctx, checkpoint), counts, memory)
+        ("slot_map", f"{name}/{memory}/{layout}"),
+        lambda: slot_map(generator(ctx, checkpoint), counts, memory, method=LAYOUTS[layout]),
     )
     symbol = "V" if memory == "value" else "K"
     title = (

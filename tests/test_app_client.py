@@ -7,7 +7,6 @@ the browser.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import cv2
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.app_checkpoint import make_checkpoint_root
+from tests.app_support import launch, make_checkpoint_root
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -25,12 +24,6 @@ ORACLE = "Oracle renderer (SynthTalk ground truth)"
 TEXT = "Bob made a big map."
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     import app as app_module
@@ -38,10 +31,7 @@ def served(tmp_path_factory):
     root = make_checkpoint_root(tmp_path_factory.mktemp("checkpoints"))
     demo = app_module.build_demo(checkpoint_dir=root, analysis_dir=tmp_path_factory.mktemp("no_analysis"))
     demo.lipmem_handlers.ctx.work_root = tmp_path_factory.mktemp("work")
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True
-    )
-    yield url, tmp_path_factory.mktemp("downloads")
+    yield launch(demo), tmp_path_factory.mktemp("downloads")
     demo.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import torch
@@ -30,3 +31,33 @@ def make_checkpoint_root(root: Path, name: str = "lipmem-synthtalk", use_memory:
     model = LipMemGenerator(cfg).eval()
     save_checkpoint(root / name, model, "generator", {"dataset": "synthtalk (test: random init)", "steps": 0})
     return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(demo, **kwargs) -> str:
+    """Launch on a free local port; returns the URL.
+
+    Gradio gives up if its own 3 s HEAD request to the new server fails, which happens on this
+    machine when training runs saturate the CPU: retry a few times rather than fail a test
+    for the machine's load.
+    """
+    for attempt in range(3):
+        try:
+            _, url, _ = demo.launch(
+                prevent_thread_lock=True,
+                server_name="127.0.0.1",
+                server_port=free_port(),
+                quiet=True,
+                **kwargs,
+            )
+            return url
+        except ValueError:
+            demo.close()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
