@@ -51,11 +51,16 @@ def stage_widths(widths: tuple[int, ...], n: int) -> list[int]:
     return w + [w[-1]] * (n + 1 - len(w))
 
 
+def res_convs(w: int, n: int) -> list[nn.Module]:
+    """n shape-keeping residual 3x3 conv blocks of width w."""
+    return [ConvBlock(w, w, 3, 1, 1, residual=True) for _ in range(n)]
+
+
 def strided_pyramid(c_in: int, widths: list[int]) -> nn.Sequential:
     """One stride-2 conv + one residual conv per stage: halves H and W len(widths) times."""
     layers: list[nn.Module] = []
     for w in widths:
-        layers += [ConvBlock(c_in, w, 3, 2, 1), ConvBlock(w, w, 3, 1, 1, residual=True)]
+        layers += [ConvBlock(c_in, w, 3, 2, 1), *res_convs(w, 1)]
         c_in = w
     return nn.Sequential(*layers)
 
@@ -65,10 +70,6 @@ def face_levels(cfg: ModelConfig) -> list[int]:
     if cfg.stem_stride not in (1, 2):
         raise ValueError(f"stem_stride must be 1 or 2, got {cfg.stem_stride}")
     return stage_widths(cfg.face_widths, n_halvings(cfg.img_size) - (cfg.stem_stride - 1))
-
-
-def res_convs(w: int, n: int) -> list[nn.Module]:
-    return [ConvBlock(w, w, 3, 1, 1, residual=True) for _ in range(n)]
 
 
 class FaceEncoder(nn.Module):
@@ -82,7 +83,8 @@ class FaceEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.widths = face_levels(cfg)  # channels at each resolution, stem .. 4 x 4
-        # A 4x4 stride-2 stem sees each input pixel once (a 3x3 one would skip columns).
+        # Stride 2 uses a 4x4 kernel (as the decoder's transposed convs): every input pixel then
+        # falls under exactly 2 x 2 output cells; a 3x3 kernel weights even and odd pixels unequally.
         k = 3 if cfg.stem_stride == 1 else 4
         self.stem = ConvBlock(6, self.widths[0], k, cfg.stem_stride, 1)
         self.stages = nn.ModuleList(
