@@ -251,3 +251,43 @@ def load_checkpoint(path_or_hub_id: str | Path, device: str | torch.device = "cp
         metadata=config.get("metadata", {}),
         path=directory,
     )
+
+
+def export_checkpoint(
+    source: str | Path,
+    destination: str | Path,
+    dtype: str = "int8",
+    extra_metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Re-save a (training) checkpoint for shipping: smaller dtype, metadata merged in.
+
+    The model is loaded (and so verified) first; `extra_metadata` keys override the stored ones.
+    """
+    loaded = load_checkpoint(source)
+    metadata = {**loaded.metadata, **(extra_metadata or {})}
+    metadata["exported_from"] = {"path": str(Path(source)), "dtype": dtype}
+    return save_checkpoint(destination, loaded.model, loaded.kind, metadata, dtype=dtype)
+
+
+def _main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m lipmem_core.checkpoint",
+        description="Export a training checkpoint for shipping (int8/float16 weights, merged metadata).",
+    )
+    p.add_argument("source", help="checkpoint directory, e.g. runs/lipmem/checkpoint")
+    p.add_argument("destination", help="new checkpoint directory, e.g. checkpoints/lipmem-synthtalk")
+    p.add_argument("--dtype", choices=DTYPES, default="int8")
+    p.add_argument("--metadata", type=Path, help="JSON file whose keys are merged into the metadata")
+    args = p.parse_args(argv)
+    extra = json.loads(args.metadata.read_text()) if args.metadata else None
+    try:
+        out = export_checkpoint(args.source, args.destination, args.dtype, extra)
+    except CheckpointError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    print(f"wrote {out} ({(out / WEIGHTS_NAME).stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    _main()

@@ -7,7 +7,13 @@ import json
 import pytest
 import torch
 
-from lipmem_core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, save_checkpoint
+from lipmem_core.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    export_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from lipmem_core.discriminator import QualityDiscriminator
 from lipmem_core.errors import CheckpointError
 from lipmem_core.model import LipMemGenerator
@@ -167,3 +173,15 @@ def test_hub_id_offline_is_a_checkpoint_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CheckpointError, match="Hugging Face Hub"):
         load_checkpoint("lipmem-nonexistent-org/no-such-model")
+
+
+def test_export_merges_metadata_and_shrinks(tmp_path, trained_gen):
+    src = save_checkpoint(tmp_path / "run", trained_gen, "generator", {"steps": 3, "data": "x"})
+    out = export_checkpoint(src, tmp_path / "ship", "int8", {"evaluation": {"psnr": 30.0}, "data": "y"})
+    loaded = load_checkpoint(out)
+    assert loaded.metadata["steps"] == 3 and loaded.metadata["data"] == "y"
+    assert loaded.metadata["evaluation"] == {"psnr": 30.0}
+    assert json.loads((out / CONFIG_NAME).read_text())["dtype"] == "int8"
+    with pytest.raises(CheckpointError):
+        export_checkpoint(tmp_path / "missing", tmp_path / "never", "int8")
+    assert not (tmp_path / "never").exists()
