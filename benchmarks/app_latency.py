@@ -1,0 +1,166 @@
+"""App latency through gradio_client against `python app.py` in a subprocess.
+
+    python benchmarks/app_latency.py [--checkpoints DIR] [--runs 3]
+
+Prints: cold start to first response (process start -> first answered request), generating a
+~5 s clip from text, the Phonemes<->slots heatmap, slot map and gallery on the example
+(medians of --runs after one warm-up call), and 4 concurrent generate requests (each output
+must have the frame count of its own text: no cross-talk). Peak RSS of the server process
+(resource.getrusage of the finished child). With no --checkpoints and no checkpoints/ shipped,
+a tiny random-init checkpoint is made in a temp dir (the figures then say so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TEXT_5S = "The quick brown fox jumps over the lazy dog, and seven brave men play fine violins."
+CONCURRENT_TEXTS = (
+    "Bob made a map.",
+    "Five very fine violins play all night.",
+    "We see the moon.",
+    "Ruth sang.",
+)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _checkpoints(arg: str | None) -> tuple[Path, str]:
+    if arg:
+        return Path(arg), "given"
+    shipped = REPO / "checkpoints"
+    if any((d / "config.json").is_file() for d in shipped.glob("*")):
+        return shipped, "shipped"
+    sys.path.insert(0, str(REPO))
+    from tests.app_support import make_checkpoint_root
+
+    return make_checkpoint_root(
+        Path(tempfile.mkdtemp(prefix="lipmem_bench_"))
+    ), "tiny random-init (none shipped)"
+
+
+def _median(fn, runs: int) -> float:
+    fn()  # warm-up: model load, probe set, JIT
+    times = []
+    for _ in range(runs):
+        tic = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tic)
+    return statistics.median(times)
+
+
+def _frames(video: str) -> int:
+    import av
+
+    with av.open(video) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", default=None)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    root, which = _checkpoints(args.checkpoints)
+    from gradio_client import Client
+
+    sys.path.insert(0, str(REPO))
+    from lipmem_app.context import AppContext
+
+    checkpoint = AppContext(checkpoints_root=root).list_checkpoints()[0]
+    port = _port()
+    env = dict(
+        os.environ,
+        LIPMEM_CHECKPOINTS=str(root),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    tic = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    try:
+        client = None
+        while client is None:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            except Exception:  # not listening yet
+                if server.poll() is not None:
+                    raise SystemExit("app.py exited during start-up") from None
+                time.sleep(0.2)
+        client.predict("Speaker A", api_name="/example_face")
+        cold = time.perf_counter() - tic
+
+        def generate(text: str = TEXT_5S, c: Client = client):
+            return c.predict(
+                "Example identity", "Speaker A", None, None, "Text", text, "en-us", None, checkpoint, True,
+                api_name="/generate",
+            )  # fmt: skip
+
+        seconds = _frames(generate()[0]["video"]) / 25
+        t_generate = _median(generate, args.runs)
+        t_heatmap = _median(
+            lambda: client.predict(
+                "Clip just made", checkpoint, None, "PocketSphinx", "", None, "P(phone | slot)", "phone",
+                api_name="/analyse",
+            ),
+            args.runs,
+        )  # fmt: skip
+        t_redraw = _median(lambda: client.predict("Argmax count", "viseme", api_name="/heatmap"), args.runs)
+        t_map = _median(
+            lambda: client.predict(checkpoint, "value", "viseme", "UMAP", api_name="/slot_map"), args.runs
+        )
+        t_gallery = _median(
+            lambda: client.predict(checkpoint, "Speaker A", "by viseme", api_name="/gallery"), args.runs
+        )
+
+        from lipmem_core.audio import num_frames
+        from lipmem_core.data.speech import synthesize
+
+        expected = [num_frames(len(synthesize(t).audio)) for t in CONCURRENT_TEXTS]
+        clients = [Client(f"http://127.0.0.1:{port}/", verbose=False) for _ in CONCURRENT_TEXTS]
+        tic = time.perf_counter()
+        with ThreadPoolExecutor(len(clients)) as pool:
+            outs = list(
+                pool.map(lambda ct: generate(ct[1], ct[0]), zip(clients, CONCURRENT_TEXTS, strict=True))
+            )
+        t_concurrent = time.perf_counter() - tic
+        got = [_frames(o[0]["video"]) for o in outs]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    print(f"checkpoint: {checkpoint} ({which}, {root})")
+    print(f"cold start to first response: {cold:.1f} s (target <= 20 s)")
+    print(
+        f"generate {seconds:.1f} s clip from text: {t_generate:.2f} s median of {args.runs} (target <= 5 s)"
+    )
+    print(f"analyse clip (addressing + heatmap + timeline): {t_heatmap:.2f} s")
+    print(f"heatmap redraw: {t_redraw:.2f} s (target <= 1 s)")
+    print(f"slot map (UMAP, cached after first): {t_map:.2f} s (target <= 1 s)")
+    print(f"slot gallery: {t_gallery:.2f} s (target <= 1 s)")
+    ok = got == expected
+    print(
+        f"4 concurrent generates: {t_concurrent:.1f} s wall; frames {got} vs expected {expected}: "
+        f"{'all succeeded, no cross-talk' if ok else 'MISMATCH'}"
+    )
+    print(f"server peak RSS: {rss_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
