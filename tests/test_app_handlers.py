@@ -180,3 +180,32 @@ def test_silent_upload_and_non_audio_upload_are_refused(handlers, tmp_path):
 def test_model_card_without_checkpoint_says_so(handlers):
     card = handlers.model_card(None)
     assert "No model card" in card and "no generator checkpoint found" in card and "SynthTalk" in card
+
+
+# ---- memory playground: the sequence language ----------------------------------------------------
+def test_parse_sequence_slots_phones_and_lengths():
+    from lipmem_app.slot_views import parse_sequence
+
+    steps = parse_sequence("3 5*6, M aa1 sil", 16, {"M": 9, "AA": 2, "sil": 0}, 4).steps
+    assert steps["slot"].tolist() == [3, 5, 9, 2, 0]
+    assert steps["frames"].tolist() == [4, 6, 4, 4, 4]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "type a sequence"),
+        ("16", "does not exist"),
+        ("QQ", "neither a slot number nor an ARPAbet phone"),
+        ("ZH", "never occurs in the probe set"),
+        ("3*x", "frame count"),
+        ("3*0", "between 1 and 100"),
+        (" ".join(["1"] * 65), "limit is 64"),
+        (" ".join(["1*100"] * 6), "limit is 500"),
+    ],
+)
+def test_parse_sequence_rejects_bad_sequences(text, message):
+    from lipmem_app.slot_views import parse_sequence
+
+    with pytest.raises(LipMemError, match=message):
+        parse_sequence(text, 16, {"M": 9}, 4)
