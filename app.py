@@ -22,6 +22,7 @@ from lipmem_app.limits import LIMITS_MARKDOWN, MAX_UPLOAD_MB
 from lipmem_app.memory_views import ALIGNERS, ANALYSIS_SOURCES, LEVELS, STATISTICS
 from lipmem_app.slot_views import DEFAULT_FRAMES_PER_STEP, GALLERY_ORDERS, LAYOUTS, MEMORIES
 
+EXAMPLES_DIR = Path(__file__).resolve().parent / "assets" / "examples"
 CONCURRENCY = 2  # requests processed at once (the rest wait in the queue, up to 32)
 
 CSS = """
@@ -79,14 +80,58 @@ def _generate_tab(
             notices = gr.Markdown(elem_classes="lm-notice")
             timeline = gr.Plot(label="Memory addressing over time", elem_id="generate-timeline")
     renderer = generators[0] if generators else ORACLE
+    # Not cached: examples run on demand (a few seconds each), so start-up stays fast.
     gr.Examples(
         examples=[
-            [FACE_SOURCES[0], examples[0], SPEECH_SOURCES[0], "Bob made a big map of Maui.", renderer],
-            [FACE_SOURCES[0], examples[2], SPEECH_SOURCES[0], "Five very fine violins.", renderer],
-            [FACE_SOURCES[0], examples[4], SPEECH_SOURCES[0], "We all see the moon, Ruth.", ORACLE],
-        ],
-        inputs=[face_source, example, speech_source, text, checkpoint],
+            [
+                FACE_SOURCES[0],
+                examples[0],
+                None,
+                SPEECH_SOURCES[0],
+                "Bob made a big map of Maui.",
+                None,
+                renderer,
+            ],
+            [
+                FACE_SOURCES[0],
+                examples[2],
+                None,
+                SPEECH_SOURCES[0],
+                "Five very fine violins.",
+                None,
+                renderer,
+            ],
+            [
+                FACE_SOURCES[0],
+                examples[4],
+                None,
+                SPEECH_SOURCES[0],
+                "We all see the moon, Ruth.",
+                None,
+                ORACLE,
+            ],
+            [
+                FACE_SOURCES[0],
+                examples[1],
+                None,
+                SPEECH_SOURCES[1],
+                "",
+                str(EXAMPLES_DIR / "hello.wav"),
+                renderer,
+            ],
+            [
+                FACE_SOURCES[1],
+                examples[0],
+                str(EXAMPLES_DIR / "astronaut.jpg"),
+                SPEECH_SOURCES[0],
+                "A real photo is outside SynthTalk's domain.",
+                None,
+                renderer,
+            ],
+        ],  # fmt: skip
+        inputs=[face_source, example, face_image, speech_source, text, audio, checkpoint],
         label="Examples (click one, then Generate)",
+        cache_examples=False,
     )
     face_source.change(
         h.face_source_visibility,
