@@ -113,13 +113,43 @@ def render_markdown(results: Sequence[dict[str, Any]]) -> str:
         f" {data['n_frames']} frames, speakers {', '.join(data['speakers'])}.",
         "Metrics are means over clips; see docs/EVALUATION.md for definitions.",
         "",
-        "## Image quality, mouth shape and lip sync",
-        "",
     ]
+    for res in results[1:]:
+        if res["data"].get("clips") != data.get("clips"):
+            lines += [
+                f"**Warning:** `{Path(res['_path']).name}` was evaluated on other clips"
+                f" ({res['data']['n_clips']} of `{res['data']['root']}` split `{res['data']['split']}`):"
+                " its rows are not comparable with the ground-truth row.",
+                "",
+            ]
+    lines += ["## Image quality, mouth shape and lip sync", ""]
     lines += _table(
         ["row", *(h for _, h, _ in QUALITY_COLUMNS)],
         [[r["_label"], *(_cell(r, k, f) for k, _, f in QUALITY_COLUMNS)] for r in quality_rows],
     )
+    mouth_rows = [r for r in quality_rows if r.get("mouth")]
+    if mouth_rows:
+        params = list(mouth_rows[0]["mouth"]["mae"])
+        lines += [
+            "",
+            "## Mouth shape per parameter (oracle MAE; % of the ground truth's std)",
+            "",
+            "The ground-truth row is the oracle's own error: a perfect generator scores exactly that.",
+            "",
+        ]
+        lines += _table(
+            ["row", *params],
+            [
+                [
+                    r["_label"],
+                    *(
+                        f"{_cell(r['mouth']['mae'], p, '{:.3f}')} ({_cell(r['mouth']['mae_pct_std'], p, '{:.0f}')} %)"
+                        for p in params
+                    ),
+                ]
+                for r in mouth_rows
+            ],
+        )
     lines += [
         "",
         "## Memory: argmax slot of A_aud against the exact phones",

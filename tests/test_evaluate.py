@@ -97,7 +97,7 @@ def test_cli_writes_every_field(setup, memory_results):
         assert len(row["per_clip"]) == 2
         assert all(-15 <= c["offset"] <= 15 for c in row["per_clip"])
     model = res["rows"][1]
-    assert 0 < model["psnr"] < 60 and 0 < model["ssim"] < 1
+    assert 0 < model["psnr"] < 60 and -1 < model["ssim"] < 1  # a random-init model: far from the truth
     for name in ("model", "untrained"):
         mem = next(r for r in res["rows"] if r["name"] == name)["memory"]
         assert mem["n_frames"] == res["data"]["n_frames"]
@@ -158,12 +158,15 @@ def test_no_memory_checkpoint_has_no_memory_rows_and_results_page(setup, memory_
     out = tmp_path / "RESULTS.md"
     R.main([str(root / "memory.json"), str(root / "nomem.json"), "--out", str(out)])
     text = out.read_text()
-    assert text.count("| ground truth") == 1  # one reference row, from the first file
+    quality = text.split("## Mouth shape")[0]
+    assert quality.count("| ground truth") == 1  # one reference row, from the first file
     assert "gen (memory) (memory.json)" in text and "gen-nomem (no memory) (nomem.json)" in text
     assert "untrained (random init) (memory.json), all frames" in text
     assert "gen (memory) (memory.json), speech frames" in text
     assert "| inf |" in text  # the reference PSNR
     assert res["command"] in text and memory_results["command"] in text
+    assert "**Warning:** `nomem.json` was evaluated on other clips" in text  # --max-clips 1
+    assert "## Mouth shape per parameter" in text and "| jaw |" not in quality
 
 
 def test_errors_name_the_fix(setup, tmp_path):
