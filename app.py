@@ -339,7 +339,8 @@ def build_demo(
                 )
                 card = gr.Markdown(h.model_card(generators[0] if generators else None), elem_id="model-card")
                 card_checkpoint.change(h.model_card, card_checkpoint, card, api_name="model_card")
-        demo.load(h.example_face, example, preview, api_name="initial_example_face")
+        # Unqueued: the preview must not wait behind long generations of other users.
+        demo.load(h.example_face, example, preview, api_name="initial_example_face", queue=False)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
     demo.lipmem_handlers = h  # tests and the warm-up reach the handlers through the demo
     return demo

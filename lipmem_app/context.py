@@ -24,6 +24,7 @@ from lipmem_core.errors import CheckpointError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT = "lipmem-synthtalk"
+ABLATION_SUFFIX = "-nomem"  # checkpoints/<name>-nomem: the no-memory ablation of <name>
 # Example SynthTalk identities: fixed seeds of Identity.sample, so the gallery is stable.
 EXAMPLE_IDENTITIES: dict[str, int] = {
     "Speaker A": 11,
@@ -119,12 +120,20 @@ class AppContext:
         return self.cached(("checkpoint", str(directory)), lambda: load_checkpoint(directory))
 
     def pipeline(self, name: str | None):
-        """The TalkingFacePipeline for `name`, built once per process around the cached model."""
+        """The TalkingFacePipeline for `name`, built once per process around the cached model.
+
+        When a sibling no-memory ablation `<name>-nomem` exists, "memory off" uses it (the
+        fairer comparison, lipmem_core.pipeline); otherwise memory off zeroes the recall.
+        """
         from lipmem_core.pipeline import TalkingFacePipeline
 
         directory = self.checkpoint_dir(name)
         loaded = self.checkpoint(name)
-        return self.cached(("pipeline", str(directory)), lambda: TalkingFacePipeline(loaded))
+        ablation_name = f"{directory.name}{ABLATION_SUFFIX}"
+        ablation = self.checkpoint(ablation_name) if ablation_name in self.list_checkpoints() else None
+        return self.cached(
+            ("pipeline", str(directory)), lambda: TalkingFacePipeline(loaded, no_memory_checkpoint=ablation)
+        )
 
     # ---- example identities ----------------------------------------------------------------
     def identity(self, name: str):
