@@ -293,9 +293,12 @@ def evaluate(
             print(f"[{i + 1}/{len(rows)}] {clip.key}: {len(frames)} frames", file=sys.stderr, flush=True)
 
     memory_label = "memory" if cfg.use_memory else "no memory"
+    name = Path(checkpoint).name
+    if name == "checkpoint":  # a training run's export, runs/NAME/checkpoint: name it by the run
+        name = f"{Path(checkpoint).resolve().parent.name}/{name}"
     result_rows = [
         _summarise("ground_truth", "ground truth", gt, cfg.n_slots),
-        _summarise("model", f"{Path(checkpoint).name} ({memory_label})", gen, cfg.n_slots),
+        _summarise("model", f"{name} ({memory_label})", gen, cfg.n_slots),
     ]
     if cfg.use_memory:
         torch.manual_seed(seed)
