@@ -81,6 +81,15 @@ def _shot(page, shots: Path, name: str) -> None:
     assert png.stat().st_size > 10_000  # a real page, not a blank one
 
 
+def _wait(page, shots: Path, selector: str) -> None:
+    """Wait for `selector`; on a timeout, keep a screenshot of what the page showed instead."""
+    try:
+        page.wait_for_selector(selector, timeout=WAIT_MS)
+    except Exception:
+        page.screenshot(path=str(shots / "FAILED.png"), full_page=True)
+        raise
+
+
 def _open(page, tab: str) -> None:
     page.get_by_role("tab", name=tab).click()
 
@@ -88,32 +97,32 @@ def _open(page, tab: str) -> None:
 # Tests run in file order on one page, as a user would click through the app.
 def test_generate_tab(page, shots):
     page.get_by_role("button", name="Generate", exact=True).click()
-    page.wait_for_selector("#generate-video video[src]", timeout=WAIT_MS)
-    page.wait_for_selector("#generate-timeline .js-plotly-plot", timeout=WAIT_MS)
+    _wait(page, shots, "#generate-video video[src]")
+    _wait(page, shots, "#generate-timeline .js-plotly-plot")
     _shot(page, shots, "1_generate")
 
 
 def test_phonemes_tab(page, shots):
     _open(page, "Phonemes ↔ slots")
     page.get_by_role("button", name="Analyse").click()
-    page.wait_for_selector("#analysis-heatmap .js-plotly-plot", timeout=WAIT_MS)
-    page.wait_for_selector("#analysis-timeline .js-plotly-plot", timeout=WAIT_MS)
+    _wait(page, shots, "#analysis-heatmap .js-plotly-plot")
+    _wait(page, shots, "#analysis-timeline .js-plotly-plot")
     page.get_by_role("button", name="Show slot").click()
-    page.wait_for_selector("#slot-lips img", timeout=WAIT_MS)
+    _wait(page, shots, "#slot-lips img")
     _shot(page, shots, "2_phonemes")
 
 
 def test_slot_map_tab(page, shots):
     _open(page, "Slot map")
     page.get_by_label("PCA").check()  # UMAP's first JIT compile is slow; E's tests cover UMAP
-    page.wait_for_selector("#slot-map .js-plotly-plot", timeout=WAIT_MS)
+    _wait(page, shots, "#slot-map .js-plotly-plot")
     _shot(page, shots, "3_slot_map")
 
 
 def test_gallery_tab(page, shots):
     _open(page, "Slot gallery")
     page.get_by_role("button", name="Decode all slots").click()
-    page.wait_for_selector("#slot-gallery img", timeout=WAIT_MS)
+    _wait(page, shots, "#slot-gallery img")
     assert page.locator("#slot-gallery img").count() >= 16
     _shot(page, shots, "4_gallery")
 
@@ -121,12 +130,12 @@ def test_gallery_tab(page, shots):
 def test_playground_tab(page, shots):
     _open(page, "Memory playground")
     page.get_by_role("button", name="Render").click()
-    page.wait_for_selector("#playground-video video[src]", timeout=WAIT_MS)
+    _wait(page, shots, "#playground-video video[src]")
     _shot(page, shots, "5_playground")
 
 
 def test_model_card_tab_and_clean_console(page, shots):
     _open(page, "Model card")
-    page.wait_for_selector("#model-card :text('SynthTalk')", timeout=WAIT_MS)
+    _wait(page, shots, "#model-card :text('SynthTalk')")
     _shot(page, shots, "6_model_card")
     assert page.console_errors == []  # type: ignore[attr-defined]
