@@ -65,9 +65,11 @@ def _median(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def _frames(video: str) -> int:
+def _frames(video: str | dict) -> int:
+    """Frames of a returned video (gradio_client gives a path, or a dict holding one)."""
     import av
 
+    video = video["video"] if isinstance(video, dict) else video
     with av.open(video) as c:
         return sum(1 for _ in c.decode(video=0))
 
@@ -112,7 +114,7 @@ def main() -> None:
                 api_name="/generate",
             )  # fmt: skip
 
-        seconds = _frames(generate()[0]["video"]) / 25
+        seconds = _frames(generate()[0]) / 25
         t_generate = _median(generate, args.runs)
         t_heatmap = _median(
             lambda: client.predict(
@@ -140,7 +142,7 @@ def main() -> None:
                 pool.map(lambda ct: generate(ct[1], ct[0]), zip(clients, CONCURRENT_TEXTS, strict=True))
             )
         t_concurrent = time.perf_counter() - tic
-        got = [_frames(o[0]["video"]) for o in outs]
+        got = [_frames(o[0]) for o in outs]
     finally:
         server.terminate()
         server.wait(timeout=60)
