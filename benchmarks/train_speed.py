@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import resource
 import statistics
@@ -36,6 +37,16 @@ from lipmem_core.model import LipMemGenerator, to_channels_last  # noqa: E402
 from lipmem_core.syncnet import SyncNet  # noqa: E402
 
 OPTIONS = ("plain", "channels_last", "bf16", "bf16_cl", "compile")
+# For comparison: the cpu preset's widths with full-resolution face features (its first design).
+EXTRA_CONFIGS = {
+    "cpu_fullres": lambda: dataclasses.replace(
+        ModelConfig.cpu(), stem_stride=1, face_widths=(16, 32, 64, 128, 256, 256)
+    )
+}
+
+
+def config_named(name: str) -> ModelConfig:
+    return EXTRA_CONFIGS[name]() if name in EXTRA_CONFIGS else ModelConfig.preset(name)
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -140,20 +151,21 @@ def bench_training(cfg: ModelConfig, option: str, batch: int, repeats: int) -> f
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--presets", nargs="+", default=["cpu", "paper"])
+    p.add_argument("--presets", nargs="+", default=["cpu", "paper"], help="cpu, paper or cpu_fullres")
     p.add_argument("--options", nargs="+", default=list(OPTIONS), choices=OPTIONS)
     p.add_argument("--batch", type=int, default=8, help="windows per batch (x T frames)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-train", action="store_true")
     args = p.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load average {os.getloadavg()}")
     print(
         f"matmul 2048^3: fp32 {matmul_gflops(torch.float32):.0f} GFLOP/s, bf16 {matmul_gflops(torch.bfloat16):.0f} GFLOP/s"
     )
     for name in args.presets:
-        cfg = ModelConfig.preset(name)
+        cfg = config_named(name)
         n_params = sum(p.numel() for p in LipMemGenerator(cfg).parameters())
         f_inf, f_train = flops_per_frame(cfg)
         print(
