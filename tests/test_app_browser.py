@@ -6,6 +6,7 @@ is missing. Screenshots go to the test's temp dir (LIPMEM_SCREENSHOTS=DIR keeps 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -42,6 +43,22 @@ def url(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
+def _kill_browser(profile: Path) -> None:
+    """SIGKILL the chromium processes whose command line names `profile` (ours alone)."""
+    import signal
+
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(profile).encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def page(url, tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -64,7 +81,9 @@ def page(url, tmp_path_factory):
         page.goto(url, timeout=WAIT_MS)
         page.wait_for_selector("#generate-video", timeout=WAIT_MS)
         yield page
-        context.close()
+        # Closing a context whose page played video hung in playwright (even after leaving the
+        # page), so end this browser directly: its fresh profile directory names only it.
+        _kill_browser(profile)
 
 
 @pytest.fixture(scope="module")
