@@ -86,8 +86,14 @@ class _Zygote:
         self.resp_r, resp_w = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
-            os.close(self.req_w)
-            os.close(self.resp_r)
+            # Keep only stdio and our two pipe ends: an inherited end of someone else's pipe
+            # (a browser driver's, a subprocess's) held open here would stop its owner ever
+            # seeing EOF, and its owner would hang on exit.
+            lo = 3
+            for fd in sorted((req_r, resp_w)):
+                os.closerange(lo, fd)
+                lo = fd + 1
+            os.closerange(lo, os.sysconf("SC_OPEN_MAX"))
             code = 1
             try:
                 code = engine.serve(voice_name, req_r, resp_w)
