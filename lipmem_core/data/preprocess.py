@@ -265,7 +265,9 @@ def _run(jobs: list[Job], workers: int) -> Iterator[tuple[Job, dict[str, Any]]]:
         return
     import multiprocessing as mp
 
-    with mp.get_context("fork").Pool(workers, maxtasksperchild=100) as pool:
+    # forkserver, not fork: forking a process that already runs threads (a Gradio server,
+    # torch pools) can copy a held lock into a worker, which then never starts.
+    with mp.get_context("forkserver").Pool(workers, maxtasksperchild=100) as pool:
         yield from zip(jobs, pool.imap(process_video, jobs, chunksize=1), strict=True)
 
 

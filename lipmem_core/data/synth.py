@@ -247,7 +247,9 @@ def _run(jobs: list[Job], workers: int, per_speaker: int) -> Iterator[dict[str, 
     # renderer, while enough chunks remain to keep every worker busy.
     chunk = max(1, min(per_speaker, len(jobs) // (4 * workers)))
     # fork: workers inherit the imported modules; the parent never initialised espeak.
-    with mp.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+    # forkserver, not fork: forking a process that already runs threads (a Gradio server,
+    # torch pools) can copy a held lock into a worker, which then never starts.
+    with mp.get_context("forkserver").Pool(workers, initializer=_init_worker) as pool:
         yield from pool.imap_unordered(build_utterance, jobs, chunksize=chunk)
         pool.close()
         pool.join()
