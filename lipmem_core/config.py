@@ -18,8 +18,22 @@ MEL_HOP = 200  # samples; 80 mel frames per second
 MEL_FRAMES_PER_VIDEO_FRAME = SAMPLES_PER_FRAME / MEL_HOP  # 3.2
 
 
+class _Presets:
+    """`paper` and `cpu` presets by name, and a JSON-ready dict, for the config dataclasses."""
+
+    @classmethod
+    def preset(cls, name: str):
+        presets = {"paper": cls.paper, "cpu": cls.cpu}  # type: ignore[attr-defined]
+        if name not in presets:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
+        return presets[name]()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(_Presets):
     """Everything that determines the generator's architecture.
 
     Symbols follow PAPER.md: S slots of key memory K (audio) and value memory V (lips),
@@ -71,16 +85,6 @@ class ModelConfig:
         )
 
     @classmethod
-    def preset(cls, name: str) -> ModelConfig:
-        presets = {"paper": cls.paper, "cpu": cls.cpu}
-        if name not in presets:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
-        return presets[name]()
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - set(known))
@@ -102,7 +106,7 @@ class LossWeights:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Presets):
     """Optimisation settings of both training CLIs (PAPER.md "Losses"; docs/TRAINING.md).
 
     `paper` is the published recipe (batch 40, SyncNet batch 256); `cpu` fits a 2-core CPU.
@@ -147,13 +151,3 @@ class TrainConfig:
             val_windows=64,
             workers=1,
         )
-
-    @classmethod
-    def preset(cls, name: str) -> TrainConfig:
-        presets = {"paper": cls.paper, "cpu": cls.cpu}
-        if name not in presets:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
-        return presets[name]()
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
