@@ -132,6 +132,9 @@ class TrainConfig(_Presets):
     log_every: int = 10
     workers: int = 2  # data-loader processes per training process
     augment: bool = True  # audio augmentation (data/augment.py)
+    # Not in the paper: re-seed memory slots that A_lip stopped using (memory.DeadSlotReseeder;
+    # docs/TRAINING.md "Deviations"). Off in `paper`, on in `cpu`.
+    reseed_dead_slots: bool = False
 
     @classmethod
     def paper(cls) -> TrainConfig:
@@ -150,4 +153,5 @@ class TrainConfig(_Presets):
             gan_start_step=2_000,
             val_windows=64,
             workers=1,
+            reseed_dead_slots=True,
         )

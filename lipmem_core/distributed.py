@@ -118,6 +118,13 @@ def mean_over_ranks(values: dict[str, float], env: DistEnv) -> dict[str, float]:
     return {k: float(v) / env.world_size for k, v in zip(keys, t.tolist(), strict=True)}
 
 
+def broadcast_from_first(tensors: list[torch.Tensor], env: DistEnv) -> None:
+    """Overwrite each tensor in place with rank 0's copy (a collective: all ranks must call)."""
+    if env.distributed:
+        for t in tensors:
+            dist.broadcast(t.data, src=0)
+
+
 def barrier(env: DistEnv) -> None:
     if env.distributed:
         dist.barrier()

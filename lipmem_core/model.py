@@ -34,6 +34,7 @@ class GeneratorOutput:
     recall_aud: Tensor | None = None  # (B, T, D) A_aud @ V
     recall_lip: Tensor | None = None  # (B, T, D) A_lip @ V
     lip_query: Tensor | None = None  # (B, T, D) v = Linear_v(f_lip)
+    audio_query: Tensor | None = None  # (B, T, D) q = Linear_q(f_aud)
     loss_store: Tensor | None = None  # scalar L_store
     loss_align: Tensor | None = None  # scalar L_align
 
@@ -129,6 +130,7 @@ class LipMemGenerator(nn.Module):
             recall_aud=bt(mem.recall_aud),
             recall_lip=bt(mem.recall_lip),
             lip_query=bt(mem.lip_query),
+            audio_query=bt(mem.audio_query),
             loss_store=mem.loss_store,
             loss_align=mem.loss_align,
         )

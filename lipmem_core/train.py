@@ -28,11 +28,12 @@ from .config import ModelConfig, TrainConfig
 from .data.augment import AudioAugment
 from .data.datasets import ClipStore, GeneratorWindows
 from .discriminator import QualityDiscriminator
-from .distributed import DistEnv, shutdown, unwrap, wrap_ddp
+from .distributed import DistEnv, broadcast_from_first, shutdown, unwrap, wrap_ddp
 from .errors import CheckpointError
 from .losses import av_sync_loss, discriminator_loss, generator_loss, l1_loss
+from .memory import DeadSlotReseeder
 from .metrics import psnr
-from .model import LipMemGenerator, to_channels_last
+from .model import GeneratorOutput, LipMemGenerator, to_channels_last
 from .syncnet import SyncNet
 from .train_args import autocast, base_parser, loop_config, model_config, setup, train_config, write_run_json
 from .train_syncnet import to_device, val_loader
@@ -80,9 +81,17 @@ class GeneratorTask:
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=tcfg.disc_lr, betas=tcfg.betas)
         self.gen_ddp.train()
         self.disc_ddp.train()
+        self.reseeder = (
+            DeadSlotReseeder(cfg.n_slots).to(env.device)
+            if cfg.use_memory and tcfg.reseed_dead_slots
+            else None
+        )
 
     def state_modules(self) -> dict[str, nn.Module]:
-        return {"generator": self.gen, "discriminator": self.disc}
+        modules: dict[str, nn.Module] = {"generator": self.gen, "discriminator": self.disc}
+        if self.reseeder is not None:
+            modules["slot_reseeder"] = self.reseeder
+        return modules
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
@@ -99,6 +108,8 @@ class GeneratorTask:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        if self.reseeder is not None:
+            self._reseed(out, step, logs)
         if gan:
             with autocast(self.bf16, self.env.device):
                 d_loss, d_logs = discriminator_loss(self.disc_ddp, b["gt"], out.frames.float())
@@ -107,6 +118,22 @@ class GeneratorTask:
             self.opt_d.step()
             logs.update(d_logs, disc=d_loss.item())
         return logs
+
+    def _reseed(self, out: GeneratorOutput, step: int, logs: dict[str, float]) -> None:
+        """Dead-slot re-seeding (memory.DeadSlotReseeder); rank 0 decides, the others copy."""
+        assert self.reseeder is not None and self.gen.memory is not None
+        assert out.addr_lip is not None and out.lip_query is not None and out.audio_query is not None
+        n = self.reseeder.step(
+            self.gen.memory,
+            out.addr_lip.flatten(0, 1),
+            out.lip_query.flatten(0, 1),
+            out.audio_query.flatten(0, 1),
+            step,
+        )
+        memory = self.gen.memory
+        if step % self.reseeder.every == 0:
+            broadcast_from_first([memory.key, memory.value, self.reseeder.usage], self.env)
+        logs["reseeded"] = float(n)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

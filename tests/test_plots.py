@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+
+import cv2
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -92,10 +95,13 @@ def test_map_scatter_colours_frames_and_overlays_slots():
 
 def test_gallery_montage_places_each_image(clip):
     images = np.stack([np.full((10, 10, 3), 20 * i, np.uint8) for i in range(5)])
+    images[1] = (200, 30, 0)  # a coloured tile: channel order must survive the PNG
     fig = gallery_figure(images, [7, 1, 2, 3, 4], cols=3)
-    canvas = np.asarray(fig.data[0].z)
+    png = base64.b64decode(fig.data[0].source.split(",", 1)[1])
+    canvas = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]  # lossless, RGB
     assert canvas.shape == (2 * 12, 3 * 12, 3)
     assert (canvas[0:10, 0:10] == 0).all() and (canvas[12:22, 0:10] == 60).all()  # row-major
+    assert (canvas[0:10, 12:22] == (200, 30, 0)).all()
     assert fig.data[1].hovertext[0].startswith("slot 7")
     assert [a.text for a in fig.layout.annotations] == ["7", "1", "2", "3", "4"]
     info = pd.DataFrame(
