@@ -122,14 +122,16 @@ class DeadSlotReseeder(nn.Module):
     common direction, the soft k-means that L_store performs lets the few slots nearest to the
     queries win every frame; the others get almost no gradient and stay dead (the shipped
     3000-step run ended with 2 of 96 argmax slots in use). VQ codebooks have the same failure
-    and the same remedy (dead-code restart): every `every` steps, each slot whose running
-    share of A_lip mass is below `threshold / S` gets V_s <- v_i and K_s <- q_i of a frame i of
+    and the same remedy (dead-code restart): every `every` steps, each slot that is the argmax
+    of A_lip for less than a `threshold / S` share of recent frames gets V_s <- v_i and K_s <- q_i of a frame i of
     the current batch, chosen farthest-point first (lowest cosine to every live or newly
     seeded value), so the revived slot starts where unrepresented lip shapes are and its key
     starts where the matching audio is. Inference and the model's parameters are unchanged.
 
-    `usage` (S,) is the exponential moving average (factor `decay`) of A_lip averaged over
-    frames; it is a buffer so a resumed run continues bit-exactly.
+    `usage` (S,) is the exponential moving average (factor `decay`) of the share of frames
+    whose argmax slot of A_lip is s. Hard counts, as VQ codebooks count: the soft A_lip mass
+    never quite vanishes (every slot keeps ~1e-3 of it) although no frame ever picks the slot.
+    It is a buffer, so a resumed run continues bit-exactly.
     """
 
     def __init__(self, n_slots: int, decay: float = 0.99, threshold: float = 0.1, every: int = 25) -> None:
@@ -143,7 +145,8 @@ class DeadSlotReseeder(nn.Module):
     ) -> int:
         """Update `usage` with A_lip (N, S); on every `every`-th step re-seed dead slots from
         the frames' v (N, D) and q (N, D). Returns the number of slots re-seeded."""
-        self.usage.mul_(self.decay).add_(addr_lip.detach().float().mean(0), alpha=1.0 - self.decay)
+        picked = F.one_hot(addr_lip.detach().argmax(-1), self.n_slots).float().mean(0)  # (S,)
+        self.usage.mul_(self.decay).add_(picked, alpha=1.0 - self.decay)
         if step % self.every:
             return 0
         dead = (self.usage < self.threshold / self.n_slots).nonzero().flatten()  # (M,)
