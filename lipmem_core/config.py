@@ -49,6 +49,10 @@ class ModelConfig(_Presets):
     kappa: float = 16.0
     use_memory: bool = True  # False = the no-memory ablation: decoder gets f_aud alone
     fusion_dropout: float = 0.5
+    # True: the lip-addressed path decodes Linear(concat[f_aud, r_lip]) like the audio path.
+    # False (a deviation, docs/TRAINING.md): it decodes from r_lip alone (f_aud zeroed), so the
+    # lips must pass through the memory and the lip encoder has to carry the mouth shape.
+    lip_path_audio: bool = True
     face_widths: tuple[int, ...] = (32, 64, 128, 256, 512, 512)  # face maps, stem resolution .. 4 x 4
     stem_stride: int = 1  # 1: face features from full resolution; 2: from H/2 (no full-res convs)
     enc_res: int = 1  # residual convs per face-encoder stage
@@ -82,6 +86,7 @@ class ModelConfig(_Presets):
             disc_width=16,
             sync_dim=256,
             sync_width=16,
+            lip_path_audio=False,
         )
 
     @classmethod

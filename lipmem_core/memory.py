@@ -49,9 +49,11 @@ class AudioLipMemory(nn.Module):
     sharper (lower-entropy) addresses.
     """
 
-    def __init__(self, dim: int, n_slots: int, kappa: float = 16.0, dropout: float = 0.5) -> None:
+    def __init__(
+        self, dim: int, n_slots: int, kappa: float = 16.0, dropout: float = 0.5, lip_path_audio: bool = True
+    ) -> None:
         super().__init__()
-        self.dim, self.n_slots, self.kappa = dim, n_slots, kappa
+        self.dim, self.n_slots, self.kappa, self.lip_path_audio = dim, n_slots, kappa, lip_path_audio
         self.key = nn.Parameter(torch.randn(n_slots, dim) * 0.5)  # K (S, D), N(0, 0.5)
         self.value = nn.Parameter(torch.randn(n_slots, dim) * 0.5)  # V (S, D), N(0, 0.5)
         self.query_proj = nn.Linear(dim, dim)  # Linear_q
@@ -90,7 +92,10 @@ class AudioLipMemory(nn.Module):
         v = self.lip_proj(f_lip)  # (N, D)
         addr_lip = cosine_logits(v, self.value, self.kappa).softmax(-1)  # (N, S)
         recall_lip = self.recall(addr_lip)  # (N, D)
-        out.fused_lip = self.fuse(f_aud, recall_lip)  # (N, D)
+        # lip_path_audio=False: the lip path sees no audio, only what the memory recalled
+        out.fused_lip = self.fuse(
+            f_aud if self.lip_path_audio else torch.zeros_like(f_aud), recall_lip
+        )  # (N, D)
         out.addr_lip, out.recall_lip, out.lip_query = addr_lip, recall_lip, v
         out.loss_store = storage_loss(recall_lip, v)
         out.loss_align = alignment_loss(addr_lip, logits_aud.log_softmax(-1))

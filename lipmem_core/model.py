@@ -82,7 +82,9 @@ class LipMemGenerator(nn.Module):
         self.fusion: nn.Module | None = None
         if cfg.use_memory:
             self.lip_encoder = LipEncoder(cfg)
-            self.memory = AudioLipMemory(cfg.dim, cfg.n_slots, cfg.kappa, cfg.fusion_dropout)
+            self.memory = AudioLipMemory(
+                cfg.dim, cfg.n_slots, cfg.kappa, cfg.fusion_dropout, cfg.lip_path_audio
+            )
         else:
             self.fusion = nn.Sequential(nn.Dropout(cfg.fusion_dropout), nn.Linear(cfg.dim, cfg.dim))
 

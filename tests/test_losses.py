@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lipmem_core.config import LossWeights
@@ -39,8 +40,9 @@ def _nets(**cfg_overrides):
     return LipMemGenerator(cfg).train(), SyncNet(cfg).eval(), QualityDiscriminator(cfg).train()
 
 
-def test_total_loss_reaches_every_generator_parameter_and_no_judge():
-    gen, sync, disc = _nets()
+@pytest.mark.parametrize("lip_path_audio", [True, False])
+def test_total_loss_reaches_every_generator_parameter_and_no_judge(lip_path_audio):
+    gen, sync, disc = _nets(lip_path_audio=lip_path_audio)
     batch = _batch()
     sync_state = {k: v.clone() for k, v in sync.state_dict().items()}
     total, logs = generator_loss(gen(batch["face"], batch["mel"], batch["lips"]), batch, sync, gen, disc)

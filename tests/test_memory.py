@@ -110,3 +110,16 @@ def test_dropout_only_in_training(mem):
     a = mem(f).fused_aud
     torch.manual_seed(4)
     assert not torch.allclose(a, mem(f).fused_aud)
+
+
+@pytest.mark.parametrize("lip_path_audio", [True, False])
+def test_lip_path_sees_audio_only_when_configured(lip_path_audio):
+    torch.manual_seed(0)
+    mem = AudioLipMemory(dim=32, n_slots=12, lip_path_audio=lip_path_audio).eval()
+    f_lip, f_a, f_b = torch.randn(6, 32), torch.randn(6, 32), torch.randn(6, 32)
+    out_a, out_b = mem(f_a, f_lip), mem(f_b, f_lip)
+    assert not torch.allclose(out_a.fused_aud, out_b.fused_aud)  # the audio path always hears
+    torch.testing.assert_close(out_a.recall_lip, out_b.recall_lip)  # A_lip depends on lips alone
+    assert torch.allclose(out_a.fused_lip, out_b.fused_lip) is not lip_path_audio
+    if not lip_path_audio:  # decoded from the recall alone: Linear(concat[0, r_lip])
+        torch.testing.assert_close(out_a.fused_lip, mem.fuse(torch.zeros_like(f_a), out_a.recall_lip))
