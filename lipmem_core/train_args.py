@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .config import ModelConfig, TrainConfig
+from .config import LossWeights, ModelConfig, TrainConfig
 from .distributed import DistEnv, init_distributed, seed_everything
 from .trainloop import LoopConfig
 
@@ -28,6 +28,13 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--img-size", type=int, help="face crop size; frames are resized on the fly")
     p.add_argument(
         "--model", action="append", default=[], metavar="KEY=VALUE", help="override a ModelConfig field"
+    )
+    p.add_argument(
+        "--loss",
+        action="append",
+        default=[],
+        metavar="TERM=WEIGHT",
+        help="override a LossWeights weight, e.g. memory=1.0",
     )
     p.add_argument("--val-split", default="val")
     p.add_argument("--val-every", type=int)
@@ -79,9 +86,23 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "ckpt_every": args.ckpt_every,
         "log_every": args.log_every,
     }
-    changes = {k: v for k, v in pairs.items() if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in pairs.items() if v is not None}
     if args.no_augment:
         changes["augment"] = False
+    if args.loss:
+        terms = {f.name for f in dataclasses.fields(LossWeights)}
+        weights: dict[str, float] = {}
+        for item in args.loss:
+            key, sep, text = item.partition("=")
+            try:
+                if not sep or key not in terms:
+                    raise ValueError(key)
+                weights[key] = float(text)
+            except ValueError:
+                raise SystemExit(
+                    f"--loss {item!r}: expected TERM=WEIGHT with TERM one of {sorted(terms)}"
+                ) from None
+        changes["loss"] = dataclasses.replace(cfg.loss, **weights)
     return dataclasses.replace(cfg, **changes)
 
 

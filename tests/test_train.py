@@ -12,8 +12,10 @@ from safetensors.torch import load_file
 
 from lipmem_core import train, train_syncnet
 from lipmem_core.checkpoint import load_checkpoint
+from lipmem_core.config import LossWeights
 from lipmem_core.distributed import DistEnv, ResumableSampler
 from lipmem_core.errors import CheckpointError
+from lipmem_core.train_args import base_parser, train_config
 from lipmem_core.trainloop import CsvLog
 from tests.tiny_corpus import make_tiny_corpus
 
@@ -153,3 +155,13 @@ def test_sampler_shards_resume_and_tag_epochs():
     assert [x for pair in zip(*shards, strict=True) for x in pair] == order  # interleaved = one process
     one.set_position(4, 0)
     assert [i for _, i in one] != [i for _, i in order]  # a new epoch, a new order
+
+
+def test_loss_weights_from_the_command_line():
+    parser = base_parser("train", "test")
+    args = parser.parse_args(["--data", "d", "--out", "o", "--loss", "memory=1", "--loss", "gan=0"])
+    loss = train_config(args).loss
+    assert (loss.memory, loss.gan, loss.l1) == (1.0, 0.0, LossWeights().l1)
+    for bad in ("memory", "sparsity=1", "memory=lots"):
+        with pytest.raises(SystemExit, match="TERM=WEIGHT"):
+            train_config(parser.parse_args(["--data", "d", "--out", "o", "--loss", bad]))
