@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from lipmem_core.audio import load_audio
-from lipmem_core.config import SAMPLES_PER_FRAME
-from lipmem_core.data.face_render import FaceRenderer, Identity
-from lipmem_core.data.mouth import MOUTH_PARAMS, PHONE_TARGETS, mouth_trajectory
-from lipmem_core.data.speech import synthesize
-from lipmem_core.oracle import load_oracle, predict_mouth
-from lipmem_core.pipeline import TalkingFacePipeline
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lipmem_core.audio import load_audio  # noqa: E402
+from lipmem_core.config import SAMPLES_PER_FRAME  # noqa: E402
+from lipmem_core.data.face_render import FaceRenderer, Identity  # noqa: E402
+from lipmem_core.data.mouth import MOUTH_PARAMS, PHONE_TARGETS, mouth_trajectory  # noqa: E402
+from lipmem_core.data.speech import synthesize  # noqa: E402
+from lipmem_core.oracle import load_oracle, predict_mouth  # noqa: E402
+from lipmem_core.pipeline import TalkingFacePipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCTIC_TEXT = "and you always want to see it in the superlative degree"
