@@ -262,9 +262,7 @@ def _gallery_tab(h: Handlers, generators: list[str], examples: list[str]) -> Non
         identity = gr.Dropdown(examples, value=examples[0], label="Identity")
         order = gr.Radio(list(GALLERY_ORDERS), value=GALLERY_ORDERS[0], label="Order")
         run = gr.Button("Decode all slots", variant="primary")
-    gallery = gr.Gallery(
-        label="Slot gallery", columns=8, height="auto", object_fit="contain", elem_id="slot-gallery"
-    )
+    gallery = gr.Plot(label="Slot gallery", elem_id="slot-gallery")
     run.click(h.gallery, [checkpoint, identity, order], gallery, api_name="gallery")
 
 

@@ -240,12 +240,19 @@ def map_scatter(table: pd.DataFrame, color: str = "phone", title: str = "") -> g
     return fig
 
 
-def png_data_uri(image: np.ndarray) -> str:
-    """uint8 RGB (H, W, 3) -> "data:image/png;base64,..." for go.Image(source=...)."""
-    ok, png = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))  # cv2 writes BGR
+def image_data_uri(image: np.ndarray, fmt: str = "png") -> str:
+    """uint8 RGB (H, W, 3) -> "data:image/<fmt>;base64,..." for go.Image(source=...).
+
+    "png" is lossless; "jpeg" (quality 90) is about 10x smaller for faces, for figures sent to
+    a browser.
+    """
+    if fmt not in ("png", "jpeg"):
+        raise ValueError(f"image format must be 'png' or 'jpeg', not {fmt!r}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if fmt == "jpeg" else []
+    ok, data = cv2.imencode(f".{fmt}", np.ascontiguousarray(image[..., ::-1]), params)  # cv2 writes BGR
     if not ok:
-        raise ValueError(f"cannot encode an image of shape {image.shape} as PNG")
-    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
+        raise ValueError(f"cannot encode an image of shape {image.shape} as {fmt}")
+    return f"data:image/{fmt};base64," + base64.b64encode(data.tobytes()).decode("ascii")
 
 
 def gallery_figure(
@@ -255,9 +262,10 @@ def gallery_figure(
     cols: int = 12,
     title: str = "",
     labels: Sequence[str] | None = None,
+    image_format: str = "png",
 ) -> go.Figure:
     """Montage of lip images (K, H, W, 3) uint8, `cols` per row, each titled by its slot and
-    dominant phone (or by `labels`)."""
+    dominant phone (or by `labels`); the montage is embedded as `image_format` (png | jpeg)."""
     images = np.asarray(images)
     k, h, w = images.shape[:3]
     n_rows = max(1, -(-k // cols))
@@ -270,9 +278,9 @@ def gallery_figure(
     # Tile label: the slot and its dominant phone ("12 M"), so the montage reads without hovering.
     best = {} if slot_info is None else dict(zip(slot_info["slot"], slot_info["phone"], strict=False))
     centres = [divmod(i, cols) for i in range(k)]
-    # The montage travels as one PNG (data URI), not as a z array: 96 tiles of 128 px are
-    # ~8 MB of JSON numbers against ~1 MB of PNG, and the browser draws it at once.
-    fig = go.Figure(go.Image(source=png_data_uri(canvas), hoverinfo="skip"))
+    # The montage travels as one image (data URI), not as a z array: 96 tiles of 128 px are
+    # ~8 MB of JSON numbers against ~4 MB of PNG or ~0.4 MB of JPEG, drawn by the browser at once.
+    fig = go.Figure(go.Image(source=image_data_uri(canvas, image_format), hoverinfo="skip"))
     fig.add_trace(
         go.Scatter(
             x=[c * (w + pad) + w / 2 for _, c in centres],

@@ -141,8 +141,8 @@ def test_slot_map_tab(page, shots):
 def test_gallery_tab(page, shots):
     _open(page, "Slot gallery")
     page.get_by_role("button", name="Decode all slots").click()
-    _wait(page, shots, "#slot-gallery img")
-    assert page.locator("#slot-gallery img").count() >= 16
+    _wait(page, shots, "#slot-gallery .js-plotly-plot image")  # the montage (one SVG image)
+    assert page.locator("#slot-gallery .annotation").count() >= 16  # a label per slot
     _shot(page, shots, "4_gallery")
 
 

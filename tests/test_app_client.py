@@ -7,6 +7,7 @@ the browser.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -116,8 +117,9 @@ def test_slot_map_gallery_playground_model_card(client):
     assert client.predict("lipmem-synthtalk", "value", "viseme", "PCA", api_name="/slot_map") is not None
     assert client.predict("lipmem-synthtalk", "key", "phone", "PCA", api_name="/slot_map") is not None
     gallery = client.predict("lipmem-synthtalk", "Speaker A", "by slot number", api_name="/gallery")
-    assert len(gallery) == 16
-    assert [g["caption"].split(" · ")[0] for g in gallery] == [str(s) for s in range(16)]
+    figure = json.loads(gallery["plot"])  # one plotly montage: an image and a label per slot
+    assert figure["data"][0]["type"] == "image" and figure["data"][0]["source"].startswith("data:image/jpeg")
+    assert [a["text"].split()[0] for a in figure["layout"]["annotations"]] == [str(s) for s in range(16)]
     video, strip, steps = client.predict(
         "lipmem-synthtalk", "Speaker A", "3 5*6 M AA", 4, api_name="/playground"
     )

@@ -109,5 +109,10 @@ def test_gallery_montage_places_each_image(clip):
     )
     labelled = gallery_figure(images, [7, 1, 2, 3, 4], info, cols=3)
     assert labelled.layout.annotations[0].text == "7 M" and labelled.layout.annotations[2].text == "2 unused"
-    custom = gallery_figure(images, [7, 1, 2, 3, 4], info, cols=3, labels=list("abcde"))
+    custom = gallery_figure(images, [7, 1, 2, 3, 4], info, cols=3, labels=list("abcde"), image_format="jpeg")
     assert [a.text for a in custom.layout.annotations] == list("abcde")
+    jpeg = base64.b64decode(custom.data[0].source.split(",", 1)[1])
+    approx = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1].astype(int)
+    assert custom.data[0].source.startswith("data:image/jpeg") and np.abs(approx - canvas).mean() < 3
+    with pytest.raises(ValueError, match="png"):
+        gallery_figure(images, [7, 1, 2, 3, 4], image_format="gif")
