@@ -169,11 +169,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--syncnet", type=Path, required=True, help="SyncNet checkpoint (train_syncnet)")
     parser.add_argument("--no-memory", action="store_true", help="the no-memory ablation")
     parser.add_argument("--gan-start", type=int, help="step at which the GAN term starts (warm-up)")
+    parser.add_argument(
+        "--no-reseed", action="store_true", help="no dead-slot re-seeding of the memory (as in the paper)"
+    )
     args = parser.parse_args(argv)
     cfg = model_config(args, **({"use_memory": False} if args.no_memory else {}))
     tcfg = train_config(args)
     if args.gan_start is not None:
         tcfg = dataclasses.replace(tcfg, gan_start_step=args.gan_start)
+    if args.no_reseed:
+        tcfg = dataclasses.replace(tcfg, reseed_dead_slots=False)
     env = setup(args, tcfg.seed)
     try:
         syncnet = load_syncnet(args.syncnet, cfg.img_size, env.device)
