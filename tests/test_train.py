@@ -80,12 +80,15 @@ def test_generator_resumes_exactly(corpus, syncnet_run, tmp_path):
     train.main(_gen_args(corpus, sync_dir, split, 4))  # the same command, longer: resumes at 2
     a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("optim/discriminator/") for k in a)
+    assert "module/slot_reseeder/usage" in a  # the re-seeder's counts resume with the run
     for k in a:
         assert torch.equal(a[k], b[k]), k
     changed = [k for k in before if k.startswith("module/") and not torch.equal(before[k], b[k])]
     assert changed  # steps 3 and 4 did train
     assert [r["step"] for r in _rows(split / "log.csv")] == [r["step"] for r in _rows(straight / "log.csv")]
-    assert {"l1", "av_sync", "vv_sync", "gan", "align", "store", "disc"} <= set(_rows(split / "log.csv")[-2])
+    assert {"l1", "av_sync", "vv_sync", "gan", "align", "store", "disc", "reseeded"} <= set(
+        _rows(split / "log.csv")[-2]
+    )
     assert load_checkpoint(split / "checkpoint").kind == "generator"
 
 
@@ -157,6 +160,15 @@ def test_sampler_shards_resume_and_tag_epochs():
     assert [i for _, i in one] != [i for _, i in order]  # a new epoch, a new order
 
 
+def test_no_reseed_trains_without_the_reseeder(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    train.main(_gen_args(corpus, sync_dir, tmp_path / "plain", 1, "--no-reseed"))
+    state = load_file(str(tmp_path / "plain" / "state.safetensors"))
+    assert not any(k.startswith("module/slot_reseeder/") for k in state)
+    meta = json.loads((tmp_path / "plain" / "checkpoint" / "config.json").read_text())["metadata"]
+    assert meta["train_config"]["reseed_dead_slots"] is False
+
+
 def test_loss_weights_from_the_command_line():
     parser = base_parser("train", "test")
     args = parser.parse_args(["--data", "d", "--out", "o", "--loss", "memory=1", "--loss", "gan=0"])
@@ -165,3 +177,33 @@ def test_loss_weights_from_the_command_line():
     for bad in ("memory", "sparsity=1", "memory=lots"):
         with pytest.raises(SystemExit, match="TERM=WEIGHT"):
             train_config(parser.parse_args(["--data", "d", "--out", "o", "--loss", bad]))
+
+
+def test_train_step_reseeds_dead_slots(corpus):
+    """On a re-seeding step, dead value/key rows are replaced, live rows only trained, and the
+    re-seeded rows get a fresh usage share."""
+    from torch.utils.data import DataLoader
+
+    from lipmem_core.config import ModelConfig, TrainConfig
+    from lipmem_core.data.datasets import ClipStore, GeneratorWindows
+    from lipmem_core.syncnet import SyncNet
+    from lipmem_core.train import GeneratorTask
+
+    cfg = ModelConfig(img_size=32, dim=32, n_slots=8, face_widths=(8, 8, 16, 16), audio_width=8,
+                      lip_width=8, disc_width=8, sync_dim=32, sync_width=8, lip_path_audio=False)  # fmt: skip
+    env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    syncnet = SyncNet(cfg).eval().requires_grad_(False)
+    task = GeneratorTask(cfg, TrainConfig(reseed_dead_slots=True), env, syncnet, val=None, bf16=False)
+    windows = GeneratorWindows(ClipStore(corpus, "train", 32), cfg.n_frames, None, seed=0)
+    batch = next(iter(DataLoader(windows, batch_size=4)))
+    task.reseeder.usage.zero_()  # every slot dead before the step
+    before = task.gen.memory.value.detach().clone()
+    logs = task.train_step(batch, task.reseeder.every)
+    after = task.gen.memory.value.detach()
+    moved = (after - before).norm(dim=1) / before.norm(dim=1)
+    n = int(logs["reseeded"])
+    assert 1 <= n <= cfg.n_slots
+    assert torch.all(moved[:n] > 0.5)  # replaced by lip queries, not nudged by one Adam step
+    assert torch.all(moved[n:] < 0.01)
+    assert torch.all(task.reseeder.usage[:n] == 1.0 / cfg.n_slots)
