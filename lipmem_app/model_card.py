@@ -81,6 +81,27 @@ def model_card(ctx: AppContext, name: str | None) -> str:
         + (f" ({model_config.get('n_slots')} slots, kappa {model_config.get('kappa')})" if memory else "")
         + f", {model_config.get('img_size', '?')} px faces, weights {size_mb:.1f} MB."
     )
+    train_config = metadata.get("train_config") or {}
+    deviations = [
+        text
+        for flag, text in (
+            (
+                memory and model_config.get("lip_path_audio") is False,
+                "the lip-addressed path decodes from the recall alone",
+            ),
+            (
+                memory and train_config.get("reseed_dead_slots") is True,
+                "dead memory slots were re-seeded in training",
+            ),
+        )
+        if flag
+    ]
+    if deviations:
+        summary += (
+            "\n\n**Deviations from the paper** (against memory collapse; see docs/TRAINING.md): "
+            + "; ".join(deviations)
+            + "."
+        )
     parts = [
         summary,
         DOMAIN_CARD,

@@ -209,3 +209,16 @@ def test_parse_sequence_rejects_bad_sequences(text, message):
 
     with pytest.raises(LipMemError, match=message):
         parse_sequence(text, 16, {"M": 9}, 4)
+
+
+def test_model_card_names_the_shipped_models_deviations():
+    from lipmem_app.context import AppContext
+    from lipmem_app.model_card import model_card
+
+    root = Path(__file__).resolve().parents[1] / "checkpoints"
+    if not (root / "lipmem-synthtalk").is_dir():
+        pytest.skip("no shipped checkpoints in this checkout")
+    ctx = AppContext(checkpoints_root=root)
+    card = model_card(ctx, "lipmem-synthtalk")
+    assert "Deviations from the paper" in card and "re-seeded" in card and "recall alone" in card
+    assert "Deviations" not in model_card(ctx, "lipmem-synthtalk-nomem")  # no memory, nothing deviates
