@@ -93,9 +93,8 @@ class AudioLipMemory(nn.Module):
         addr_lip = cosine_logits(v, self.value, self.kappa).softmax(-1)  # (N, S)
         recall_lip = self.recall(addr_lip)  # (N, D)
         # lip_path_audio=False: the lip path sees no audio, only what the memory recalled
-        out.fused_lip = self.fuse(
-            f_aud if self.lip_path_audio else torch.zeros_like(f_aud), recall_lip
-        )  # (N, D)
+        heard = f_aud if self.lip_path_audio else torch.zeros_like(f_aud)
+        out.fused_lip = self.fuse(heard, recall_lip)  # (N, D)
         out.addr_lip, out.recall_lip, out.lip_query = addr_lip, recall_lip, v
         out.loss_store = storage_loss(recall_lip, v)
         out.loss_align = alignment_loss(addr_lip, logits_aud.log_softmax(-1))
@@ -128,10 +127,10 @@ class DeadSlotReseeder(nn.Module):
     queries win every frame; the others get almost no gradient and stay dead (the shipped
     3000-step run ended with 2 of 96 argmax slots in use). VQ codebooks have the same failure
     and the same remedy (dead-code restart): every `every` steps, each slot that is the argmax
-    of A_lip for less than a `threshold / S` share of recent frames gets V_s <- v_i and K_s <- q_i of a frame i of
-    the current batch, chosen farthest-point first (lowest cosine to every live or newly
-    seeded value), so the revived slot starts where unrepresented lip shapes are and its key
-    starts where the matching audio is. Inference and the model's parameters are unchanged.
+    of A_lip for less than a `threshold / S` share of recent frames gets V_s <- v_i and
+    K_s <- q_i of a frame i of the current batch, chosen farthest-point first (lowest cosine
+    to every live or newly seeded value), so the revived slot starts where unrepresented lip
+    shapes are and its key starts where the matching audio is. Inference and the model's parameters are unchanged.
 
     `usage` (S,) is the exponential moving average (factor `decay`) of the share of frames
     whose argmax slot of A_lip is s. Hard counts, as VQ codebooks count: the soft A_lip mass
@@ -144,6 +143,10 @@ class DeadSlotReseeder(nn.Module):
         self.n_slots, self.decay, self.threshold, self.every = n_slots, decay, threshold, every
         self.register_buffer("usage", torch.full((n_slots,), 1.0 / n_slots))
 
+    def due(self, step: int) -> bool:
+        """True on the steps where dead slots are re-seeded."""
+        return step % self.every == 0
+
     @torch.no_grad()
     def step(
         self, memory: AudioLipMemory, addr_lip: Tensor, lip_query: Tensor, audio_query: Tensor, step: int
@@ -152,20 +155,16 @@ class DeadSlotReseeder(nn.Module):
         the frames' v (N, D) and q (N, D). Returns the number of slots re-seeded."""
         picked = F.one_hot(addr_lip.detach().argmax(-1), self.n_slots).float().mean(0)  # (S,)
         self.usage.mul_(self.decay).add_(picked, alpha=1.0 - self.decay)
-        if step % self.every:
+        if not self.due(step):
             return 0
-        dead = (self.usage < self.threshold / self.n_slots).nonzero().flatten()  # (M,)
+        is_dead = self.usage < self.threshold / self.n_slots  # (S,)
+        dead = is_dead.nonzero().flatten()  # (M,)
         if dead.numel() == 0:
             return 0
         v = F.normalize(lip_query.detach().float(), dim=-1)  # (N, D)
-        live = torch.ones(self.n_slots, dtype=torch.bool, device=v.device)
-        live[dead] = False
+        live = F.normalize(memory.value.detach().float()[~is_dead], dim=-1)  # (S - M, D)
         # best cosine of each frame to the values that stay: (N,)
-        fit = (
-            (v @ F.normalize(memory.value.detach().float()[live], dim=-1).t()).amax(-1)
-            if live.any()
-            else (torch.full((len(v),), -1.0, device=v.device))
-        )
+        fit = (v @ live.t()).amax(-1) if len(live) else v.new_full((len(v),), -1.0)
         chosen: list[int] = []
         for _ in range(min(dead.numel(), len(v))):
             i = int(fit.argmin())

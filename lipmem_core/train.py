@@ -131,7 +131,7 @@ class GeneratorTask:
             step,
         )
         memory = self.gen.memory
-        if step % self.reseeder.every == 0:
+        if self.reseeder.due(step):
             broadcast_from_first([memory.key, memory.value, self.reseeder.usage], self.env)
         logs["reseeded"] = float(n)
 

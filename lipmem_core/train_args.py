@@ -61,23 +61,34 @@ def _parse_value(field: dataclasses.Field, text: str) -> Any:
     return value
 
 
+def _overrides(items: list[str], cls: type, option: str, form: str) -> dict[str, Any]:
+    """Parse `--option NAME=VALUE` items against the fields of dataclass `cls`."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        try:
+            if not sep or key not in fields:
+                raise ValueError(key)
+            changes[key] = _parse_value(fields[key], text)
+        except ValueError:
+            name = form.split("=")[0]
+            raise SystemExit(
+                f"{option} {item!r}: expected {form} with {name} one of {sorted(fields)}"
+            ) from None
+    return changes
+
+
 def model_config(args: argparse.Namespace, **fixed: Any) -> ModelConfig:
     """The preset's ModelConfig with --img-size, --model KEY=VALUE and `fixed` applied."""
-    cfg = ModelConfig.preset(args.preset)
-    fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
-    changes: dict[str, Any] = {}
-    for item in args.model:
-        key, sep, text = item.partition("=")
-        if not sep or key not in fields:
-            raise SystemExit(f"--model {item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
-        changes[key] = _parse_value(fields[key], text)
+    changes = _overrides(args.model, ModelConfig, "--model", "KEY=VALUE")
     if args.img_size:
         changes["img_size"] = args.img_size
-    return dataclasses.replace(cfg, **changes, **fixed)
+    return dataclasses.replace(ModelConfig.preset(args.preset), **changes, **fixed)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    """The preset's TrainConfig with the command-line overrides applied."""
+    """The preset's TrainConfig with the command-line overrides (incl. --loss TERM=WEIGHT) applied."""
     cfg = TrainConfig.preset(args.preset)
     pairs = {
         "seed": args.seed,
@@ -90,19 +101,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     if args.no_augment:
         changes["augment"] = False
     if args.loss:
-        terms = {f.name for f in dataclasses.fields(LossWeights)}
-        weights: dict[str, float] = {}
-        for item in args.loss:
-            key, sep, text = item.partition("=")
-            try:
-                if not sep or key not in terms:
-                    raise ValueError(key)
-                weights[key] = float(text)
-            except ValueError:
-                raise SystemExit(
-                    f"--loss {item!r}: expected TERM=WEIGHT with TERM one of {sorted(terms)}"
-                ) from None
-        changes["loss"] = dataclasses.replace(cfg.loss, **weights)
+        changes["loss"] = dataclasses.replace(
+            cfg.loss, **_overrides(args.loss, LossWeights, "--loss", "TERM=WEIGHT")
+        )
     return dataclasses.replace(cfg, **changes)
 
 
