@@ -300,6 +300,13 @@ def evaluate(
         _summarise("ground_truth", "ground truth", gt, cfg.n_slots),
         _summarise("model", f"{name} ({memory_label})", gen, cfg.n_slots),
     ]
+    if gen.mouth_pred:
+        # The oracle's reading of the generated frames against its reading of the real frames:
+        # its own bias on a frame (an identity's mouth width read as spread) cancels, so what
+        # is left is how far the generated mouth is from the real one, by the same reader.
+        result_rows[1]["mouth_vs_gt_reading"] = mouth_error(
+            np.concatenate(gen.mouth_pred), np.concatenate(gt.mouth_pred), spread_of=np.concatenate(gt.mouth_true)
+        )
     if cfg.use_memory:
         torch.manual_seed(seed)
         untrained = _new_acc()

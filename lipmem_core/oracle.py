@@ -185,17 +185,21 @@ def validation_set(n_identities: int, frames_per_identity: int, seed: int) -> tu
 # ---------------------------------------------------------------------------------------------
 
 
-def mouth_error(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+def mouth_error(pred: np.ndarray, truth: np.ndarray, spread_of: np.ndarray | None = None) -> dict[str, Any]:
     """Per-parameter MAE, MAE as % of the ground truth's std, and their means.
 
     pred, truth: (N, 7). `mae_pct_std` puts an error next to how much that parameter varies:
-    100 % is no better than always answering the mean.
+    100 % is no better than always answering the mean. The std is that of `spread_of` (N, 7)
+    when given: comparing two oracle readings still divides by the real parameters' spread.
     """
     pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
     if pred.shape != truth.shape or pred.ndim != 2 or pred.shape[1] != N_PARAMS:
         raise ValueError(f"need two (N, {N_PARAMS}) arrays, got {pred.shape} and {truth.shape}")
+    spread = truth if spread_of is None else np.asarray(spread_of, np.float64)
+    if spread.shape != truth.shape:
+        raise ValueError(f"spread_of must be {truth.shape} like truth, got {spread.shape}")
     mae = np.abs(pred - truth).mean(axis=0)  # (7,)
-    std = truth.std(axis=0)  # (7,)
+    std = spread.std(axis=0)  # (7,)
     pct = np.where(std > 0, 100.0 * mae / np.where(std > 0, std, 1.0), np.nan)
     return {
         "mae": {p: float(v) for p, v in zip(MOUTH_PARAMS, mae, strict=True)},

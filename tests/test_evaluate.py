@@ -124,6 +124,22 @@ def test_reference_row_on_ground_truth(setup, memory_results):
     assert gt["mouth_mae"] == pytest.approx(own["mae_mean"], rel=1e-6)
     for p in MOUTH_PARAMS:
         assert gt["mouth"]["mae"][p] == pytest.approx(own["mae"][p], rel=1e-6)
+    assert "mouth_vs_gt_reading" not in gt
+
+
+def test_mouth_error_against_the_oracle_reading_of_ground_truth(memory_results):
+    """|gen - read(gt)| lies within |gen - truth| +- |read(gt) - truth| for every parameter."""
+    gt, model = memory_results["rows"][0], memory_results["rows"][1]
+    vs = model["mouth_vs_gt_reading"]
+    for p in MOUTH_PARAMS:
+        assert vs["mae"][p] <= model["mouth"]["mae"][p] + gt["mouth"]["mae"][p] + 1e-9
+        assert vs["mae"][p] >= model["mouth"]["mae"][p] - gt["mouth"]["mae"][p] - 1e-9
+        # both percentages divide by the same spread: the corpus's real parameters
+        if model["mouth"]["mae_pct_std"][p] is None:  # a parameter constant in the tiny corpus
+            assert vs["mae_pct_std"][p] is None
+            continue
+        ratio = vs["mae_pct_std"][p] / model["mouth"]["mae_pct_std"][p]
+        assert ratio == pytest.approx(vs["mae"][p] / model["mouth"]["mae"][p], rel=1e-6)
 
 
 def test_model_row_matches_the_pipeline(setup, memory_results):
@@ -167,6 +183,10 @@ def test_no_memory_checkpoint_has_no_memory_rows_and_results_page(setup, memory_
     assert res["command"] in text and memory_results["command"] in text
     assert "**Warning:** `nomem.json` was evaluated on other clips" in text  # --max-clips 1
     assert "## Mouth shape per parameter" in text and "| jaw |" not in quality
+    mouth = text.split("## Mouth shape")[1].split("## Memory")[0]
+    exact, reread = mouth.split("Against the oracle's reading")
+    assert exact.count("| ground truth") == 1 and "| ground truth" not in reread  # GT vs its own reading is 0
+    assert reread.count("(memory.json) |") == 1 and reread.count("(nomem.json) |") == 1
 
 
 def test_errors_name_the_fix(setup, tmp_path):

@@ -91,6 +91,20 @@ def test_mouth_error_exact_values():
         O.mouth_error(np.zeros((3, 6)), np.zeros((3, 6)))
 
 
+def test_mouth_error_spread_of_sets_only_the_denominator():
+    """Comparing two readings divides by the real parameters' std, not by the readings' std."""
+    rng = np.random.default_rng(0)
+    reading, other = rng.uniform(0, 1, (50, 7)), rng.uniform(0, 1, (50, 7))
+    real = rng.uniform(0, 0.5, (50, 7))
+    err = O.mouth_error(other, reading, spread_of=real)
+    plain = O.mouth_error(other, reading)
+    assert err["mae"] == plain["mae"]
+    for i, p in enumerate(MOUTH_PARAMS):
+        assert err["mae_pct_std"][p] == pytest.approx(100 * err["mae"][p] / real[:, i].std())
+    with pytest.raises(ValueError):
+        O.mouth_error(other, reading, spread_of=real[:10])
+
+
 @pytest.fixture
 def one_thread():
     """A width-8 net is faster on one thread, and far faster on a loaded machine."""
