@@ -80,7 +80,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--train-clips", type=int, default=400, help="train clips used to fit k-means / the classifier")
+    p.add_argument(
+        "--train-clips", type=int, default=400, help="train clips used to fit k-means / the classifier"
+    )
     p.add_argument("--slots", type=int, nargs="+", default=[12, 24, 96])
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -107,15 +109,19 @@ def main() -> None:
     y_train = np.array([index[viseme_of(ph)] for ph in np.concatenate(train_p)])
     x_train, x_test = feats["5 frames"]
     clf = HistGradientBoostingClassifier(max_iter=200, random_state=args.seed).fit(x_train, y_train)
-    rows["supervised viseme classifier, exact mouth, 5 frames"] = statistics(phones, clf.predict(x_test), len(visemes))
+    rows["supervised viseme classifier, exact mouth, 5 frames"] = statistics(
+        phones, clf.predict(x_test), len(visemes)
+    )
     true_visemes = np.array([index[viseme_of(ph)] for ph in phones])
     rows["true viseme of each frame"] = statistics(phones, true_visemes, len(visemes))
     phone_ids = pd.factorize(phones)[0]
     rows["true phone of each frame"] = statistics(phones, phone_ids, int(phone_ids.max()) + 1)
 
     table = pd.DataFrame(rows).T
-    print(f"{args.data} split {args.split}: {len(phones)} frames, {len(test_m)} clips; "
-          f"fitted on {len(train_m)} train clips; {time.perf_counter() - t0:.0f} s")
+    print(
+        f"{args.data} split {args.split}: {len(phones)} frames, {len(test_m)} clips; "
+        f"fitted on {len(train_m)} train clips; {time.perf_counter() - t0:.0f} s"
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         print(table)
 

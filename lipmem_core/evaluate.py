@@ -305,7 +305,9 @@ def evaluate(
         # its own bias on a frame (an identity's mouth width read as spread) cancels, so what
         # is left is how far the generated mouth is from the real one, by the same reader.
         result_rows[1]["mouth_vs_gt_reading"] = mouth_error(
-            np.concatenate(gen.mouth_pred), np.concatenate(gt.mouth_pred), spread_of=np.concatenate(gt.mouth_true)
+            np.concatenate(gen.mouth_pred),
+            np.concatenate(gt.mouth_pred),
+            spread_of=np.concatenate(gt.mouth_true),
         )
     if cfg.use_memory:
         torch.manual_seed(seed)

@@ -70,7 +70,9 @@ def _mouth_table(rows: list[dict[str, Any]], key: str) -> list[str]:
     params = list(rows[0][key]["mae"])
 
     def cells(err: dict[str, Any]) -> list[str]:
-        per = [f"{_cell(err['mae'], p, '{:.3f}')} ({_cell(err['mae_pct_std'], p, '{:.0f}')} %)" for p in params]
+        per = [
+            f"{_cell(err['mae'], p, '{:.3f}')} ({_cell(err['mae_pct_std'], p, '{:.0f}')} %)" for p in params
+        ]
         return [*per, f"{_cell(err, 'mae_mean', '{:.3f}')} ({_cell(err, 'mae_pct_std_mean', '{:.0f}')} %)"]
 
     return _table(["row", *params, "mean"], [[r["_label"], *cells(r[key])] for r in rows])
