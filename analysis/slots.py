@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lipmem_core.encoders import identity_input
 from lipmem_core.phones import SILENCE, viseme_of
 
 from .addressing import weights
@@ -168,9 +169,7 @@ def _face_input(identity: np.ndarray, img_size: int, n: int) -> torch.Tensor:
     if img.shape[:2] != (img_size, img_size):
         img = cv2.resize(img, (img_size, img_size), interpolation=cv2.INTER_AREA)
     ref = torch.from_numpy(img).float().div(127.5).sub(1.0).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
-    masked = ref.clone()
-    masked[:, img_size // 2 :] = 0.0  # the model always sees the lower half hidden
-    face = torch.cat([masked, ref])[:, None]  # (6, 1, H, W)
+    face = identity_input(ref[:, None], ref[:, None])  # (6, 1, H, W): the lower half always hidden
     return face.expand(n, -1, -1, -1, -1)  # (n, 6, 1, H, W)
 
 

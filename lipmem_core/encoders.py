@@ -15,6 +15,17 @@ from torch import Tensor, nn
 from lipmem_core.config import ModelConfig
 
 
+def identity_input(targets: Tensor, refs: Tensor) -> Tensor:
+    """The face encoder's input (PAPER.md "Inputs"): the targets with their lower half zeroed,
+    so the generator must draw the mouth, concatenated on channels with the references.
+
+    targets, refs (..., 3, T, H, W) in [-1, 1] -> (..., 6, T, H, W).
+    """
+    masked = targets.clone()
+    masked[..., targets.shape[-2] // 2 :, :] = 0.0
+    return torch.cat([masked, refs], dim=-4)
+
+
 class ConvBlock(nn.Module):
     """Conv2d -> BatchNorm -> ReLU; `residual=True` adds the input (same shape in and out)."""
 

@@ -33,6 +33,7 @@ from torch import nn
 
 from .audio import load_audio, mel_windows, melspectrogram
 from .config import FPS, SAMPLE_RATE
+from .encoders import identity_input
 from .errors import CheckpointError, InputTooLongError, LipMemError, NoFaceFoundError
 from .face import FaceTracker, crop_face, full_frame_box, mouth_mask, paste_mouth, still_box
 from .model import LipMemGenerator
@@ -245,9 +246,7 @@ class TalkingFacePipeline:
         with torch.inference_mode():
             pix = torch.from_numpy(crops).to(self.device).float().div_(127.5).sub_(1.0)  # (W, T, H, W, 3)
             ref = pix.permute(0, 4, 1, 2, 3)  # (W, 3, T, H, W)
-            masked = ref.clone()
-            masked[..., self.img_size // 2 :, :] = 0.0  # lower half hidden, as in training
-            face = torch.cat([masked, ref], dim=1)  # (W, 6, T, H, W)
+            face = identity_input(ref, ref)  # (W, 6, T, H, W): lower half hidden, as in training
             mel = torch.from_numpy(mels).to(self.device).unsqueeze(2)  # (W, T, 1, 80, 16)
             addr = None
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lipmem_core.config import ModelConfig
+from lipmem_core.encoders import identity_input
 from lipmem_core.model import GeneratorOutput, LipMemGenerator, frames_back, frames_first, to_channels_last
 
 B, T, H = 2, 5, 32
@@ -77,6 +78,18 @@ def test_frames_are_decoded_independently_and_in_order(gen):
     torch.testing.assert_close(swapped.addr_lip, out.addr_lip[:, perm_t])
     flipped = gen(face.flip(0), mel.flip(0), lips.flip(0))
     torch.testing.assert_close(flipped.frames, out.frames.flip(0), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("lead", [(), (4,)])
+def test_identity_input_hides_only_the_targets_lower_half(lead):
+    targets, refs = torch.randn(*lead, 3, 5, 8, 6), torch.randn(*lead, 3, 5, 8, 6)
+    before = targets.clone()
+    face = identity_input(targets, refs)
+    assert face.shape == (*lead, 6, 5, 8, 6)
+    assert torch.equal(face[..., :3, :, :4, :], targets[..., :4, :])  # upper half kept
+    assert not face[..., :3, :, 4:, :].any()  # lower half zero: the mouth must be drawn
+    assert torch.equal(face[..., 3:, :, :, :], refs)  # references whole
+    assert torch.equal(targets, before)  # the caller's frames are not touched
 
 
 def test_frame_reshapes_are_inverse():

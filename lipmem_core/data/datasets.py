@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from ..audio import mel_windows, melspectrogram
 from ..config import SAMPLES_PER_FRAME
+from ..encoders import identity_input
 from ..errors import CorpusError
 from .augment import AudioAugment, augment_audio
 from .corpus import clip_dir, read_audio, read_frames, read_manifest
@@ -203,13 +204,11 @@ class GeneratorWindows(_Windows):
         half = pix.shape[1] // 2
         gt = pix[:T].permute(3, 0, 1, 2)  # (3, T, H, W)
         refs = pix[T : 2 * T].permute(3, 0, 1, 2)  # (3, T, H, W)
-        masked = gt.clone()
-        masked[:, :, half:] = 0.0  # lower half hidden: the generator must draw the mouth
         lips = pix[2 * T :].reshape(T, 5, *pix.shape[1:]).permute(0, 4, 1, 2, 3).clone()  # (T, 3, 5, H, W)
         lips[..., :half, :] = 0.0  # only the mouth region is seen
         mels = self._mels(ci, list(range(s, s + T)), rng)  # (T, 80, 16)
         return {
-            "face": torch.cat([masked, refs], dim=0),  # (6, T, H, W)
+            "face": identity_input(gt, refs),  # (6, T, H, W)
             "gt": gt.contiguous(),
             "lips": lips,
             "mel": torch.from_numpy(mels).unsqueeze(1),  # (T, 1, 80, 16)
