@@ -56,7 +56,8 @@ def embed_2d(points: np.ndarray, seed: int = 0, method: str = "auto") -> tuple[n
 
 
 def slot_labels(counts: pd.DataFrame, top: int = 3) -> pd.DataFrame:
-    """Per slot: frames it wins, its dominant phone (or UNUSED), that phone's share, viseme, top phones.
+    """Per slot: frames it wins, its dominant phone (or UNUSED), that phone's share, viseme, the
+    runner-up phone ("" if none) and the top phones with shares (a display string).
 
     counts: phone x slot argmax counts (addressing.slot_counts).
     """
@@ -72,6 +73,7 @@ def slot_labels(counts: pd.DataFrame, top: int = 3) -> pd.DataFrame:
                     "phone": UNUSED,
                     "share": 0.0,
                     "viseme": UNUSED,
+                    "second_phone": "",
                     "top_phones": "",
                 }
             )
@@ -85,6 +87,7 @@ def slot_labels(counts: pd.DataFrame, top: int = 3) -> pd.DataFrame:
                 "phone": str(best.index[0]),
                 "share": float(best.iloc[0] / total),
                 "viseme": viseme_of(str(best.index[0])),
+                "second_phone": str(best.index[1]) if len(best) > 1 else "",
                 "top_phones": ", ".join(f"{p} {c / total:.0%}" for p, c in best.items()),
             }
         )

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lipmem_core.phones import PHONES
 from tests.app_support import launch, make_checkpoint_root
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -119,7 +120,10 @@ def test_slot_map_gallery_playground_model_card(client):
     gallery = client.predict("lipmem-synthtalk", "Speaker A", "by slot number", api_name="/gallery")
     figure = json.loads(gallery["plot"])  # one plotly montage: an image and a label per slot
     assert figure["data"][0]["type"] == "image" and figure["data"][0]["source"].startswith("data:image/jpeg")
-    assert [a["text"].split()[0] for a in figure["layout"]["annotations"]] == [str(s) for s in range(16)]
+    labels = [a["text"].split() for a in figure["layout"]["annotations"]]
+    assert [label[0] for label in labels] == [str(s) for s in range(16)]
+    for _, phones in labels:  # "12 AA/AH": its top one or two phones, or unused
+        assert phones == "unused" or set(phones.split("/")) <= set(PHONES), phones
     video, strip, steps = client.predict(
         "lipmem-synthtalk", "Speaker A", "3 5*6 M AA", 4, api_name="/playground"
     )

@@ -94,6 +94,10 @@ def test_slot_labels_name_dominant_phones_and_unused_slots():
     assert labels.loc[0, "viseme"] == "bilabial" and labels.loc[0, "top_phones"] == "M 75%, AA 25%"
     assert labels.loc[1, "phone"] == UNUSED and labels.loc[1, "n_frames"] == 0
     assert labels.loc[2, "viseme"] == "silence"
+    assert labels.loc[0, "second_phone"] == "AA"
+    assert (
+        labels.loc[1, "second_phone"] == "" and labels.loc[2, "second_phone"] == ""
+    )  # unused; one phone only
 
 
 def test_embed_2d_falls_back_to_pca_for_few_points():
