@@ -108,6 +108,7 @@ class LossWeights:
     vv_sync: float = 0.2
     gan: float = 0.2
     memory: float = 0.2  # applies to L_align + L_store
+    usage: float = 0.0  # not in the paper: memory.usage_loss of A_lip (`--loss usage=W`)
 
 
 @dataclass

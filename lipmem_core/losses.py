@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from lipmem_core.config import LossWeights
+from lipmem_core.memory import usage_loss
 from lipmem_core.model import GeneratorOutput, LipMemGenerator
 from lipmem_core.syncnet import CLIP_FRAMES, SyncNet, cosine_bce, lower_half
 
@@ -150,5 +151,9 @@ def generator_loss(
     if out.loss_align is not None and out.loss_store is not None:
         total = total + w.memory * (out.loss_align + out.loss_store)
         logs["align"], logs["store"] = out.loss_align.item(), out.loss_store.item()
+    if out.addr_lip is not None and w.usage > 0:
+        usage = usage_loss(out.addr_lip)
+        total = total + w.usage * usage
+        logs["usage"] = usage.item()
     logs["total"] = total.item()
     return total, logs

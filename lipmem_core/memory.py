@@ -11,6 +11,7 @@ S slots: key memory K (S x D) is addressed by audio, value memory V (S x D) stor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -112,6 +113,17 @@ def alignment_loss(addr_lip: Tensor, log_addr_aud: Tensor) -> Tensor:
     Takes log A_aud (from log_softmax, for stability). Zero when the addressings are equal.
     """
     return F.kl_div(log_addr_aud, addr_lip.detach(), reduction="batchmean")
+
+
+def usage_loss(address: Tensor) -> Tensor:
+    """Not in the paper: 1 - H(mean address) / log S, the batch's slot usage made uniform.
+
+    address (..., S) -> scalar in [0, 1]: 0 when the frames of the batch use every slot
+    equally on average, 1 when all of them put their weight on one slot (wav2vec 2.0's codebook
+    diversity loss, for the memory collapse of docs/TRAINING.md).
+    """
+    mean = address.reshape(-1, address.shape[-1]).mean(0)  # (S,)
+    return 1.0 - address_entropy(mean) / math.log(address.shape[-1])
 
 
 def address_entropy(address: Tensor) -> Tensor:

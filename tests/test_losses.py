@@ -61,7 +61,7 @@ def test_total_is_the_weighted_sum():
     gen.eval()  # deterministic dropout so the two passes agree
     batch = _batch()
     out = gen(batch["face"], batch["mel"], batch["lips"])
-    w = LossWeights(l1=1.5, av_sync=0.3, vv_sync=0.7, gan=0.11, memory=2.0)
+    w = LossWeights(l1=1.5, av_sync=0.3, vv_sync=0.7, gan=0.11, memory=2.0, usage=0.4)
     total, logs = generator_loss(out, batch, sync, gen, disc, w)
     expected = (
         w.l1 * logs["l1"]
@@ -69,6 +69,7 @@ def test_total_is_the_weighted_sum():
         + w.vv_sync * logs["vv_sync"]
         + w.gan * logs["gan"]
         + w.memory * (logs["align"] + logs["store"])
+        + w.usage * logs["usage"]
     )
     assert abs(total.item() - expected) < 1e-4 * max(1.0, abs(expected))
     l1_both = 0.5 * ((out.frames - batch["gt"]).abs().mean() + (out.frames_lip - batch["gt"]).abs().mean())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from lipmem_core.memory import AudioLipMemory, address_entropy, alignment_loss, storage_loss
+from lipmem_core.memory import AudioLipMemory, address_entropy, alignment_loss, storage_loss, usage_loss
 
 
 @pytest.fixture
@@ -49,6 +51,24 @@ def test_alignment_kl_zero_for_equal_and_positive_otherwise():
     assert alignment_loss(a, logits.log_softmax(-1)).abs().item() < 1e-6
     other = torch.randn(10, 12).log_softmax(-1)
     assert alignment_loss(a, other).item() > 0.01
+
+
+def test_usage_loss_bounds_and_direction():
+    S = 8
+    uniform_use = torch.eye(S).repeat(3, 1)  # (24, S): every slot picked equally often
+    assert usage_loss(uniform_use).item() == pytest.approx(0.0, abs=1e-6)
+    one_slot = torch.zeros(2, 5, S)
+    one_slot[..., 3] = 1.0
+    assert usage_loss(one_slot).item() == pytest.approx(1.0, abs=1e-6)
+    half = torch.zeros(4, S)
+    half[:, :4] = 0.25  # four of eight slots used: 1 - log 4 / log 8
+    assert usage_loss(half).item() == pytest.approx(1 - math.log(4) / math.log(8), abs=1e-6)
+    # gradient descent on the logits spreads the usage of a peaked batch
+    logits = torch.randn(16, S).mul(0.1).add(torch.arange(S) * 2.0).requires_grad_()
+    before = usage_loss(logits.softmax(-1))
+    before.backward()
+    after = usage_loss((logits - 1.0 * logits.grad).softmax(-1))
+    assert after.item() < before.item()
 
 
 def test_alignment_gradient_goes_only_to_audio_side(mem):
