@@ -82,6 +82,7 @@ def model_card(ctx: AppContext, name: str | None) -> str:
         + f", {model_config.get('img_size', '?')} px faces, weights {size_mb:.1f} MB."
     )
     train_config = metadata.get("train_config") or {}
+    usage_weight = float((train_config.get("loss") or {}).get("usage") or 0.0)
     deviations = [
         text
         for flag, text in (
@@ -92,6 +93,10 @@ def model_card(ctx: AppContext, name: str | None) -> str:
             (
                 memory and train_config.get("reseed_dead_slots") is True,
                 "dead memory slots were re-seeded in training",
+            ),
+            (
+                memory and usage_weight > 0,
+                f"a slot-usage loss (weight {usage_weight:g}) spread the lip addressing over the slots",
             ),
         )
         if flag

@@ -222,3 +222,19 @@ def test_model_card_names_the_shipped_models_deviations():
     card = model_card(ctx, "lipmem-synthtalk")
     assert "Deviations from the paper" in card and "re-seeded" in card and "recall alone" in card
     assert "Deviations" not in model_card(ctx, "lipmem-synthtalk-nomem")  # no memory, nothing deviates
+
+
+def test_model_card_names_the_usage_loss(tmp_path):
+    from lipmem_app.context import AppContext
+    from lipmem_app.model_card import model_card
+    from lipmem_core.checkpoint import save_checkpoint
+    from lipmem_core.config import LossWeights, TrainConfig
+    from lipmem_core.model import LipMemGenerator
+    from tests.app_support import TINY
+
+    for name, usage in (("with-usage", 1.0), ("without-usage", 0.0)):
+        train = TrainConfig(loss=LossWeights(usage=usage)).to_dict()
+        save_checkpoint(tmp_path / name, LipMemGenerator(TINY).eval(), "generator", {"train_config": train})
+    ctx = AppContext(checkpoints_root=tmp_path)
+    assert "slot-usage loss (weight 1)" in model_card(ctx, "with-usage")
+    assert "slot-usage loss" not in model_card(ctx, "without-usage")
