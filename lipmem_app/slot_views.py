@@ -117,9 +117,11 @@ def gallery(ctx: AppContext, checkpoint: str | None, face: np.ndarray, order: st
     elif order != GALLERY_ORDERS[1]:
         raise LipMemError(f"unknown order {order!r}; choose one of {GALLERY_ORDERS}")
     images, _ = slot_gallery(decoding_model(ctx, checkpoint), face, slots)  # (S, H, W, 3)
-    # tile label: the slot and its two top phones without shares ("12 AA/AH"); hover has the shares
-    top2 = {s: "/".join(p for p in (info.at[s, "phone"], info.at[s, "second_phone"]) if p) for s in slots}
-    labels = [f"{s} {top2[s] if info.at[s, 'n_frames'] else 'unused'}" for s in slots]
+    # tile label: the slot and its two top phones without shares ("12 AA/AH", or "12 unused": an
+    # unused slot's phone is UNUSED and it has no runner-up); hover has the shares
+    labels = [
+        f"{s} " + "/".join(filter(None, (info.at[s, "phone"], info.at[s, "second_phone"]))) for s in slots
+    ]
     name = ctx.checkpoint_dir(checkpoint).name
     title = f"Slot values of {name}"
     return gallery_figure(
