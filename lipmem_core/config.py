@@ -109,6 +109,10 @@ class LossWeights:
     gan: float = 0.2
     memory: float = 0.2  # applies to L_align + L_store
     usage: float = 0.0  # not in the paper: memory.usage_loss of A_lip (`--loss usage=W`)
+    # Not in the paper: an extra L1 on the lower half of the frame (where the mouth is), on
+    # both paths. The full-frame L1 averages the mouth with the upper face that the identity
+    # input already shows, so a mouth held still costs little (docs/TRAINING.md).
+    l1_lower: float = 0.0
 
 
 @dataclass
@@ -141,6 +145,10 @@ class TrainConfig(_Presets):
     # Not in the paper: re-seed memory slots that A_lip stopped using (memory.DeadSlotReseeder;
     # docs/TRAINING.md "Deviations"). Off in `paper`, on in `cpu`.
     reseed_dead_slots: bool = False
+    # Not in the paper: learning rate of the key and value memories K, V as a multiple of `lr`.
+    # With Adam at 1e-4 a memory coordinate moves about 1e-4 per step, so in a few thousand
+    # steps slots barely leave their N(0, 0.5) initialisation (docs/TRAINING.md).
+    memory_lr_scale: float = 1.0
 
     @classmethod
     def paper(cls) -> TrainConfig:

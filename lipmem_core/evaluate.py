@@ -37,6 +37,7 @@ from lipmem_core import metrics
 from lipmem_core.audio import clip_mel_window, mel_windows, melspectrogram
 from lipmem_core.checkpoint import load_checkpoint
 from lipmem_core.data import corpus
+from lipmem_core.data.datasets import lip_frame_indices, lip_input, to_unit
 from lipmem_core.data.mouth import MOUTH_PARAMS
 from lipmem_core.errors import CheckpointError, CorpusError, LipMemError
 from lipmem_core.face import crop_face, full_frame_box
@@ -47,6 +48,7 @@ from lipmem_core.pipeline import TalkingFacePipeline
 from lipmem_core.syncnet import CLIP_FRAMES, SyncNet, lower_half
 
 _SYNC_BATCH = 64
+_JAW = MOUTH_PARAMS.index("jaw")
 
 
 @dataclass
@@ -161,6 +163,7 @@ def _score_frames(
         acc.mouth_pred.append(pred)
         acc.mouth_true.append(clip.mouth)
         scores["mouth_mae"] = float(np.abs(pred - clip.mouth).mean())
+        scores["jaw_std"] = float(pred[:, _JAW].std())  # how much the drawn jaw moves over the clip
     if syncnet is not None and len(frames) >= CLIP_FRAMES:
         v, a = sync_embeddings(syncnet, frames, clip.mel)
         s = metrics.lse(v, a)
@@ -182,7 +185,7 @@ def _memory_stats(phones: list[str], slots: list[np.ndarray], n_slots: int) -> d
 def _summarise(name: str, label: str, acc: _RowAccumulator, n_slots: int) -> dict[str, Any]:
     """Means over clips (image and sync scores), pooled frames (mouth and memory)."""
     row: dict[str, Any] = {"name": name, "label": label}
-    for key in ("psnr", "ssim", "psnr_mouth", "ssim_mouth", "lse_d", "lse_c"):
+    for key in ("psnr", "ssim", "psnr_mouth", "ssim_mouth", "lse_d", "lse_c", "jaw_std"):
         vals = [c[key] for c in acc.per_clip if key in c]
         row[key] = float(np.mean(vals)) if vals else None
     offsets = [c["offset"] for c in acc.per_clip if "offset" in c]
@@ -199,6 +202,22 @@ def _summarise(name: str, label: str, acc: _RowAccumulator, n_slots: int) -> dic
     row["memory_speech"] = stats["speech"] if stats else None
     row["per_clip"] = acc.per_clip
     return row
+
+
+@torch.inference_mode()
+def lip_slots(model: LipMemGenerator, frames: np.ndarray, batch: int = 32) -> np.ndarray:
+    """argmax A_lip per frame of a clip's own frames (n, S, S, 3) uint8 -> (n,).
+
+    What the lip-addressed training path would store for these frames; compared with the
+    argmax of A_aud it tells whether inference recalls the slot that training wrote.
+    """
+    pix = to_unit(frames)  # (n, S, S, 3)
+    idx = lip_frame_indices(np.arange(len(frames)), len(frames))  # (n, 5)
+    out = [
+        model.address_lips(lip_input(pix[idx[i : i + batch]])).argmax(-1).numpy()
+        for i in range(0, len(frames), batch)
+    ]
+    return np.concatenate(out)
 
 
 @torch.inference_mode()
@@ -265,7 +284,7 @@ def evaluate(
     loaded = load_checkpoint(checkpoint)
     if loaded.kind != "generator":
         raise CheckpointError(f"{checkpoint} is a {loaded.kind!r} checkpoint; --checkpoint needs a generator")
-    model: LipMemGenerator = loaded.model
+    model: LipMemGenerator = loaded.model.eval()
     cfg = model.cfg
     pipe = TalkingFacePipeline(loaded, device="cpu")
     sync_model = None
@@ -280,6 +299,7 @@ def evaluate(
 
     gt, gen = _new_acc(), _new_acc()
     clips: list[EvalClip] = []
+    lip_argmax: list[np.ndarray] = []  # argmax A_lip per frame, memory models only
     for i, row in enumerate(rows.itertuples(index=False)):
         clip = load_clip(root, row, cfg.img_size)
         clips.append(clip)
@@ -289,6 +309,7 @@ def evaluate(
         if addr is not None:
             gen.phones += clip.phones
             gen.slots.append(addr.argmax(axis=1))
+            lip_argmax.append(lip_slots(model, clip.frames))
         if progress:
             print(f"[{i + 1}/{len(rows)}] {clip.key}: {len(frames)} frames", file=sys.stderr, flush=True)
 
@@ -309,6 +330,13 @@ def evaluate(
             np.concatenate(gt.mouth_pred),
             spread_of=np.concatenate(gt.mouth_true),
         )
+    if gt.per_clip and "jaw_std" in gt.per_clip[0]:
+        # Visible motion: how much the drawn jaw moves over a clip, against the real frames'
+        # (both read by the oracle, so its bias cancels to first order).
+        result_rows[1]["jaw_motion_ratio"] = result_rows[1]["jaw_std"] / result_rows[0]["jaw_std"]
+    if lip_argmax:
+        aud = np.concatenate(gen.slots)
+        result_rows[1]["address_agreement"] = float(np.mean(aud == np.concatenate(lip_argmax)))
     if cfg.use_memory:
         torch.manual_seed(seed)
         untrained = _new_acc()
@@ -374,7 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in result["rows"]:
         mem = row["memory"] or {}
         cells = [(k, row[k]) for k in ("psnr", "ssim", "mouth_mae", "lse_d", "lse_c", "offset_zero_share")]
-        cells.append(("pnmi", mem.get("pnmi")))
+        cells += [("pnmi", mem.get("pnmi")), ("slots", mem.get("used_slots"))]
+        cells += [(k, row.get(k)) for k in ("jaw_motion_ratio", "address_agreement")]
+        vs_gt = row.get("mouth_vs_gt_reading")
+        if vs_gt:
+            cells.append(("mouth_pct_std_vs_gt", vs_gt["mae_pct_std_mean"]))
         print(f"{row['label']:36s} " + "  ".join(f"{k} {_fmt(v)}" for k, v in cells))
     print(f"wrote {args.out}")
     return 0

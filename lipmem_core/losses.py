@@ -54,6 +54,23 @@ def l1_loss(frames: Tensor, gt: Tensor) -> Tensor:
     return F.l1_loss(frames, gt)
 
 
+def lower_half_l1(frames: Tensor, gt: Tensor) -> Tensor:
+    """L1 over the lower half of the frames (B, 3, T, H, W): the mouth region's reconstruction."""
+    h = frames.shape[-2] // 2
+    return F.l1_loss(frames[..., h:, :], gt[..., h:, :])
+
+
+def address_agreement(out: GeneratorOutput) -> float | None:
+    """Share of frames whose argmax slot of A_aud is that of A_lip (None without a lip path).
+
+    It decides whether inference, which addresses by audio alone, recalls what training stored
+    through the lips.
+    """
+    if out.addr_aud is None or out.addr_lip is None:
+        return None
+    return (out.addr_aud.argmax(-1) == out.addr_lip.argmax(-1)).float().mean().item()
+
+
 def av_sync_loss(frames: Tensor, clip_mel: Tensor, syncnet: SyncNet) -> Tensor:
     """L_av: cosine BCE (target "in sync") of the frozen SyncNet on the generated lower-half clip.
 
@@ -136,6 +153,10 @@ def generator_loss(
     l1 = _mean([l1_loss(f, gt) for f in paths])
     total = w.l1 * l1
     logs: dict[str, float] = {"l1": l1.item(), "l1_aud": l1_loss(out.frames.detach(), gt).item()}
+    if w.l1_lower > 0:
+        lower = _mean([lower_half_l1(f, gt) for f in paths])
+        total = total + w.l1_lower * lower
+        logs["l1_lower"] = lower.item()
     if syncnet is not None and w.av_sync > 0:
         av = _mean([av_sync_loss(f, batch["clip_mel"], syncnet) for f in paths])
         total = total + w.av_sync * av
@@ -155,5 +176,8 @@ def generator_loss(
         usage = usage_loss(out.addr_lip)
         total = total + w.usage * usage
         logs["usage"] = usage.item()
+    agreement = address_agreement(out)
+    if agreement is not None:
+        logs["agree"] = agreement
     logs["total"] = total.item()
     return total, logs

@@ -39,8 +39,14 @@ class MemoryOutput:
 
 
 def cosine_logits(x: Tensor, memory: Tensor, kappa: float) -> Tensor:
-    """kappa * cos(x_n, M_s): (N, D), (S, D) -> (N, S)."""
-    return kappa * F.normalize(x, dim=-1) @ F.normalize(memory, dim=-1).t()  # (N, S)
+    """kappa * cos(x_n, M_s): (N, D), (S, D) -> (N, S), always computed in float32.
+
+    Under bf16 autocast the cosine would be rounded to 8 significant bits: near cos 0.9 that
+    moves kappa * cos in steps of about 0.06, a quarter of the typical gap between a frame's
+    best and second-best slot, so the argmax would flip on rounding noise.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        return kappa * F.normalize(x.float(), dim=-1) @ F.normalize(memory.float(), dim=-1).t()  # (N, S)
 
 
 class AudioLipMemory(nn.Module):
@@ -64,6 +70,10 @@ class AudioLipMemory(nn.Module):
     def address_audio(self, f_aud: Tensor) -> Tensor:
         """A_aud = softmax(kappa * cos(Linear_q(f_aud), K)): (N, D) -> (N, S)."""
         return cosine_logits(self.query_proj(f_aud), self.key, self.kappa).softmax(-1)  # (N, S)
+
+    def address_lip(self, f_lip: Tensor) -> Tensor:
+        """A_lip = softmax(kappa * cos(Linear_v(f_lip), V)): (N, D) -> (N, S)."""
+        return cosine_logits(self.lip_proj(f_lip), self.value, self.kappa).softmax(-1)  # (N, S)
 
     def recall(self, address: Tensor) -> Tensor:
         """r = A @ V for given addressing weights: (..., S) -> (..., D).

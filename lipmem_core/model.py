@@ -146,6 +146,12 @@ class LipMemGenerator(nn.Module):
         """A_aud only (audio encoder + addressing, no decoder): (N, 1, 80, 16) -> (N, S)."""
         return self._require_memory().address_audio(self.audio_encoder(mel))  # (N, S)
 
+    def address_lips(self, lips: Tensor) -> Tensor:
+        """A_lip only (lip encoder + addressing): (N, 3, 5, H, W) -> (N, S)."""
+        memory = self._require_memory()
+        assert self.lip_encoder is not None
+        return memory.address_lip(self.lip_encoder(lips))  # (N, S)
+
     def silent_mel(self, b: int, t: int) -> Tensor:
         """The mel windows of digital silence (all -4): (B, T, 1, 80, 16)."""
         p = next(self.parameters())

@@ -30,7 +30,7 @@ from .data.datasets import ClipStore, GeneratorWindows
 from .discriminator import QualityDiscriminator
 from .distributed import DistEnv, broadcast_from_first, shutdown, unwrap, wrap_ddp
 from .errors import CheckpointError
-from .losses import av_sync_loss, discriminator_loss, generator_loss, l1_loss
+from .losses import address_agreement, av_sync_loss, discriminator_loss, generator_loss, l1_loss
 from .memory import DeadSlotReseeder
 from .metrics import psnr
 from .model import GeneratorOutput, LipMemGenerator, to_channels_last
@@ -55,6 +55,17 @@ def load_syncnet(path: str | Path, img_size: int, device: torch.device) -> SyncN
     return net
 
 
+def generator_param_groups(gen: LipMemGenerator, tcfg: TrainConfig) -> list[dict[str, Any]]:
+    """Adam parameter groups: K and V at `lr * memory_lr_scale`, everything else at `lr`."""
+    memory = [] if gen.memory is None else [gen.memory.key, gen.memory.value]
+    ids = {id(p) for p in memory}
+    rest = [p for p in gen.parameters() if id(p) not in ids]
+    groups: list[dict[str, Any]] = [{"params": rest}]
+    if memory:
+        groups.append({"params": memory, "lr": tcfg.lr * tcfg.memory_lr_scale})
+    return groups
+
+
 class GeneratorTask:
     """Generator + discriminator training with the SyncNet expert frozen."""
 
@@ -77,7 +88,7 @@ class GeneratorTask:
             for net in (self.gen, self.disc, syncnet):
                 to_channels_last(net)
         self.gen_ddp, self.disc_ddp = wrap_ddp(self.gen, env), wrap_ddp(self.disc, env)
-        self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=tcfg.lr, betas=tcfg.betas)
+        self.opt_g = torch.optim.Adam(generator_param_groups(self.gen, tcfg), lr=tcfg.lr, betas=tcfg.betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=tcfg.disc_lr, betas=tcfg.betas)
         self.gen_ddp.train()
         self.disc_ddp.train()
@@ -139,12 +150,13 @@ class GeneratorTask:
     def validate(self) -> dict[str, float]:
         """The inference path (audio addressing, no lips) on fixed val windows."""
         self.gen.eval()
-        l1, av, p, n = 0.0, 0.0, 0.0, 0
+        l1, av, p, n, agree = 0.0, 0.0, 0.0, 0, 0.0
         slots: set[int] = set()
         for batch in self.val:
             b = to_device(batch, self.env.device)
             with autocast(self.bf16, self.env.device):
-                out = self.gen(b["face"], b["mel"])
+                # lips only add A_lip (for the agreement); the audio path does not see them
+                out = self.gen(b["face"], b["mel"], b["lips"] if self.gen.memory is not None else None)
                 k = len(b["gt"])
                 l1 += l1_loss(out.frames.float(), b["gt"]).item() * k
                 av += av_sync_loss(out.frames.float(), b["clip_mel"], self.syncnet).item() * k
@@ -153,11 +165,13 @@ class GeneratorTask:
             p += psnr(np.clip(fake, -1, 1), real) * k
             if out.addr_aud is not None:
                 slots.update(out.addr_aud.argmax(-1).flatten().tolist())
+                agree += (address_agreement(out) or 0.0) * k
             n += k
         self.gen.train()
         metrics = {"val_l1": l1 / n, "val_av_sync": av / n, "val_psnr": p / n}
         if self.gen.memory is not None:
             metrics["val_slots_used"] = float(len(slots))  # distinct argmax slots of A_aud
+            metrics["val_agree"] = agree / n  # argmax A_aud == argmax A_lip
         return metrics
 
     def export(self, out_dir: Path, metadata: dict[str, Any]) -> None:

@@ -36,6 +36,13 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
         metavar="TERM=WEIGHT",
         help="override a LossWeights weight, e.g. memory=1.0",
     )
+    p.add_argument(
+        "--train",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a TrainConfig field, e.g. lr=3e-4 or memory_lr_scale=10",
+    )
     p.add_argument("--val-split", default="val")
     p.add_argument("--val-every", type=int)
     p.add_argument("--ckpt-every", type=int)
@@ -98,6 +105,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "log_every": args.log_every,
     }
     changes: dict[str, Any] = {k: v for k, v in pairs.items() if v is not None}
+    changes.update(_overrides(args.train, TrainConfig, "--train", "KEY=VALUE"))
+    if "loss" in changes:
+        raise SystemExit("--train loss=...: set loss weights with --loss TERM=WEIGHT")
     if args.no_augment:
         changes["augment"] = False
     if args.loss:

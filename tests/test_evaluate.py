@@ -16,6 +16,7 @@ from lipmem_core import results as R
 from lipmem_core.checkpoint import save_checkpoint
 from lipmem_core.config import ModelConfig
 from lipmem_core.data import corpus
+from lipmem_core.data.datasets import to_unit
 from lipmem_core.data.mouth import MOUTH_PARAMS
 from lipmem_core.data.synth import main as synth_main
 from lipmem_core.errors import CheckpointError, CorpusError
@@ -162,6 +163,29 @@ def test_model_row_matches_the_pipeline(setup, memory_results):
     expected = slot_statistics(phones, np.concatenate(slots), S).to_dict()
     got = memory_results["rows"][1]["memory"]
     assert got["pnmi"] == pytest.approx(expected["pnmi"]) and got["used_slots"] == expected["used_slots"]
+
+    # A_lip from the clips' own frames, then its agreement with the pipeline's A_aud
+    model = load_checkpoint(root / "gen").model.eval()
+    lips = []
+    for row in manifest[manifest["split"] == "test"].sort_values(["speaker", "utterance"]).itertuples():
+        clip = E.load_clip(data, row, CFG.img_size)
+        pix = to_unit(clip.frames)
+        n = len(pix)
+        for i in range(n):  # one window at a time, built by hand: frames i-2..i+2, upper half black
+            window = pix[[min(max(j, 0), n - 1) for j in range(i - 2, i + 3)]].permute(3, 0, 1, 2).clone()
+            window[:, :, : pix.shape[1] // 2] = 0.0
+            with torch.inference_mode():
+                lips.append(int(model.address_lips(window[None]).argmax()))
+    agreement = float(np.mean(np.concatenate(slots) == np.asarray(lips)))
+    assert memory_results["rows"][1]["address_agreement"] == pytest.approx(agreement)
+
+
+def test_jaw_motion_ratio_compares_oracle_jaw_spread(memory_results):
+    gt, model = memory_results["rows"][0], memory_results["rows"][1]
+    for row in (gt, model):
+        assert row["jaw_std"] == pytest.approx(np.mean([c["jaw_std"] for c in row["per_clip"]]))
+    assert model["jaw_motion_ratio"] == pytest.approx(model["jaw_std"] / gt["jaw_std"])
+    assert "jaw_motion_ratio" not in gt and "address_agreement" not in gt
 
 
 def test_no_memory_checkpoint_has_no_memory_rows_and_results_page(setup, memory_results, tmp_path):

@@ -61,7 +61,7 @@ def test_total_is_the_weighted_sum():
     gen.eval()  # deterministic dropout so the two passes agree
     batch = _batch()
     out = gen(batch["face"], batch["mel"], batch["lips"])
-    w = LossWeights(l1=1.5, av_sync=0.3, vv_sync=0.7, gan=0.11, memory=2.0, usage=0.4)
+    w = LossWeights(l1=1.5, av_sync=0.3, vv_sync=0.7, gan=0.11, memory=2.0, usage=0.4, l1_lower=3.0)
     total, logs = generator_loss(out, batch, sync, gen, disc, w)
     expected = (
         w.l1 * logs["l1"]
@@ -70,12 +70,19 @@ def test_total_is_the_weighted_sum():
         + w.gan * logs["gan"]
         + w.memory * (logs["align"] + logs["store"])
         + w.usage * logs["usage"]
+        + w.l1_lower * logs["l1_lower"]
     )
     assert abs(total.item() - expected) < 1e-4 * max(1.0, abs(expected))
     l1_both = 0.5 * ((out.frames - batch["gt"]).abs().mean() + (out.frames_lip - batch["gt"]).abs().mean())
     assert abs(logs["l1"] - l1_both.item()) < 1e-5
+    h = batch["gt"].shape[-2] // 2
+    lower = [(f[..., h:, :] - batch["gt"][..., h:, :]).abs().mean() for f in (out.frames, out.frames_lip)]
+    assert abs(logs["l1_lower"] - 0.5 * (lower[0] + lower[1]).item()) < 1e-5
+    agree = (out.addr_aud.argmax(-1) == out.addr_lip.argmax(-1)).float().mean().item()
+    assert logs["agree"] == agree
     only_l1, logs1 = generator_loss(out, batch, None, gen, None, LossWeights(vv_sync=0.0, memory=0.0))
-    assert set(logs1) == {"l1", "l1_aud", "align", "store", "total"}  # memory terms logged at weight 0
+    # memory terms and the A_aud/A_lip agreement are logged at weight 0
+    assert set(logs1) == {"l1", "l1_aud", "align", "store", "agree", "total"}
     assert abs(only_l1.item() - 10 * logs["l1"]) < 1e-4
 
 

@@ -6,8 +6,16 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from lipmem_core.memory import AudioLipMemory, address_entropy, alignment_loss, storage_loss, usage_loss
+from lipmem_core.memory import (
+    AudioLipMemory,
+    address_entropy,
+    alignment_loss,
+    cosine_logits,
+    storage_loss,
+    usage_loss,
+)
 
 
 @pytest.fixture
@@ -143,3 +151,22 @@ def test_lip_path_sees_audio_only_when_configured(lip_path_audio):
     assert torch.allclose(out_a.fused_lip, out_b.fused_lip) is not lip_path_audio
     if not lip_path_audio:  # decoded from the recall alone: Linear(concat[0, r_lip])
         torch.testing.assert_close(out_a.fused_lip, mem.fuse(torch.zeros_like(f_a), out_a.recall_lip))
+
+
+def test_addressing_is_float32_under_bf16_autocast(mem):
+    """The cosine logits ignore autocast: the same kappa * cos as in plain float32."""
+    x = torch.randn(20, 32)
+    plain = cosine_logits(x, mem.key, mem.kappa)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = cosine_logits(x, mem.key, mem.kappa)
+        addr = mem.address_audio(x)
+    assert auto.dtype == torch.float32 and addr.dtype == torch.float32
+    assert torch.allclose(auto, plain, atol=1e-5)
+    # bf16 rounding of the normalised vectors would move logits by up to ~kappa / 128
+    xb, kb = (F.normalize(t, dim=-1).bfloat16().float() for t in (x, mem.key))
+    assert (mem.kappa * xb @ kb.t() - plain).abs().max() > 1e-3
+
+
+def test_address_lip_matches_the_training_forward(mem):
+    f_aud, f_lip = torch.randn(6, 32), torch.randn(6, 32)
+    assert torch.allclose(mem.address_lip(f_lip), mem(f_aud, f_lip).addr_lip)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -177,6 +178,31 @@ def test_loss_weights_from_the_command_line():
     for bad in ("memory", "sparsity=1", "memory=lots"):
         with pytest.raises(SystemExit, match="TERM=WEIGHT"):
             train_config(parser.parse_args(["--data", "d", "--out", "o", "--loss", bad]))
+
+
+def test_train_overrides_and_memory_learning_rate():
+    from lipmem_core.config import ModelConfig
+    from lipmem_core.model import LipMemGenerator
+    from lipmem_core.train import generator_param_groups
+
+    parser = base_parser("train", "test")
+    args = parser.parse_args(
+        ["--data", "d", "--out", "o", "--train", "lr=3e-4", "--train", "memory_lr_scale=10"]
+    )
+    tcfg = train_config(args)
+    assert (tcfg.lr, tcfg.memory_lr_scale) == (3e-4, 10.0)
+    for bad in ("lr", "loss=1", "nonsense=2"):
+        with pytest.raises(SystemExit):
+            train_config(parser.parse_args(["--data", "d", "--out", "o", "--train", bad]))
+    cfg = ModelConfig(img_size=32, dim=16, n_slots=8, face_widths=(8, 8, 16, 16), audio_width=8, lip_width=8)
+    gen = LipMemGenerator(cfg)
+    opt = torch.optim.Adam(generator_param_groups(gen, tcfg), lr=tcfg.lr)
+    rest, memory = opt.param_groups
+    assert rest["lr"] == 3e-4 and memory["lr"] == pytest.approx(3e-3)
+    assert memory["params"] == [gen.memory.key, gen.memory.value]
+    assert len(rest["params"]) + 2 == len(list(gen.parameters()))  # every parameter exactly once
+    nomem = LipMemGenerator(dataclasses.replace(cfg, use_memory=False))
+    assert len(generator_param_groups(nomem, tcfg)) == 1
 
 
 def test_train_step_reseeds_dead_slots(corpus):

@@ -51,6 +51,19 @@ def to_unit(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).float().div_(127.5).sub_(1.0)
 
 
+def lip_frame_indices(centres: np.ndarray, n: int) -> np.ndarray:
+    """Frames i-2..i+2 of each target i, edge-replicated at clip ends: (T,) -> (T, 5)."""
+    return np.clip(np.asarray(centres)[:, None] + np.arange(-2, 3)[None, :], 0, n - 1)
+
+
+def lip_input(pix: torch.Tensor) -> torch.Tensor:
+    """The lip encoder's input from 5-frame windows: (T, 5, H, W, 3) in [-1, 1] -> (T, 3, 5, H, W)
+    with the upper half zeroed (PAPER.md: only the mouth region is seen)."""
+    lips = pix.permute(0, 4, 1, 2, 3).clone()  # (T, 3, 5, H, W)
+    lips[..., : pix.shape[2] // 2, :] = 0.0
+    return lips
+
+
 def fit(image: np.ndarray, size: int) -> np.ndarray:
     """Resize an image (H, W, 3) to (size, size, 3) if the corpus uses another crop size."""
     if image.shape[0] == size and image.shape[1] == size:
@@ -198,14 +211,12 @@ class GeneratorWindows(_Windows):
         ci, s, T = int(self.clip_of[index]), int(self.start_of[index]), self.T
         n = self.store.clips[ci].n_frames
         ref = _reference_start(rng, n, s, T)
-        lip_idx = np.clip(np.arange(s, s + T)[:, None] + np.arange(-2, 3)[None, :], 0, n - 1)  # (T, 5)
+        lip_idx = lip_frame_indices(np.arange(s, s + T), n)  # (T, 5)
         wanted = np.concatenate([np.arange(s, s + T), np.arange(ref, ref + T), lip_idx.reshape(-1)])
         pix = to_unit(self.store.frames(ci, wanted))  # (2T + 5T, H, W, 3)
-        half = pix.shape[1] // 2
         gt = pix[:T].permute(3, 0, 1, 2)  # (3, T, H, W)
         refs = pix[T : 2 * T].permute(3, 0, 1, 2)  # (3, T, H, W)
-        lips = pix[2 * T :].reshape(T, 5, *pix.shape[1:]).permute(0, 4, 1, 2, 3).clone()  # (T, 3, 5, H, W)
-        lips[..., :half, :] = 0.0  # only the mouth region is seen
+        lips = lip_input(pix[2 * T :].reshape(T, 5, *pix.shape[1:]))  # (T, 3, 5, H, W)
         mels = self._mels(ci, list(range(s, s + T)), rng)  # (T, 80, 16)
         return {
             "face": identity_input(gt, refs),  # (6, T, H, W)
