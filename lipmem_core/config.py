@@ -48,6 +48,11 @@ class ModelConfig(_Presets):
     n_slots: int = 96  # S
     kappa: float = 16.0
     use_memory: bool = True  # False = the no-memory ablation: decoder gets f_aud alone
+    # For use_memory=False: keep the lip encoder and a lip path that decodes Linear(f_lip)
+    # directly, so that the ablation trains with the memory model's losses (L_vv needs a
+    # trained lip encoder) and its two-path decoding; only the memory is missing. Inference is
+    # unchanged (the audio path).
+    ablation_lip_path: bool = False
     fusion_dropout: float = 0.5
     # True: the lip-addressed path decodes Linear(concat[f_aud, r_lip]) like the audio path.
     # False (a deviation, docs/TRAINING.md): it decodes from r_lip alone (f_aud zeroed), so the
@@ -57,6 +62,11 @@ class ModelConfig(_Presets):
     stem_stride: int = 1  # 1: face features from full resolution; 2: from H/2 (no full-res convs)
     enc_res: int = 1  # residual convs per face-encoder stage
     dec_res: int = 1  # residual convs per decoder stage
+    # With stem_stride=2 no skip is at full resolution: the decoder must redraw every pixel of
+    # the upper face, which the identity input shows exactly, from H/2 features. input_skip adds
+    # the paper's full-resolution skip back cheaply: two 3x3 convs over [decoded frame, input]
+    # at H x W add a residual correction before the Tanh (~0.03 GFLOP per frame).
+    input_skip: bool = False
     audio_width: int = 32  # first conv width of the audio encoder
     lip_width: int = 64  # Conv3d width of the lip encoder
     disc_width: int = 32  # first conv width of the quality discriminator

@@ -42,14 +42,26 @@ class UNetDecoder(nn.Module):
         # Going up from resolution i (channels: decoder w[i] + skip w[i]) to resolution i - 1.
         self.ups = nn.ModuleList(UpBlock(2 * w[i], w[i - 1], cfg.dec_res) for i in range(len(w) - 1, 0, -1))
         if cfg.stem_stride == 1:
-            self.out = nn.Sequential(ConvBlock(2 * w[0], w[0], 3, 1, 1), nn.Conv2d(w[0], 3, 1), nn.Tanh())
+            self.out = nn.Sequential(ConvBlock(2 * w[0], w[0], 3, 1, 1), nn.Conv2d(w[0], 3, 1))
         else:
-            self.out = nn.Sequential(nn.Conv2d(2 * w[0], 12, 3, 1, 1), nn.PixelShuffle(2), nn.Tanh())
+            self.out = nn.Sequential(nn.Conv2d(2 * w[0], 12, 3, 1, 1), nn.PixelShuffle(2))
+        # cfg.input_skip: a residual correction at full resolution from [frame, identity input]
+        self.refine = (
+            nn.Sequential(nn.Conv2d(3 + 6, 16, 3, 1, 1), nn.ReLU(), nn.Conv2d(16, 3, 3, 1, 1))
+            if cfg.input_skip
+            else None
+        )
 
     def forward(self, fused: Tensor, skips: list[Tensor]) -> Tensor:
-        """fused (N, D), skips from FaceEncoder [(N, w0, H, W), ..., (N, D, 1, 1)] -> (N, 3, H, W)."""
+        """fused (N, D), skips from FaceEncoder [(N, w0, H, W), ..., (N, D, 1, 1)] -> (N, 3, H, W)
+        (with cfg.input_skip the list starts with the identity input (N, 6, H, W))."""
+        if self.refine is not None:
+            face, skips = skips[0], skips[1:]
         x = self.inp(torch.cat([fused[:, :, None, None], skips[-1]], dim=1))  # (N, D, 1, 1)
         x = self.to4(x)  # (N, w_n, 4, 4)
         for up, skip in zip(self.ups, skips[-2:0:-1], strict=True):
             x = up(torch.cat([x, skip], dim=1))  # (N, w_{i-1}, 2 h, 2 w)
-        return self.out(torch.cat([x, skips[0]], dim=1))  # (N, 3, H, W) in [-1, 1]
+        frame = self.out(torch.cat([x, skips[0]], dim=1))  # (N, 3, H, W), before the Tanh
+        if self.refine is not None:
+            frame = frame + self.refine(torch.cat([frame, face], dim=1))  # (N, 3, H, W)
+        return torch.tanh(frame)  # (N, 3, H, W) in [-1, 1]

@@ -103,14 +103,16 @@ class FaceEncoder(nn.Module):
             for a, b in zip(self.widths[:-1], self.widths[1:], strict=True)
         )
         self.bottom = ConvBlock(self.widths[-1], cfg.dim, 4, 1, 0)  # 4 x 4 -> 1 x 1
+        self.input_skip = cfg.input_skip
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        """(N, 6, H, W) -> [(N, w0, H/s, W/s), (N, w1, H/2s, W/2s), ..., (N, wn, 4, 4), (N, D, 1, 1)]."""
+        """(N, 6, H, W) -> [(N, w0, H/s, W/s), (N, w1, H/2s, W/2s), ..., (N, wn, 4, 4), (N, D, 1, 1)],
+        preceded by the input itself (N, 6, H, W) when cfg.input_skip."""
         feats = [self.stem(x)]  # (N, w0, H/s, W/s), s = stem_stride
         for stage in self.stages:
             feats.append(stage(feats[-1]))  # (N, w_i, H / (s 2^i), W / (s 2^i))
         feats.append(self.bottom(feats[-1]))  # (N, D, 1, 1)
-        return feats
+        return [x, *feats] if self.input_skip else feats
 
 
 class AudioEncoder(nn.Module):

@@ -145,7 +145,8 @@ def generator_loss(
 
     syncnet / discriminator None (or a zero weight) leaves that term out, e.g. before the
     expert is trained or during a GAN warm-up. L_vv needs the generator's lip encoder, which a
-    use_memory=False generator does not have, so the ablation trains without L_vv.
+    use_memory=False generator has only with `ablation_lip_path`; without it the ablation
+    trains without L_vv.
     """
     w = weights or LossWeights()
     gt = batch["gt"]

@@ -68,7 +68,9 @@ class LipMemGenerator(nn.Module):
     """Generator of SyncTalkFace, built from one ModelConfig.
 
     use_memory=False is the no-memory ablation: the decoder gets Linear(Dropout(f_aud)) and the
-    model has no memory and no lip encoder (nothing would train the lip encoder).
+    model has no memory. Without `ablation_lip_path` it has no lip encoder either (nothing would
+    train it); with it, a lip path decodes Linear(Dropout(Linear_v(f_lip))) through the same
+    fusion, so the lip encoder trains as in the memory model and L_vv can be applied.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -80,6 +82,7 @@ class LipMemGenerator(nn.Module):
         self.lip_encoder: LipEncoder | None = None
         self.memory: AudioLipMemory | None = None
         self.fusion: nn.Module | None = None
+        self.lip_proj: nn.Module | None = None  # Linear_v of the ablation's lip path
         if cfg.use_memory:
             self.lip_encoder = LipEncoder(cfg)
             self.memory = AudioLipMemory(
@@ -87,6 +90,9 @@ class LipMemGenerator(nn.Module):
             )
         else:
             self.fusion = nn.Sequential(nn.Dropout(cfg.fusion_dropout), nn.Linear(cfg.dim, cfg.dim))
+            if cfg.ablation_lip_path:
+                self.lip_encoder = LipEncoder(cfg)
+                self.lip_proj = nn.Linear(cfg.dim, cfg.dim)
 
     def encode_audio(self, mel: Tensor) -> Tensor:
         """f_aud: (B, T, 1, 80, 16) -> (B, T, D)."""
@@ -102,13 +108,22 @@ class LipMemGenerator(nn.Module):
         skips = self.face_encoder(frames_first(face))  # [(B*T, w0, H, W), ..., (B*T, D, 1, 1)]
         f_aud = self.encode_audio(mel)  # (B, T, D)
         f_aud_n = f_aud.reshape(b * t, -1)  # (N, D)
+        f_lip = (
+            None
+            if lips is None or self.lip_encoder is None
+            else self.lip_encoder(lips.reshape(b * t, *lips.shape[2:]))
+        )  # (N, D)
         if self.memory is None:
             assert self.fusion is not None
-            frames = self.decoder(self.fusion(f_aud_n), skips)  # (N, 3, H, W)
-            return GeneratorOutput(frames=frames_back(frames, b), f_aud=f_aud)
+            if f_lip is None or self.lip_proj is None:
+                frames = self.decoder(self.fusion(f_aud_n), skips)  # (N, 3, H, W)
+                return GeneratorOutput(frames=frames_back(frames, b), f_aud=f_aud)
+            fused = self.fusion(torch.cat([f_aud_n, self.lip_proj(f_lip)]))  # (2N, D)
+            frames, frames_lip = self.decoder(fused, [torch.cat([s, s]) for s in skips]).chunk(2)
+            return GeneratorOutput(
+                frames=frames_back(frames, b), f_aud=f_aud, frames_lip=frames_back(frames_lip, b)
+            )
 
-        assert self.lip_encoder is not None
-        f_lip = None if lips is None else self.lip_encoder(lips.reshape(b * t, *lips.shape[2:]))  # (N, D)
         mem = self.memory(f_aud_n, f_lip)
 
         def bt(x: Tensor | None) -> Tensor | None:
