@@ -19,6 +19,7 @@ CLI: `python -m analysis.align --audio FILE [--text "..."] [--backend ...] --out
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import subprocess
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from lipmem_core import cli
 from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import AlignmentError, LipMemError
 from lipmem_core.phones import SILENCE, Interval
@@ -229,7 +231,7 @@ def _read_alignment(decoder) -> tuple[list[Interval], list[Interval]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m analysis.align",
         description="Align speech with its transcript and write an MFA-style TextGrid (ARPAbet, words + phones).",
     )
@@ -244,17 +246,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output .TextGrid")
     args = parser.parse_args(argv)
     try:
+        # espeak writes --audio too: both outputs are checked first and renamed into place
+        # together at the end, so a failure leaves neither (no stray WAV).
+        wav_out = args.audio if args.backend == "espeak" else None
+        cli.check_output(args.out, [] if wav_out is not None else [args.audio])
+        if wav_out is not None:
+            cli.check_output(wav_out, [args.out])
         result = _run(args, parser)
+        with contextlib.ExitStack() as outputs:
+            grid = outputs.enter_context(cli.atomic_output(args.out))
+            if wav_out is not None:
+                wav = outputs.enter_context(cli.atomic_output(wav_out))
+                sf.write(wav, result.audio, SAMPLE_RATE, subtype="PCM_16")
+            write_textgrid(result.table, grid, duration=len(result.audio) / SAMPLE_RATE)
     except LipMemError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    write_textgrid(result.table, args.out, duration=len(result.audio) / SAMPLE_RATE)
+        return cli.fail(exc)
     n = int((result.table["phone"] != SILENCE).sum())
     print(f"{args.out}: {n} phones, {len(result.audio) / SAMPLE_RATE:.2f} s; text: {result.text}")
     return 0
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Alignment:
+    """Align as the arguments say (nothing is written here; `main` writes the outputs)."""
     if args.backend == "espeak":
         # espeak's timings are exact only for speech espeak itself produced: it cannot align a
         # recording. So --audio names where the synthesised speech goes, next to its TextGrid.
@@ -266,10 +279,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Alignment
                 "overwritten). To align that recording use --backend pocketsphinx (or mfa); to "
                 "save the synthesised speech, give --audio a new path"
             )
-        result = align_espeak(args.text, utterance=args.out.stem)
-        if args.audio is not None:
-            sf.write(args.audio, result.audio, SAMPLE_RATE, subtype="PCM_16")
-        return result
+        return align_espeak(args.text, utterance=args.out.stem)
     if args.audio is None:
         parser.error(f"--backend {args.backend} aligns a recording: give --audio FILE")
     from lipmem_core.audio import load_audio
