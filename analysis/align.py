@@ -35,6 +35,7 @@ import soundfile as sf
 from lipmem_core import cli
 from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import AlignmentError, LipMemError
+from lipmem_core.limits import MAX_ALIGN_SECONDS, MIN_SPEECH_PEAK
 from lipmem_core.phones import SILENCE, Interval
 
 from .tables import phone_table
@@ -46,7 +47,6 @@ BACKENDS = ("espeak", "pocketsphinx", "mfa")
 _PAD_SECONDS = 0.3
 _PAD_NOISE = 1e-4  # std of the padding noise: audible silence, not digital zero
 _PS_FRAME_RATE = 100  # PocketSphinx frames per second (its default -frate)
-_MIN_PEAK = 1e-3  # below this peak amplitude a clip holds no speech
 
 
 @dataclass
@@ -171,7 +171,7 @@ def _check_speech(audio: np.ndarray) -> np.ndarray:
         raise AlignmentError(
             f"expected mono audio (n_samples,), got shape {audio.shape}; load it with audio.load_audio"
         )
-    if len(audio) < SAMPLE_RATE // 10 or float(np.abs(audio).max(initial=0.0)) < _MIN_PEAK:
+    if len(audio) < SAMPLE_RATE // 10 or float(np.abs(audio).max(initial=0.0)) < MIN_SPEECH_PEAK:
         raise AlignmentError("the audio holds no speech (silent or shorter than 0.1 s)")
     return audio
 
@@ -282,8 +282,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Alignment
         return align_espeak(args.text, utterance=args.out.stem)
     if args.audio is None:
         parser.error(f"--backend {args.backend} aligns a recording: give --audio FILE")
-    from lipmem_core.audio import load_audio
+    from lipmem_core.audio import check_duration, load_audio
 
+    check_duration(args.audio, MAX_ALIGN_SECONDS)  # from the header: refused before decoding
     audio = load_audio(args.audio)
     if args.backend == "mfa":
         if not args.text:

@@ -206,11 +206,13 @@ def _read_identity(path: Path) -> np.ndarray:
 
 
 def _audio_clip(args: argparse.Namespace) -> tuple[Clip, list[str]]:
-    from lipmem_core.audio import load_audio
+    from lipmem_core.audio import check_duration, load_audio
+    from lipmem_core.limits import MAX_ALIGN_SECONDS
 
     from .align import align_pocketsphinx
     from .textgrids import read_textgrid
 
+    check_duration(args.audio, MAX_ALIGN_SECONDS)  # from the header: refused before decoding
     audio = load_audio(args.audio)
     utt = args.audio.stem
     if args.textgrid is not None:

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from . import cli
+from .audio import check_duration
 from .config import ModelConfig
 from .errors import LipMemError
+from .limits import MAX_INFER_SECONDS
 from .pipeline import DEFAULT_CHECKPOINT, TalkingFacePipeline
 
 
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             audio = synthesize(args.text, Voice.parse(args.voice, wpm=args.wpm)).audio
         else:
             audio = args.audio
+            check_duration(audio, MAX_INFER_SECONDS)  # from the header: refused before decoding
         with contextlib.ExitStack() as outputs:
             mp4 = outputs.enter_context(cli.atomic_output(args.out))
             npy = None
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 npy = outputs.enter_context(cli.atomic_output(args.save_addressing))
             res = pipe.generate(
                 args.face, audio, mp4, use_memory=not args.no_memory, face_is_crop=args.face_is_crop,
-                progress=show_progress,
+                progress=show_progress, max_seconds=MAX_INFER_SECONDS,
             )  # fmt: skip
             if npy is not None:
                 if res.addressing is None:

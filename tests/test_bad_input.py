@@ -18,11 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from lipmem_core.config import SAMPLE_RATE
-from lipmem_core.video import write_image
+from lipmem_core.limits import MAX_IMAGE_SIDE, WORK_SIDE
+from lipmem_core.video import VideoWriter, probe_video, write_image
 from tests import astronaut_video as av_fix
 from tests.app_support import make_checkpoint_root
 
@@ -254,3 +256,84 @@ def test_hub_id_needs_a_pinned_revision(tmp_path, files):
         "--checkpoint", "some-org/some-model",
     )  # fmt: skip
     assert_refused(proc, "pinned revision")
+
+
+# ---- sizes and lengths ------------------------------------------------------------------------
+def _solid_png(path: Path, width: int, height: int) -> Path:
+    """A one-colour PNG: a few kB on disk, width x height once decoded."""
+    import cv2
+
+    cv2.imwrite(str(path), np.full((height, width, 3), 90, np.uint8))
+    return path
+
+
+def test_oversized_image_and_image_in_the_video_input_are_refused_from_the_header(files, tmp_path):
+    big = _solid_png(files["root"] / "huge.png", MAX_IMAGE_SIDE + 1, 64)
+    bomb = files["root"] / "bomb.mp4"  # a PNG under a video name goes to the video decoder
+    shutil.copy(big, bomb)
+    for face in (big, bomb):
+        proc = run_cli(
+            "lipmem_core.infer", "--face", face, "--audio", files["speech"], "--random-init", "cpu",
+            "--out", tmp_path / "o.mp4",
+        )  # fmt: skip
+        assert_refused(proc, f"{MAX_IMAGE_SIDE + 1} x 64", "limit")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_large_accepted_image_is_downscaled_early(files, tmp_path):
+    import cv2
+
+    photo = cv2.resize(av_fix.photo(), (WORK_SIDE + 100, WORK_SIDE + 100), interpolation=cv2.INTER_LINEAR)
+    face = tmp_path / "large.jpg"
+    write_image(face, photo)
+    out = tmp_path / "o.mp4"
+    proc = run_cli(
+        "lipmem_core.infer", "--face", face, "--audio", files["speech"], "--random-init", "cpu", "--out", out
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (probe_video(out).width, probe_video(out).height) == (WORK_SIDE, WORK_SIDE)
+    assert f"at most {WORK_SIDE} px" in proc.stdout
+
+
+def test_silent_audio_and_a_faceless_video_are_errors_in_the_cli_too(files, tmp_path):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(SAMPLE_RATE // 2, np.float32), SAMPLE_RATE)
+    out = tmp_path / "o.mp4"
+    proc = run_cli(
+        "lipmem_core.infer", "--face", files["photo"], "--audio", silent, "--random-init", "cpu", "--out", out
+    )
+    assert_refused(proc, "silent")
+    faceless = tmp_path / "noface.mp4"
+    with VideoWriter(faceless, 96, 64, 25) as writer:
+        writer.write(np.full((5, 64, 96, 3), 40, np.uint8))
+    before = digest(faceless)
+    proc = run_cli(
+        "lipmem_core.infer",
+        "--face",
+        faceless,
+        "--audio",
+        files["speech"],
+        "--random-init",
+        "cpu",
+        "--out",
+        out,
+    )
+    assert_refused(proc, "no face")
+    assert digest(faceless) == before and not out.exists()
+
+
+def test_too_long_speech_is_refused_before_decoding(files, tmp_path, monkeypatch):
+    import analysis.align
+    import lipmem_core.infer
+
+    # The real limits are minutes; lowered here so a 0.4 s file is "too long".
+    monkeypatch.setattr(lipmem_core.infer, "MAX_INFER_SECONDS", 0.2)
+    monkeypatch.setattr(analysis.align, "MAX_ALIGN_SECONDS", 0.2)
+    proc = run_cli(
+        "lipmem_core.infer", "--face", files["photo"], "--audio", files["speech"], "--random-init", "cpu",
+        "--out", tmp_path / "o.mp4",
+    )  # fmt: skip
+    assert_refused(proc, "limit")
+    proc = run_cli("analysis.align", "--audio", files["speech"], "--out", tmp_path / "a.TextGrid")
+    assert_refused(proc, "limit")
+    assert list(tmp_path.iterdir()) == []
