@@ -14,7 +14,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from lipmem_app.context import EXAMPLE_IDENTITIES, AppContext
+from lipmem_app.components import face_image as face_image_input
+from lipmem_app.context import CACHE_MAX_AGE_S, CACHE_SWEEP_S, EXAMPLE_IDENTITIES, AppContext
 from lipmem_app.generate import ORACLE
 from lipmem_app.handlers import Handlers
 from lipmem_app.inputs import FACE_SOURCES, SPEECH_SOURCES
@@ -56,7 +57,7 @@ def _generate_tab(
             face_source = gr.Radio(list(FACE_SOURCES), value=FACE_SOURCES[0], label="Face")
             example = gr.Dropdown(examples, value=examples[0], label="Example SynthTalk identity")
             preview = gr.Image(label="Identity", height=180, interactive=False, show_label=False)
-            face_image = gr.Image(type="filepath", label="Face image", visible=False)
+            face_image = face_image_input(label="Face image", visible=False)
             face_video = gr.Video(label="Face video", visible=False)
             speech_source = gr.Radio(list(SPEECH_SOURCES), value=SPEECH_SOURCES[0], label="Speech")
             text = gr.Textbox(
@@ -315,7 +316,10 @@ def build_demo(
     generators = ctx.list_checkpoints()
     examples = list(EXAMPLE_IDENTITIES)
 
-    with gr.Blocks(title="LipMem: Audio-Lip Memory explorer") as demo:
+    # Uploads and outputs expire (context.CACHE_MAX_AGE_S): the cache never grows without bound.
+    with gr.Blocks(
+        title="LipMem: Audio-Lip Memory explorer", delete_cache=(CACHE_SWEEP_S, CACHE_MAX_AGE_S)
+    ) as demo:
         clip_state = gr.State(None)
         with gr.Column(elem_classes="lm-header"):
             gr.Markdown(INTRO)

@@ -19,6 +19,7 @@ CLI: `python -m analysis.align --audio FILE [--text "..."] [--backend ...] --out
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import subprocess
@@ -31,8 +32,10 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from lipmem_core import cli
 from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import AlignmentError, LipMemError
+from lipmem_core.limits import MAX_ALIGN_SECONDS, MIN_SPEECH_PEAK
 from lipmem_core.phones import SILENCE, Interval
 
 from .tables import phone_table
@@ -44,7 +47,6 @@ BACKENDS = ("espeak", "pocketsphinx", "mfa")
 _PAD_SECONDS = 0.3
 _PAD_NOISE = 1e-4  # std of the padding noise: audible silence, not digital zero
 _PS_FRAME_RATE = 100  # PocketSphinx frames per second (its default -frate)
-_MIN_PEAK = 1e-3  # below this peak amplitude a clip holds no speech
 
 
 @dataclass
@@ -169,7 +171,7 @@ def _check_speech(audio: np.ndarray) -> np.ndarray:
         raise AlignmentError(
             f"expected mono audio (n_samples,), got shape {audio.shape}; load it with audio.load_audio"
         )
-    if len(audio) < SAMPLE_RATE // 10 or float(np.abs(audio).max(initial=0.0)) < _MIN_PEAK:
+    if len(audio) < SAMPLE_RATE // 10 or float(np.abs(audio).max(initial=0.0)) < MIN_SPEECH_PEAK:
         raise AlignmentError("the audio holds no speech (silent or shorter than 0.1 s)")
     return audio
 
@@ -229,7 +231,7 @@ def _read_alignment(decoder) -> tuple[list[Interval], list[Interval]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="python -m analysis.align",
         description="Align speech with its transcript and write an MFA-style TextGrid (ARPAbet, words + phones).",
     )
@@ -244,17 +246,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output .TextGrid")
     args = parser.parse_args(argv)
     try:
+        # espeak writes --audio too: both outputs are checked first and renamed into place
+        # together at the end, so a failure leaves neither (no stray WAV).
+        wav_out = args.audio if args.backend == "espeak" else None
+        cli.check_output(args.out, [] if wav_out is not None else [args.audio])
+        if wav_out is not None:
+            cli.check_output(wav_out, [args.out])
         result = _run(args, parser)
+        with contextlib.ExitStack() as outputs:
+            grid = outputs.enter_context(cli.atomic_output(args.out))
+            if wav_out is not None:
+                wav = outputs.enter_context(cli.atomic_output(wav_out))
+                sf.write(wav, result.audio, SAMPLE_RATE, subtype="PCM_16")
+            write_textgrid(result.table, grid, duration=len(result.audio) / SAMPLE_RATE)
     except LipMemError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    write_textgrid(result.table, args.out, duration=len(result.audio) / SAMPLE_RATE)
+        return cli.fail(exc)
     n = int((result.table["phone"] != SILENCE).sum())
     print(f"{args.out}: {n} phones, {len(result.audio) / SAMPLE_RATE:.2f} s; text: {result.text}")
     return 0
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Alignment:
+    """Align as the arguments say (nothing is written here; `main` writes the outputs)."""
     if args.backend == "espeak":
         # espeak's timings are exact only for speech espeak itself produced: it cannot align a
         # recording. So --audio names where the synthesised speech goes, next to its TextGrid.
@@ -266,14 +279,12 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Alignment
                 "overwritten). To align that recording use --backend pocketsphinx (or mfa); to "
                 "save the synthesised speech, give --audio a new path"
             )
-        result = align_espeak(args.text, utterance=args.out.stem)
-        if args.audio is not None:
-            sf.write(args.audio, result.audio, SAMPLE_RATE, subtype="PCM_16")
-        return result
+        return align_espeak(args.text, utterance=args.out.stem)
     if args.audio is None:
         parser.error(f"--backend {args.backend} aligns a recording: give --audio FILE")
-    from lipmem_core.audio import load_audio
+    from lipmem_core.audio import check_duration, load_audio
 
+    check_duration(args.audio, MAX_ALIGN_SECONDS)  # from the header: refused before decoding
     audio = load_audio(args.audio)
     if args.backend == "mfa":
         if not args.text:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from lipmem_core import cli
 from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import CheckpointError, CorpusError, LipMemError
 
@@ -142,13 +143,15 @@ def analyse(
 
 def write_report(report: Report, out_dir: str | Path, title: str, notes: list[str] | None = None) -> Path:
     """Write index.html (plotly.js embedded once) and every table as CSV (frames: parquet)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = cli.make_dirs(out_dir)
+    # Each file is written to a temporary name and renamed: no partial file on failure.
     for name, table in report.tables.items():
         if name == "frames":
-            table.to_parquet(out / "frames.parquet", index=False)
+            with cli.atomic_output(out / "frames.parquet") as tmp:
+                table.to_parquet(tmp, index=False)
         else:
-            table.to_csv(out / f"{name}.csv", index=not isinstance(table.index, pd.RangeIndex))
+            with cli.atomic_output(out / f"{name}.csv") as tmp:
+                table.to_csv(tmp, index=not isinstance(table.index, pd.RangeIndex))
     stats = report.tables["statistics"]
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
@@ -169,9 +172,7 @@ def write_report(report: Report, out_dir: str | Path, title: str, notes: list[st
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
     files = ", ".join(sorted(p.name for p in out.iterdir() if p.suffix in (".csv", ".parquet")))
     parts += [f"<h2>Tables</h2><p>{html.escape(files)}</p>", "</body></html>"]
-    page = out / "index.html"
-    page.write_text("\n".join(parts), encoding="utf-8")
-    return page
+    return cli.write_text_atomic(out / "index.html", "\n".join(parts))
 
 
 def _load_generator(path: Path):
@@ -205,11 +206,13 @@ def _read_identity(path: Path) -> np.ndarray:
 
 
 def _audio_clip(args: argparse.Namespace) -> tuple[Clip, list[str]]:
-    from lipmem_core.audio import load_audio
+    from lipmem_core.audio import check_duration, load_audio
+    from lipmem_core.limits import MAX_ALIGN_SECONDS
 
     from .align import align_pocketsphinx
     from .textgrids import read_textgrid
 
+    check_duration(args.audio, MAX_ALIGN_SECONDS)  # from the header: refused before decoding
     audio = load_audio(args.audio)
     utt = args.audio.stem
     if args.textgrid is not None:
@@ -244,7 +247,7 @@ def _corpus_clips(root: Path, split: str, max_clips: int | None) -> tuple[list[C
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m analysis.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="generator checkpoint directory")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--audio", type=Path, help="one speech file to analyse")
@@ -257,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         "--oov", choices=("error", "espeak"), default="error", help="words missing from CMUdict"
     )
     parser.add_argument("--split", default="test", help="corpus split (with --data)")
-    parser.add_argument("--max-clips", type=int, help="analyse only the first N clips of the split")
+    parser.add_argument(
+        "--max-clips", type=cli.positive_int, help="analyse only the first N clips of the split"
+    )
     parser.add_argument("--identity", type=Path, help="face crop for the slot gallery")
     parser.add_argument("--seed", type=int, default=0, help="seed of the UMAP maps and the default identity")
     parser.add_argument(
@@ -268,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is not None and (args.text or args.textgrid):
         parser.error("--text and --textgrid go with --audio; a corpus brings its own phones.TextGrid")
     try:
+        reads = [args.checkpoint, args.audio, args.data, args.textgrid, args.identity]
+        cli.check_output(args.out, reads, kind="dir")
         model, metadata = _load_generator(args.checkpoint)
         if args.audio is not None:
             clip, notes = _audio_clip(args)
@@ -289,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         page = write_report(report, args.out, f"LipMem memory analysis: {args.checkpoint.name}", notes)
     except LipMemError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return cli.fail(exc)
     stats = report.tables["statistics"].iloc[0]
     print(
         f"{page}: {int(stats['n_frames'])} frames, PNMI {stats['pnmi']:.3f}, used slots {int(stats['used_slots'])}"

@@ -39,7 +39,10 @@ def read_textgrid(path: str | Path, utterance: str | None = None, speaker: str |
     try:
         tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=True, reportingMode="silence")
     except Exception as exc:  # praatio raises many types (ValueError, IndexError, its own) on bad files
-        raise AlignmentError(f"{path} is not a readable TextGrid ({type(exc).__name__}: {exc})") from exc
+        raise AlignmentError(
+            f"{path} is not a readable TextGrid ({type(exc).__name__}: {exc}): save it again from "
+            "Praat or the aligner (TextGrid text format), or choose PocketSphinx alignment"
+        ) from exc
     phones_name, words_name = _pick_tiers(tg.tierNames, speaker, path)
     phones_tier = tg.getTier(phones_name)
     if not isinstance(phones_tier, textgrid.IntervalTier):

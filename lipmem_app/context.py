@@ -8,19 +8,22 @@ share a path.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lipmem_core.errors import CheckpointError
+from lipmem_core.errors import CheckpointError, LipMemError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT = "lipmem-synthtalk"
@@ -34,7 +37,11 @@ EXAMPLE_IDENTITIES: dict[str, int] = {
     "Speaker E": 58,
     "Speaker F": 64,
 }
-REQUEST_DIR_MAX_AGE_S = 3600.0  # request outputs older than this are removed
+# Uploads and outputs live this long after they were written: Gradio's delete_cache removes
+# them (every CACHE_SWEEP_S) and request_dir() removes what is left of old request folders.
+CACHE_MAX_AGE_S = 900
+CACHE_SWEEP_S = 300
+REQUEST_PREFIX = "req-"
 
 
 def default_checkpoints_root() -> Path:
@@ -54,13 +61,26 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
         ) from exc
 
 
+def private_work_root() -> Path:
+    """A new folder for this process's request files, private to its user (mkdtemp: mode 0700),
+    inside Gradio's cache so outputs are served without a copy and expire with Gradio's
+    delete_cache; removed when the process exits."""
+    from gradio.utils import get_upload_folder
+
+    cache = Path(get_upload_folder())
+    cache.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="lipmem-", dir=cache))
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
 @dataclass
 class AppContext:
     """Checkpoint root, analysis assets and the caches shared by all requests."""
 
     checkpoints_root: Path = field(default_factory=default_checkpoints_root)
     analysis_dir: Path = REPO_ROOT / "assets" / "analysis"
-    work_root: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "lipmem_app")
+    work_root: Path = field(default_factory=private_work_root)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     _key_locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict, repr=False)
@@ -141,7 +161,7 @@ class AppContext:
         from lipmem_core.data.face_render import Identity
 
         if name not in EXAMPLE_IDENTITIES:
-            raise ValueError(f"unknown example identity {name!r}; choose one of {list(EXAMPLE_IDENTITIES)}")
+            raise LipMemError(f"choose an example identity: one of {', '.join(EXAMPLE_IDENTITIES)}")
         seed = EXAMPLE_IDENTITIES[name]
         return self.cached(("identity", name), lambda: Identity.sample(np.random.default_rng(seed)))
 
@@ -161,14 +181,32 @@ class AppContext:
 
     # ---- per-request directories -----------------------------------------------------------
     def request_dir(self) -> Path:
-        """A fresh directory for one request's files; old ones are swept on the way."""
+        """A fresh directory for one request's files; expired ones are swept on the way.
+
+        Request folders older than CACHE_MAX_AGE_S go (Gradio has deleted their served files
+        by then), and so do cached addressing tables that old (memory_views' cache folder).
+        """
         root = Path(self.work_root)
         root.mkdir(parents=True, exist_ok=True)
         now = time.time()
-        for old in root.iterdir():
+        for old in [*root.glob(f"{REQUEST_PREFIX}*"), *root.glob("*/*.parquet")]:
             try:
-                if now - old.stat().st_mtime > REQUEST_DIR_MAX_AGE_S:
-                    shutil.rmtree(old, ignore_errors=True)
+                if now - old.stat().st_mtime > CACHE_MAX_AGE_S:
+                    if old.is_dir():
+                        shutil.rmtree(old, ignore_errors=True)
+                    else:
+                        old.unlink(missing_ok=True)
             except OSError:
                 continue  # another request removed it first
-        return Path(tempfile.mkdtemp(prefix="req-", dir=root))
+        return Path(tempfile.mkdtemp(prefix=REQUEST_PREFIX, dir=root))
+
+    @contextlib.contextmanager
+    def request_files(self) -> Iterator[Path]:
+        """`request_dir()` for one request, removed again if the request fails (a refused
+        input leaves nothing behind); on success Gradio serves and later expires the files."""
+        directory = self.request_dir()
+        try:
+            yield directory
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise

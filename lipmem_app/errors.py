@@ -22,6 +22,17 @@ def error_title(exc: Exception) -> str:
     return " ".join([words[0]] + [w.lower() for w in words[1:]])
 
 
+# An absolute path (two or more components): the server's folders are nobody's business, and
+# core messages name files by path for the command lines' sake.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s'\"/,;:()]+/)+([^\s'\"/,;:()]*)")
+
+
+def without_paths(message: str) -> str:
+    """The message with every absolute path cut to its last component ('/tmp/gradio/x/a.png'
+    -> 'a.png'), so no error shows where the server keeps files."""
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "a folder", message)
+
+
 def user_errors(fn: F) -> F:
     """Wrap a handler so LipMemError becomes gr.Error; other exceptions stay bugs.
 
@@ -33,6 +44,6 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except LipMemError as exc:
-            raise gr.Error(str(exc), title=error_title(exc), print_exception=False) from exc
+            raise gr.Error(without_paths(str(exc)), title=error_title(exc), print_exception=False) from exc
 
     return wrapper  # type: ignore[return-value]

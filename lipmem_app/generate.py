@@ -20,7 +20,7 @@ from lipmem_app.context import EXAMPLE_IDENTITIES, AppContext
 from lipmem_app.inputs import CLIP_ID, Face, Speech
 from lipmem_app.limits import MAX_SECONDS
 from lipmem_core.config import FPS
-from lipmem_core.errors import LipMemError, NoFaceFoundError
+from lipmem_core.errors import LipMemError
 from lipmem_core.phones import Interval
 
 ORACLE = "Oracle renderer (SynthTalk ground truth)"
@@ -104,14 +104,8 @@ def run_model(
         face_is_crop=is_crop,
         max_seconds=MAX_SECONDS,
     )
-    if result.n_frames and result.faceless_frames == result.n_frames:
-        # The pipeline passes faceless frames through; a video with none at all would come
-        # back unchanged, which is a failed request, not a result.
-        raise NoFaceFoundError(
-            "no face was found in any frame of the video: upload a video where a face is clearly "
-            "visible, frontal and not too small, or choose an example identity"
-        )
-    # The pipeline's notices include the out-of-domain warning for real photos and videos.
+    # A video with no face in any frame and silent speech are refused by the pipeline itself
+    # (the same rule as the CLI). The pipeline's notices include the out-of-domain warning for real photos and videos.
     name = ctx.checkpoint_dir(checkpoint).name
     return Clip(
         str(result.out_path),

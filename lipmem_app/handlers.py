@@ -93,15 +93,16 @@ class Handlers:
         face = resolve_face(face_source, example, image, video)
         progress(0.02, desc="preparing the speech")
         speech = resolve_speech(speech_source, text, voice, audio)
-        out_path = self.ctx.request_dir() / "lipmem.mp4"
 
         def report(fraction: float, desc: str) -> None:
             progress(fraction, desc=desc)
 
-        if checkpoint == ORACLE:
-            clip = render_oracle(self.ctx, face, speech, out_path, report)
-        else:
-            clip = run_model(self.ctx, face, speech, checkpoint, use_memory, out_path, report)
+        with self.ctx.request_files() as directory:
+            out_path = directory / "lipmem.mp4"
+            if checkpoint == ORACLE:
+                clip = render_oracle(self.ctx, face, speech, out_path, report)
+            else:
+                clip = run_model(self.ctx, face, speech, checkpoint, use_memory, out_path, report)
         progress(0.95, desc="drawing the addressing timeline")
         return clip.video, clip_timeline(self.ctx, clip), notices_markdown(clip), clip
 
@@ -151,10 +152,12 @@ class Handlers:
         return mv.heatmap_figure(analysis, statistic, level)
 
     @user_errors
-    def slot_details(self, analysis: mv.Analysis | None, slot: float, identity: str):
+    def slot_details(self, analysis: mv.Analysis | None, slot: float | None, identity: str):
         """A slot's lip image (its value decoded for an identity) and the phones it answers to."""
         if analysis is None:
             raise LipMemError("nothing analysed yet: press 'Analyse' first")
+        if slot is None:  # the number field was cleared
+            raise LipMemError("type a slot number (0 is the first slot)")
         checkpoint = analysis.checkpoint or None
         face = self._face_for(checkpoint, identity)
         image = sv.gallery_images(self.ctx, checkpoint, face, [int(slot)])[0]
@@ -191,8 +194,9 @@ class Handlers:
         """A hand-made slot (or phone) sequence -> (silent MP4, image strip, steps table)."""
         progress(0.1, desc="decoding the steered lips")
         face = self._face_for(checkpoint, identity)
-        out = self.ctx.request_dir() / "steered.mp4"
-        video, strip, steps = sv.steer(self.ctx, checkpoint, face, sequence, int(frames_per_step), out)
+        with self.ctx.request_files() as directory:
+            out = directory / "steered.mp4"
+            video, strip, steps = sv.steer(self.ctx, checkpoint, face, sequence, int(frames_per_step), out)
         return str(video), strip, steps
 
     # ---- Model card tab --------------------------------------------------------------------

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lipmem_app.limits import check_media, check_size, check_text
+from lipmem_app.limits import check_image, check_media, check_text
+from lipmem_core.audio import check_speech
 from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import AudioDecodeError, LipMemError, VideoDecodeError
 
@@ -20,7 +21,6 @@ SPEECH_SOURCES = ("Text", "Audio (upload or record)")
 FACE_SOURCES = ("Example identity", "Image", "Video")
 DEFAULT_VOICE = "en-us"
 CLIP_ID = "clip"  # utterance id of a single clip in frame and phone tables
-MIN_PEAK = 1e-3  # below this (-60 dBFS) a recording holds no usable speech
 
 
 @dataclass
@@ -48,16 +48,6 @@ class Face:
     @property
     def is_synthtalk(self) -> bool:
         return self.source == FACE_SOURCES[0]
-
-
-def check_speech(audio: np.ndarray) -> np.ndarray:
-    """A recording must hold sound: all-silent input would only animate a closed mouth."""
-    if audio.size == 0 or float(np.abs(audio).max()) < MIN_PEAK:
-        raise AudioDecodeError(
-            "the audio is silent (no sound above -60 dBFS): record again closer to the "
-            "microphone, or upload a file with speech"
-        )
-    return audio
 
 
 def resolve_speech(source: str, text: str | None, voice: str | None, audio_path: str | None) -> Speech:
@@ -91,7 +81,7 @@ def resolve_face(source: str, example: str | None, image_path: str | None, video
             raise VideoDecodeError(
                 "no image was given: upload a photo of a face, or choose an example identity"
             )
-        return Face(source, path=check_size(image_path))
+        return Face(source, path=check_image(image_path))
     if source == FACE_SOURCES[2]:
         if not video_path:
             raise VideoDecodeError(

@@ -1,25 +1,22 @@
 """Upload limits, checked from file headers before anything is decoded.
 
-A 20-minute recording must be refused in milliseconds, not after decoding it: durations come
-from container metadata (soundfile's header, PyAV's container duration), never from samples.
+The app's own limits (duration, upload size, typed text) are here; the limits every entry point
+shares (image side, working size) are in lipmem_core/limits.py, and the header readers in
+lipmem_core/audio.py (`media_duration`, re-exported here) and lipmem_core/video.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lipmem_core.errors import (
-    AudioDecodeError,
-    InputTooLongError,
-    LipMemError,
-    SpeechSynthesisError,
-    VideoDecodeError,
-)
+from lipmem_core.audio import check_duration
+from lipmem_core.errors import InputTooLongError, LipMemError, SpeechSynthesisError
+from lipmem_core.limits import MAX_IMAGE_SIDE
+from lipmem_core.video import check_frame_size, image_size
 
 MAX_SECONDS = 60.0  # longest audio or video accepted
 MAX_UPLOAD_MB = 50  # also given to Gradio's launch(max_file_size=...)
 MAX_TEXT_CHARS = 600  # typed text: ~60 s of speech at 160 words per minute
-MAX_IMAGE_SIDE = 4096  # pixels
 
 LIMITS_MARKDOWN = (
     f"Limits: audio and video up to **{MAX_SECONDS:.0f} s** and **{MAX_UPLOAD_MB} MB**; "
@@ -40,49 +37,16 @@ def check_size(path: str | Path) -> Path:
     return p
 
 
-def media_duration(path: str | Path, what: str = "audio") -> float:
-    """Seconds of audio/video from the file header (no decoding); raises if unreadable."""
-    p = Path(path)
-    error = VideoDecodeError if what == "video" else AudioDecodeError
-    import soundfile
-
-    try:
-        return float(soundfile.info(str(p)).duration)
-    except Exception:  # not a format libsndfile knows: ask FFmpeg (PyAV) below
-        pass
-    import av
-
-    try:
-        with av.open(str(p)) as container:
-            if container.duration is not None:
-                return container.duration / 1_000_000  # AV_TIME_BASE units
-            streams = [s for s in container.streams if s.type in ("audio", "video")]
-            if not streams:
-                raise error(f"{p.name} holds no audio or video stream: upload a recording")
-            s = streams[0]
-            if s.duration is not None and s.time_base is not None:
-                return float(s.duration * s.time_base)
-            # No duration in the header (some raw streams): sum packet durations (no decoding).
-            ticks = sum(packet.duration or 0 for packet in container.demux(s))
-            return float(ticks * s.time_base) if s.time_base is not None else 0.0
-    except (AudioDecodeError, VideoDecodeError):
-        raise
-    except Exception as exc:  # PyAV raises many codec-specific errors
-        raise error(
-            f"{p.name} is not a readable {what} file ({type(exc).__name__}): "
-            "upload a WAV, MP3, FLAC, OGG or M4A recording, or an MP4/WebM/MOV video"
-        ) from exc
-
-
 def check_media(path: str | Path, what: str = "audio") -> float:
     """Size and duration limits for an uploaded recording; returns its duration in seconds."""
+    return check_duration(check_size(path), MAX_SECONDS, what)
+
+
+def check_image(path: str | Path) -> Path:
+    """Upload size and pixel size (from the header: nothing is decoded) of a face image."""
     p = check_size(path)
-    seconds = media_duration(p, what)
-    if seconds > MAX_SECONDS:
-        raise InputTooLongError(
-            f"the {what} is {seconds:.0f} s long; the limit is {MAX_SECONDS:.0f} s: trim it and upload again"
-        )
-    return seconds
+    check_frame_size(*image_size(p), "image")
+    return p
 
 
 def check_text(text: str) -> str:

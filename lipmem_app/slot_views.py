@@ -146,6 +146,11 @@ def best_slots(ctx: AppContext, checkpoint: str | None) -> dict[str, int]:
     return {str(p): int(row.to_numpy().argmax()) for p, row in counts.iterrows()}
 
 
+def _is_number(token: str) -> bool:
+    """A slot number: ASCII digits only ('²' and other Unicode digits are not int()-able)."""
+    return token.isascii() and token.isdigit()
+
+
 def parse_sequence(
     text: str, n_slots: int, phone_slots: dict[str, int] | None, frames_per_step: int
 ) -> Steering:
@@ -167,7 +172,7 @@ def parse_sequence(
             raise LipMemError(f"{token!r}: write a frame count as '*N', e.g. '12*6'") from None
         if not 1 <= frames <= 100:
             raise LipMemError(f"{token!r}: frames per step must be between 1 and 100")
-        if head.isdigit():
+        if _is_number(head):
             slot = int(head)
             if slot >= n_slots:
                 raise LipMemError(f"slot {slot} does not exist: this memory has slots 0..{n_slots - 1}")
@@ -197,7 +202,7 @@ def steer(
 
     model = decoding_model(ctx, checkpoint)
     n_slots = model.cfg.n_slots
-    needs_phones = any(not t.partition("*")[0].isdigit() for t in re.split(r"[\s,;]+", text or "") if t)
+    needs_phones = any(not _is_number(t.partition("*")[0]) for t in re.split(r"[\s,;]+", text or "") if t)
     steering = parse_sequence(
         text, n_slots, best_slots(ctx, checkpoint) if needs_phones else None, frames_per_step
     )

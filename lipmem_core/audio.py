@@ -16,6 +16,7 @@ import numpy as np
 
 from lipmem_core.config import MEL_FRAMES_PER_VIDEO_FRAME, MEL_HOP, SAMPLE_RATE, SAMPLES_PER_FRAME
 from lipmem_core.errors import AudioDecodeError
+from lipmem_core.limits import MIN_SPEECH_PEAK
 
 PREEMPHASIS = 0.97
 N_FFT = 800
@@ -108,6 +109,69 @@ def load_audio(path: str | Path) -> np.ndarray:
     if data.size == 0:
         raise AudioDecodeError(f"{p.name} holds no audio samples")
     return to_model_rate(data, sr)
+
+
+def check_speech(audio: np.ndarray) -> np.ndarray:
+    """The one rule for silent input (app and CLIs alike): a recording whose peak stays below
+    MIN_SPEECH_PEAK (-60 dBFS) holds no speech and would only animate a closed mouth."""
+    if audio.size == 0 or float(np.abs(audio).max()) < MIN_SPEECH_PEAK:
+        raise AudioDecodeError(
+            "the audio is silent (no sound above -60 dBFS): record again closer to the "
+            "microphone, or use a file with speech"
+        )
+    return audio
+
+
+def media_duration(path: str | Path, what: str = "audio") -> float:
+    """Seconds of audio/video from the file header (no decoding); raises if unreadable.
+
+    A 20-minute recording must be refused in milliseconds, not after decoding it: durations
+    come from container metadata (soundfile's header, PyAV's container duration).
+    """
+    from lipmem_core.errors import VideoDecodeError
+
+    p = Path(path)
+    error = VideoDecodeError if what == "video" else AudioDecodeError
+    import soundfile
+
+    try:
+        return float(soundfile.info(str(p)).duration)
+    except Exception:  # not a format libsndfile knows: ask FFmpeg (PyAV) below
+        pass
+    import av
+
+    try:
+        with av.open(str(p)) as container:
+            if container.duration is not None:
+                return container.duration / 1_000_000  # AV_TIME_BASE units
+            streams = [s for s in container.streams if s.type in ("audio", "video")]
+            if not streams:
+                raise error(f"{p.name} holds no audio or video stream: give a recording")
+            s = streams[0]
+            if s.duration is not None and s.time_base is not None:
+                return float(s.duration * s.time_base)
+            # No duration in the header (some raw streams): sum packet durations (no decoding).
+            ticks = sum(packet.duration or 0 for packet in container.demux(s))
+            return float(ticks * s.time_base) if s.time_base is not None else 0.0
+    except (AudioDecodeError, VideoDecodeError):
+        raise
+    except Exception as exc:  # PyAV raises many codec-specific errors
+        raise error(
+            f"{p.name} is not a readable {what} file ({type(exc).__name__}): "
+            "use a WAV, MP3, FLAC, OGG or M4A recording, or an MP4/WebM/MOV video"
+        ) from exc
+
+
+def check_duration(path: str | Path, limit_seconds: float, what: str = "audio") -> float:
+    """The file's duration from its header; InputTooLongError above `limit_seconds`."""
+    from lipmem_core.errors import InputTooLongError
+
+    seconds = media_duration(path, what)
+    if seconds > limit_seconds:
+        raise InputTooLongError(
+            f"the {what} is {seconds:.0f} s long; the limit is {limit_seconds:.0f} s: trim it"
+        )
+    return seconds
 
 
 def num_frames(n_samples: int) -> int:

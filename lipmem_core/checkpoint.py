@@ -12,12 +12,21 @@ The model's constructor takes exactly the stored ModelConfig, so a checkpoint re
 Saving writes a temporary sibling directory and renames it into place, so a crash never leaves
 a half-written checkpoint under the final name. Loading is strict: keys, shapes and the sha256
 must all match, otherwise CheckpointError says what is wrong.
+
+config.json is covered too: "config_sha256" is the sha256 of its other fields (canonical JSON),
+and model_config's types and ranges (INT_RANGES, FLOAT_RANGES, MAX_PARAMETERS) are checked
+before a model is built, so a damaged file can never ask for a petabyte allocation. A local
+path that does not exist is reported as missing; only "owner/name@COMMIT" is fetched from the
+Hugging Face Hub, at that pinned commit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -48,7 +57,34 @@ KINDS: dict[str, type[nn.Module]] = {
 DTYPES = ("float32", "float16", "int8")
 SCALE_SUFFIX = ":scale"  # ':' never occurs in a PyTorch parameter name
 _INT8_MIN_NUMEL = 1024  # smaller tensors gain nothing from int8
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# A Hub id is "owner/name@revision"; the revision must be a full commit hash, so what is
+# loaded can never change under the same name (a branch or tag can be moved).
+_HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[^/]*))?$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+CONFIG_SHA_KEY = "config_sha256"  # sha256 of config.json's other fields (see _config_digest)
+# Largest model a config.json may ask for, checked on PyTorch's "meta" device (no memory)
+# before the real model is built: 250 M parameters = 1 GB in float32 (the paper preset has 51 M).
+MAX_PARAMETERS = 250_000_000
+# Integer fields of ModelConfig and their accepted ranges (tuples: each element). A config.json
+# outside them is refused before anything is built; the ranges are far beyond any sensible model.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "img_size": (16, 1024),
+    "n_frames": (1, 64),
+    "mel_bins": (1, 512),
+    "mel_window": (1, 256),
+    "dim": (1, 8192),
+    "n_slots": (1, 65536),
+    "face_widths": (1, 8192),
+    "stem_stride": (1, 2),
+    "enc_res": (0, 16),
+    "dec_res": (0, 16),
+    "audio_width": (1, 8192),
+    "lip_width": (1, 8192),
+    "disc_width": (1, 8192),
+    "sync_dim": (1, 8192),
+    "sync_width": (1, 8192),
+}
+FLOAT_RANGES: dict[str, tuple[float, float]] = {"kappa": (0.0, 1e4), "fusion_dropout": (0.0, 1.0)}
 
 
 @dataclass
@@ -110,8 +146,9 @@ def save_checkpoint(
         "sha256": hashlib.sha256(blob).hexdigest(),
     }
     try:
+        config[CONFIG_SHA_KEY] = _config_digest(config)
         config_text = json.dumps(config, indent=2, sort_keys=True)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint metadata must be JSON-serialisable: {exc}") from exc
 
     final = Path(directory)
@@ -159,26 +196,71 @@ def _dequantize(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _config_digest(config: dict[str, Any]) -> str:
+    """sha256 of config.json's fields other than CONFIG_SHA_KEY, as canonical JSON (sorted
+    keys, no whitespace), so reformatting the file keeps it valid and changing a value does not."""
+    rest = {k: v for k, v in config.items() if k != CONFIG_SHA_KEY}
+    canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _looks_local(text: str) -> bool:
+    """True for what can only be meant as a path: explicit (./, ../, /, ~, a backslash), more
+    than one '/', a file name, or a first component that exists here (`checkpoints/x`)."""
+    if text.startswith((".", "/", "~")) or "\\" in text or text.count("/") != 1:
+        return True
+    first, _, last = text.partition("/")
+    return Path(first).exists() or last in (CONFIG_NAME, WEIGHTS_NAME)
+
+
+def _missing_local(p: Path) -> CheckpointError:
+    """A CheckpointError for a local path that does not exist, naming close siblings."""
+    parent = p.parent if str(p.parent) else Path(".")
+    hint = ""
+    if parent.is_dir():
+        siblings = sorted(d.name for d in parent.iterdir() if (d / CONFIG_NAME).is_file())
+        close = difflib.get_close_matches(p.name, siblings, n=3, cutoff=0.6)
+        if close:
+            hint = f"; did you mean {', '.join(str(parent / c) for c in close)}?"
+        elif siblings:
+            hint = f"; {parent} holds {', '.join(siblings[:8])}"
+    return CheckpointError(
+        f"no checkpoint at {str(p)!r}: give a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}{hint}"
+    )
+
+
 def _resolve(path_or_hub_id: str | Path) -> Path:
-    """A local checkpoint directory (or a file inside it), else a Hugging Face Hub snapshot."""
+    """A local checkpoint directory (or a file inside it), else a Hugging Face Hub snapshot.
+
+    Anything that looks like a path is treated as one (and reported missing when absent);
+    only "owner/name@COMMIT" goes to the Hub, at that pinned commit.
+    """
     p = Path(path_or_hub_id)
     if p.is_file() and p.name in (CONFIG_NAME, WEIGHTS_NAME):
         return p.parent
     if p.is_dir():
         return p
     text = str(path_or_hub_id)
-    if not _HUB_ID.match(text) or p.exists():
+    match = _HUB_ID.match(text)
+    if p.exists() or match is None or _looks_local(text):
+        raise _missing_local(p)
+    repo, revision = match["repo"], match["revision"]
+    if revision is None or not _COMMIT.match(revision):
         raise CheckpointError(
-            f"no checkpoint at {text!r}: give a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}"
+            f"{text!r} is not a local directory; as a Hugging Face Hub id it needs a pinned "
+            f"revision, {repo}@COMMIT with the full 40-hex commit id, so the weights cannot change "
+            "under the same name"
         )
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id=text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
+        return Path(
+            snapshot_download(repo_id=repo, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME])
+        )
     except Exception as exc:  # offline, missing repo, auth: all end the same way for the user
         raise CheckpointError(
             f"{text!r} is not a local directory and could not be fetched from the Hugging Face Hub "
-            f"({type(exc).__name__}: {exc}). Check the path, or download the checkpoint while online."
+            f"({type(exc).__name__}). Check the path, or download the checkpoint while online."
         ) from exc
 
 
@@ -195,7 +277,98 @@ def _read_config(directory: Path) -> dict[str, Any]:
     for key in ("model_config", "sha256"):
         if key not in config:
             raise CheckpointError(f"{cfg_path} lacks {key!r}: re-save the model with save_checkpoint")
+    # Checkpoints saved before config_sha256 existed carry none; every checkpoint saved since
+    # (and every shipped one) does, so an edited or damaged config.json is caught here.
+    stored = config.get(CONFIG_SHA_KEY)
+    if stored is not None:
+        try:
+            digest = _config_digest(config)
+        except ValueError as exc:  # NaN or infinity in the JSON
+            raise CheckpointError(f"{cfg_path} holds a non-finite number: the file is damaged") from exc
+        if stored != digest:
+            raise CheckpointError(
+                f"{cfg_path} does not match its {CONFIG_SHA_KEY}: the file was modified or damaged; "
+                "copy the checkpoint again"
+            )
     return config
+
+
+def _inside_preset_envelope(cfg: ModelConfig) -> bool:
+    """True when no size field exceeds the larger of the `paper` and `cpu` presets' values
+    (face_widths: at most as many stages, each at most the widest). Parameter counts only grow
+    with these fields, and the envelope itself builds 86 M parameters (measured), so such a
+    config needs no parameter count."""
+    presets = (ModelConfig.paper(), ModelConfig.cpu())
+    for name in INT_RANGES:
+        value = getattr(cfg, name)
+        limits = [getattr(p, name) for p in presets]
+        if isinstance(value, tuple):
+            if len(value) > max(map(len, limits)) or max(value) > max(max(t) for t in limits):
+                return False
+        elif value > max(limits):
+            return False
+    return True
+
+
+def _model_config(config: dict[str, Any], cfg_path: Path) -> ModelConfig:
+    """The ModelConfig of config.json, its types and ranges checked before anything is built."""
+    fields = config["model_config"]
+    if not isinstance(fields, dict):
+        raise CheckpointError(f"{cfg_path}: 'model_config' must be an object")
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    for name, value in fields.items():
+        if name not in defaults:
+            continue  # ModelConfig.from_dict names unknown fields
+        default = defaults[name]
+        ok = True
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        elif isinstance(default, tuple):
+            ok = (
+                isinstance(value, list)
+                and bool(value)
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            )
+        if not ok:
+            raise CheckpointError(
+                f"{cfg_path}: model_config.{name} = {json.dumps(value)[:40]} has the wrong type "
+                f"(expected {type(default).__name__} like {json.dumps(default)}): the file is damaged"
+            )
+        lo, hi = INT_RANGES.get(name) or FLOAT_RANGES.get(name) or (None, None)
+        values = value if isinstance(value, list) else [value]
+        if lo is not None and not all(lo <= v <= hi for v in values):
+            raise CheckpointError(
+                f"{cfg_path}: model_config.{name} = {json.dumps(value)[:40]} is outside [{lo}, {hi}]: "
+                "the file is damaged"
+            )
+    try:
+        model_cfg = ModelConfig.from_dict(fields)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{cfg_path}: {exc}") from exc
+    if _inside_preset_envelope(model_cfg):
+        return model_cfg
+    # Larger than both presets somewhere: count the parameters on the meta device (shapes
+    # only, no memory) before allocating. Not done for every load because PyTorch's first
+    # meta-device operation costs about 2 s (it imports its decompositions).
+    try:
+        with torch.device("meta"):
+            probe = KINDS[config["kind"]](model_cfg)
+    except Exception as exc:  # an inconsistent combination of fields the constructor rejects
+        raise CheckpointError(
+            f"{cfg_path}: its model_config does not describe a buildable {config['kind']} "
+            f"({type(exc).__name__}: {exc}): the file is damaged"
+        ) from exc
+    n_params = sum(t.numel() for t in (*probe.parameters(), *probe.buffers()))
+    if n_params > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{cfg_path}: its model_config asks for {n_params / 1e6:,.0f} M parameters, more than "
+            f"the {MAX_PARAMETERS / 1e6:.0f} M LipMem loads: the file is damaged or not a LipMem model"
+        )
+    return model_cfg
 
 
 def load_checkpoint(path_or_hub_id: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
@@ -207,6 +380,7 @@ def load_checkpoint(path_or_hub_id: str | Path, device: str | torch.device = "cp
     """
     directory = _resolve(path_or_hub_id)
     config = _read_config(directory)
+    model_cfg = _model_config(config, directory / CONFIG_NAME)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"{directory} has no {WEIGHTS_NAME}: the checkpoint is incomplete")
@@ -221,11 +395,6 @@ def load_checkpoint(path_or_hub_id: str | Path, device: str | torch.device = "cp
     except Exception as exc:  # safetensors raises its own error type on malformed headers
         raise CheckpointError(f"{weights} is not a readable safetensors file ({exc})") from exc
     state = _dequantize(state)
-    try:
-        model_cfg = ModelConfig.from_dict(config["model_config"])
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from exc
-
     model = KINDS[config["kind"]](model_cfg)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

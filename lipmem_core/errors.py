@@ -39,3 +39,7 @@ class AlignmentError(LipMemError):
 
 class InputTooLongError(LipMemError):
     """An input exceeds a stated limit (duration or size)."""
+
+
+class OutputPathError(LipMemError):
+    """An output path would overwrite an input, or cannot be written."""

@@ -18,7 +18,6 @@ Results go to one JSON file with the exact command, so docs/RESULTS.md can be re
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import math
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lipmem_core import metrics
+from lipmem_core import cli, metrics
 from lipmem_core.audio import clip_mel_window, mel_windows, melspectrogram
 from lipmem_core.checkpoint import load_checkpoint
 from lipmem_core.data import corpus
@@ -374,31 +373,32 @@ def _fmt(v: float | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m lipmem_core.evaluate", description=__doc__.splitlines()[0])
+    p = cli.Parser(prog="python -m lipmem_core.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="generator checkpoint directory")
     p.add_argument("--data", required=True, help="corpus root (SynthTalk layout)")
     p.add_argument("--split", default="test", help="manifest split to evaluate (default: test)")
     p.add_argument("--out", required=True, type=Path, help="results.json to write")
     p.add_argument("--syncnet", default=None, help="SyncNet checkpoint: adds LSE-D, LSE-C and AV offset")
     p.add_argument("--oracle", default=None, help="mouth-oracle checkpoint: adds the mouth-shape error")
-    p.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N clips")
+    p.add_argument("--max-clips", type=cli.positive_int, default=None, help="evaluate only the first N clips")
     p.add_argument("--seed", type=int, default=0, help="seed of the untrained (random-init) row")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--threads", type=cli.positive_int, default=None, help="torch CPU threads (default: torch's)"
+    )
     p.add_argument("--quiet", action="store_true", help="no per-clip progress")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        cli.check_output(args.out, [args.checkpoint, args.data, args.syncnet, args.oracle])
         result = evaluate(
             args.checkpoint, args.data, args.split, args.syncnet, args.oracle, args.max_clips, args.seed,
             progress=not args.quiet,
         )  # fmt: skip
+        result = {"command": shlex.join(["python", "-m", "lipmem_core.evaluate", *argv]), **result}
+        cli.write_text_atomic(args.out, json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
     except LipMemError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    result = {"command": shlex.join(["python", "-m", "lipmem_core.evaluate", *argv]), **result}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
+        return cli.fail(exc)
     for row in result["rows"]:
         mem = row["memory"] or {}
         cells = [(k, row[k]) for k in ("psnr", "ssim", "mouth_mae", "lse_d", "lse_c", "offset_zero_share")]

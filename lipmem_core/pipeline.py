@@ -31,13 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import load_audio, mel_windows, melspectrogram
+from .audio import check_speech, load_audio, mel_windows, melspectrogram
 from .config import FPS, SAMPLE_RATE
 from .encoders import identity_input
 from .errors import CheckpointError, InputTooLongError, LipMemError, NoFaceFoundError
 from .face import FaceTracker, crop_face, full_frame_box, mouth_mask, paste_mouth, still_box
+from .limits import WORK_SIDE
 from .model import LipMemGenerator
-from .video import FrameReader, VideoWriter, frame_count_for_audio, is_image_path, read_image
+from .video import FrameReader, VideoWriter, frame_count_for_audio, image_size, is_image_path, read_image
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "lipmem-synthtalk"
 REAL_DATA_WORDS = ("lrs2", "lrs3", "lrw", "vox", "preprocess", "real")
@@ -89,23 +90,31 @@ class _FaceSource:
     def __init__(self, face: str | os.PathLike | np.ndarray):
         self.reader: FrameReader | None = None
         self.path: Path | None = None
+        self.source_size: tuple[int, int] | None = None  # the file's (width, height) when downscaled
+        width = height = None
         if isinstance(face, np.ndarray):
             clip = face if face.ndim == 4 else face[None]
             if clip.ndim != 4 or clip.shape[-1] != 3 or clip.dtype != np.uint8:
                 raise LipMemError(f"face array must be uint8 (H, W, 3) or (N, H, W, 3), got {face.shape}")
             self.clip, self.fps = clip, float(FPS)
         else:
+            # Files are checked against MAX_IMAGE_SIDE from their headers and decoded at most
+            # WORK_SIDE a side (video.read_image, video.FrameReader).
             self.path = Path(face)
             if is_image_path(self.path):
-                self.clip, self.fps = read_image(self.path)[None], float(FPS)
+                self.clip, self.fps = read_image(self.path, max_side=WORK_SIDE)[None], float(FPS)
+                width, height = image_size(self.path)
             else:
-                self.reader = FrameReader(self.path)
+                self.reader = FrameReader(self.path, max_side=WORK_SIDE)
                 self.clip, self.fps = None, self.reader.info.fps
+                width, height = self.reader.source_info.width, self.reader.source_info.height
         if self.reader is not None:
             info = self.reader.info
             self.n, self.height, self.width = info.n_frames, info.height, info.width
         else:
             self.n, self.height, self.width = self.clip.shape[:3]
+        if width is not None and (width, height) != (self.width, self.height):
+            self.source_size = (width, height)
         self.still = self.n == 1
 
     def frames(self, idx: np.ndarray) -> list[np.ndarray]:
@@ -296,6 +305,7 @@ class TalkingFacePipeline:
             raise InputTooLongError(
                 f"the audio lasts {len(wav) / SAMPLE_RATE:.1f} s; the limit here is {max_seconds:.0f} s: trim it"
             )
+        check_speech(wav)  # silent input is an error everywhere (audio.check_speech)
         source = _FaceSource(face)
         try:
             yield from self._stream(source, wav, use_memory, face_is_crop, t, progress)
@@ -422,7 +432,7 @@ class TalkingFacePipeline:
         timings: dict[str, float] = {"encode": 0.0}
         tic_total = time.perf_counter()
         wav = load_audio(audio) if isinstance(audio, (str, os.PathLike)) else np.asarray(audio, np.float32)
-        source_fps, size = self._probe(face)
+        source_fps, size, source_size = self._probe(face)
         addressing, faceless, n_frames = [], 0, 0
         chunks = self.stream(
             face, wav, use_memory=use_memory, face_is_crop=face_is_crop, timings=timings,
@@ -438,6 +448,13 @@ class TalkingFacePipeline:
                 n_frames += len(chunk.frames)
                 if chunk.addressing is not None:
                     addressing.append(chunk.addressing)
+            if n_frames and faceless == n_frames and not face_is_crop:
+                # Faceless frames pass through; with no face anywhere the output would be the
+                # input unchanged: a failed request, not a result (the same rule as a photo).
+                raise NoFaceFoundError(
+                    "no face was found in any frame of the video: use a video where a face is "
+                    "clearly visible, frontal and not too small"
+                )
             tic = time.perf_counter()
             writer.close()
             timings["encode"] += time.perf_counter() - tic
@@ -458,6 +475,11 @@ class TalkingFacePipeline:
             notices.append("This checkpoint has no memory (the no-memory ablation): no addressing to show.")
         if writer.padded:
             notices.append("The frame size is odd; the video was padded by one pixel for H.264.")
+        if source_size is not None:
+            notices.append(
+                f"The face input is {source_size[0]} x {source_size[1]} px; it was processed and "
+                f"written at {size[1]} x {size[0]} (at most {WORK_SIDE} px a side)."
+            )
         return GenerationResult(
             out_path=out_path,
             n_frames=n_frames,
@@ -470,10 +492,11 @@ class TalkingFacePipeline:
         )
 
     @staticmethod
-    def _probe(face: str | os.PathLike | np.ndarray) -> tuple[float, tuple[int, int]]:
-        """(fps, (height, width)) of the output for this face input, without decoding it all."""
+    def _probe(face: str | os.PathLike | np.ndarray) -> tuple[float, tuple[int, int], tuple[int, int] | None]:
+        """(fps, (height, width) of the output, the input's (width, height) when it was
+        downscaled else None) for this face input, without decoding it all."""
         source = _FaceSource(face)
         try:
-            return source.fps, (source.height, source.width)
+            return source.fps, (source.height, source.width), source.source_size
         finally:
             source.close()

@@ -10,6 +10,7 @@ name and never touches an input.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import uuid
@@ -23,7 +24,8 @@ import cv2
 import numpy as np
 
 from .config import SAMPLE_RATE
-from .errors import VideoDecodeError
+from .errors import InputTooLongError, VideoDecodeError
+from .limits import MAX_IMAGE_SIDE, WORK_SIDE
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 TAIL_SLACK = 2  # frames a header may promise beyond the last decodable one
@@ -35,16 +37,67 @@ def is_image_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a still image as RGB uint8 `(H, W, 3)` (grey and alpha images are converted)."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    if data is None:
-        raise VideoDecodeError(f"image {path} does not exist: check the path")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file from its header alone (Pillow reads no pixels here)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise VideoDecodeError(
+            f"could not read image {Path(path).name}: it is corrupt or not an image; "
+            "save it again as PNG or JPEG"
+        ) from exc
+
+
+def check_frame_size(width: int, height: int, what: str) -> None:
+    """Refuse images and video frames larger than MAX_IMAGE_SIDE on either side."""
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise InputTooLongError(
+            f"the {what} is {width} x {height} px; the limit is {MAX_IMAGE_SIDE} px a side: "
+            "downscale it and try again"
+        )
+
+
+def working_size(width: int, height: int, max_side: int | None = WORK_SIDE) -> tuple[int, int]:
+    """The size a face input is processed at: unchanged up to `max_side` on the long side,
+    else scaled down to it (aspect kept)."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def read_image(path: str | os.PathLike, max_side: int | None = None) -> np.ndarray:
+    """Read a still image as RGB uint8 `(H, W, 3)` (grey and alpha images are converted).
+
+    The size is checked from the header first (MAX_IMAGE_SIDE); with `max_side`, a larger
+    image is decoded at reduced resolution (JPEG's DCT scaling, so the full-size pixels never
+    exist in memory) and resized to `working_size`.
+    """
+    if not Path(path).is_file():
+        raise VideoDecodeError(f"image {Path(path).name} does not exist: check the path")
+    width, height = image_size(path)
+    check_frame_size(width, height, "image")
+    target = working_size(width, height, max_side)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    flag = cv2.IMREAD_COLOR
+    for factor, reduced in (
+        (8, cv2.IMREAD_REDUCED_COLOR_8),
+        (4, cv2.IMREAD_REDUCED_COLOR_4),
+        (2, cv2.IMREAD_REDUCED_COLOR_2),
+    ):
+        if width // factor >= target[0] and height // factor >= target[1]:
+            flag = reduced
+            break
+    bgr = cv2.imdecode(data, flag)
     if bgr is None:
         raise VideoDecodeError(
-            f"could not decode image {path}: it is corrupt or not an image; save it again as PNG or JPEG"
+            f"could not decode image {Path(path).name}: it is corrupt or not an image; save it again as PNG or JPEG"
         )
+    if (bgr.shape[1], bgr.shape[0]) != target:
+        bgr = cv2.resize(bgr, target, interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -93,6 +146,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         raise _decode_error(path, err) from err
     if n_frames <= 0 or width <= 0 or height <= 0:
         raise VideoDecodeError(f"video {path} has no frames: pass a video with a visible face")
+    check_frame_size(width, height, "video")
     return VideoInfo(width, height, float(rate), int(n_frames), has_audio)
 
 
@@ -105,9 +159,14 @@ class FrameReader:
     same frames a straight decode would give.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, max_side: int | None = None):
         self.path = str(path)
-        self.info = probe_video(path)
+        self.source_info = probe_video(path)
+        # Frames come out at working_size: a large video is scaled by FFmpeg frame by frame,
+        # so no full-size RGB frame is ever held (info reports the delivered size).
+        width, height = working_size(self.source_info.width, self.source_info.height, max_side)
+        self.info = dataclasses.replace(self.source_info, width=width, height=height)
+        self._scaled = (width, height) != (self.source_info.width, self.source_info.height)
         try:
             self._container = av.open(self.path)
         except av.FFmpegError as err:
@@ -146,6 +205,8 @@ class FrameReader:
                 self._next = index + 1
                 if index < start:
                     continue
+                if self._scaled:
+                    frame = frame.reformat(self.info.width, self.info.height, "rgb24", interpolation="AREA")
                 out.append(frame.to_ndarray(format="rgb24"))
                 if self._next >= stop:
                     break

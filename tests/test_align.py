@@ -338,5 +338,5 @@ def test_cli_pocketsphinx_aligns_a_file_and_reports_errors(tmp_path, arctic_wav,
     out = tmp_path / "a.TextGrid"
     assert main(["--audio", str(arctic_wav), "--text", ARCTIC_TRANSCRIPT, "--out", str(out)]) == 0
     assert len(read_textgrid(out)) > 30
-    assert main(["--audio", str(arctic_wav), "--text", "qqqzzz", "--out", str(out)]) == 1
+    assert main(["--audio", str(arctic_wav), "--text", "qqqzzz", "--out", str(out)]) == 2
     assert "qqqzzz" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import soundfile as sf
 
 from lipmem_app import limits
 from lipmem_app.inputs import check_speech
+from lipmem_core.audio import media_duration
 from lipmem_core.errors import AudioDecodeError, InputTooLongError, LipMemError, SpeechSynthesisError
 
 
@@ -29,7 +30,7 @@ def test_twenty_minute_recording_is_refused(tmp_path):
 def test_duration_from_header_for_wav_and_ffmpeg_formats(tmp_path):
     wav = tmp_path / "a.wav"
     sf.write(wav, _tone(2.5), 16_000)
-    assert limits.media_duration(wav) == pytest.approx(2.5, abs=1e-3)
+    assert media_duration(wav) == pytest.approx(2.5, abs=1e-3)
     import av
 
     mp4 = tmp_path / "a.m4a"  # AAC in MP4: libsndfile cannot read it, PyAV's header can
@@ -42,7 +43,7 @@ def test_duration_from_header_for_wav_and_ffmpeg_formats(tmp_path):
             f.sample_rate, f.pts = 16_000, i
             c.mux(s.encode(f))
         c.mux(s.encode(None))
-    assert limits.media_duration(mp4) == pytest.approx(3.0, abs=0.1)
+    assert media_duration(mp4) == pytest.approx(3.0, abs=0.1)
     assert limits.check_media(mp4) == pytest.approx(3.0, abs=0.1)
 
 

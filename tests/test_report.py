@@ -107,13 +107,19 @@ def test_cli_on_a_corpus_split(checkpoint, tmp_path):
 
 
 def test_cli_bad_inputs_give_clear_errors(checkpoint, tmp_path, capsys):
-    assert main(["--checkpoint", str(tmp_path / "nope"), "--audio", "x.wav", "--out", str(tmp_path)]) == 1
+    assert main(["--checkpoint", str(tmp_path / "nope"), "--audio", "x.wav", "--out", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
     silent = tmp_path / "silent.wav"
     import soundfile as sf
 
     sf.write(silent, np.zeros(16000, np.float32), 16000)
-    assert main(["--checkpoint", str(checkpoint), "--audio", str(silent), "--out", str(tmp_path / "r")]) == 1
+    assert main(["--checkpoint", str(checkpoint), "--audio", str(silent), "--out", str(tmp_path / "r")]) == 2
     assert "no speech" in capsys.readouterr().err
-    assert main(["--checkpoint", str(checkpoint), "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 1
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(
+            ["--checkpoint", str(checkpoint), "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]
+        )
+        == 2
+    )
     assert "manifest.csv" in capsys.readouterr().err

@@ -18,7 +18,6 @@ too short) are listed with the reason in OUT/skipped.csv and summarised on stdou
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from lipmem_core import cli
 from lipmem_core.config import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from lipmem_core.errors import CorpusError, LipMemError
 from lipmem_core.phones import SILENCE, Interval
@@ -321,7 +321,7 @@ def preprocess(
     )  # fmt: skip
     if not jobs:
         raise CorpusError(f"no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) under {videos}")
-    root.mkdir(parents=True, exist_ok=True)
+    cli.make_dirs(root)
     for tmp in root.glob(f"*/*/{_TMP_PREFIX}*"):  # partial work of an interrupted run
         shutil.rmtree(tmp, ignore_errors=True)
     rows, skipped = [], []
@@ -335,7 +335,7 @@ def preprocess(
     bar.close()
     write_manifest(root, rows)
     _write_speakers(root, rows)
-    with open(root / "skipped.csv", "w", encoding="utf-8", newline="") as f:
+    with cli.atomic_output(root / "skipped.csv") as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["video", "reason"])
         w.writerows(skipped)
@@ -343,30 +343,38 @@ def preprocess(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m lipmem_core.data.preprocess", description=__doc__.split("\n\n")[0]
-    )
+    p = cli.Parser(prog="python -m lipmem_core.data.preprocess", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--videos", required=True, help="directory of videos (LRS2: the folder holding main/ or main/)"
     )
     p.add_argument("--out", required=True, help="corpus directory (created or completed)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes")
-    p.add_argument("--size", type=int, default=128, help="face crop size in pixels")
-    p.add_argument("--min-frames", type=int, default=25, help="skip videos with a shorter face run")
+    p.add_argument("--workers", type=cli.positive_int, default=os.cpu_count() or 1, help="parallel processes")
+    p.add_argument("--size", type=cli.positive_int, default=128, help="face crop size in pixels")
     p.add_argument(
-        "--alignments", default=None, help="MFA TextGrids: DIR/SPEAKER/UTT.TextGrid or DIR/UTT.TextGrid"
+        "--min-frames", type=cli.positive_int, default=25, help="skip videos with a shorter face run"
     )
-    p.add_argument("--split-lists", default=None, help="directory with pretrain/train/val/test.txt")
+    p.add_argument(
+        "--alignments",
+        type=cli.existing_dir,
+        default=None,
+        help="MFA TextGrids: DIR/SPEAKER/UTT.TextGrid or DIR/UTT.TextGrid",
+    )
+    p.add_argument(
+        "--split-lists",
+        type=cli.existing_dir,
+        default=None,
+        help="directory with pretrain/train/val/test.txt",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
+        cli.check_output(args.out, [args.videos, args.alignments, args.split_lists], kind="dir")
         rows, skipped = preprocess(
             args.videos, args.out, args.workers, args.size, args.min_frames,
             args.alignments, args.split_lists, progress=not args.quiet,
         )  # fmt: skip
     except LipMemError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return cli.fail(err)
     frames = sum(r["frames"] for r in rows)
     print(f"{len(rows)} utterances ({frames} frames, {frames / FPS / 3600:.2f} h) in {args.out}")
     if skipped:

@@ -24,7 +24,7 @@ import numpy as np
 from lipmem_core.audio import to_model_rate
 from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.data.espeak_engine import EVENT_PHONEME, EVENT_WORD, EspeakEngine
-from lipmem_core.errors import InputTooLongError, SpeechSynthesisError
+from lipmem_core.errors import InputTooLongError, SpeechSynthesisError, UnknownPhoneError
 from lipmem_core.phones import SILENCE, Interval, espeak_to_arpabet
 
 MAX_TEXT_CHARS = 2000
@@ -203,7 +203,15 @@ def _build_utterance(text: str, pcm: np.ndarray, events: np.ndarray, rate: int) 
 
     phones: list[list[Any]] = []  # [start, end, label] before the lead shift
     for s, e, name, _ in segments:
-        labels = espeak_to_arpabet(name)
+        try:
+            labels = espeak_to_arpabet(name)
+        except UnknownPhoneError:
+            # Text in another script (Hebrew, Arabic, ...) makes espeak's English voices speak
+            # sounds with no English phone: a user's problem to fix, not a developer's.
+            raise SpeechSynthesisError(
+                "the text holds sounds that have no English phone (is it in another language or "
+                "script?): LipMem speaks English, so type the text in English"
+            ) from None
         if not labels:  # a mark with no sound: its time stays with the previous phone
             if phones:
                 phones[-1][1] = e
