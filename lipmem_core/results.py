@@ -29,6 +29,8 @@ QUALITY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("lse_c", "LSE-C", "{:.3f}"),
     ("offset_zero_share", "offset 0", "{:.0%}"),
     ("offset_mean_abs", "abs offset", "{:.2f}"),
+    ("jaw_motion_ratio", "jaw motion / GT", "{:.2f}"),
+    ("address_agreement", "A_aud = A_lip", "{:.0%}"),
 )
 # (SlotStats key, header, format) for the memory table.
 MEMORY_COLUMNS: tuple[tuple[str, str, str], ...] = (
