@@ -159,6 +159,10 @@ class TrainConfig(_Presets):
     # With Adam at 1e-4 a memory coordinate moves about 1e-4 per step, so in a few thousand
     # steps slots barely leave their N(0, 0.5) initialisation (docs/TRAINING.md).
     memory_lr_scale: float = 1.0
+    # Not in the paper: at this step (0 = never) K and V are set from data: cosine k-means of
+    # the lip queries of `memory_init_windows` fixed training windows (memory.init_from_data).
+    memory_init_step: int = 0
+    memory_init_windows: int = 512
 
     @classmethod
     def paper(cls) -> TrainConfig:

@@ -141,6 +141,55 @@ def address_entropy(address: Tensor) -> Tensor:
     return -(address * address.clamp_min(1e-12).log()).sum(-1)
 
 
+@torch.no_grad()
+def spherical_kmeans(x: Tensor, k: int, iters: int = 25, seed: int = 0) -> Tensor:
+    """Cluster the directions of x (N, D) into k groups (cosine k-means) -> labels (N,).
+
+    Seeds are picked farthest-point first from a random start (k-means++ without the
+    sampling, deterministic for a seed); a cluster that empties takes the point farthest from
+    its centre. N must be at least k.
+    """
+    if len(x) < k:
+        raise ValueError(f"k-means of {len(x)} points into {k} clusters: collect at least {k} frames")
+    u = F.normalize(x.float(), dim=-1)  # (N, D)
+    g = torch.Generator().manual_seed(seed)
+    chosen = [int(torch.randint(len(u), (1,), generator=g))]
+    best = u @ u[chosen[0]]  # (N,) cosine to the nearest seed so far
+    for _ in range(k - 1):
+        i = int(best.argmin())
+        chosen.append(i)
+        best = torch.maximum(best, u @ u[i])
+    centres = u[chosen].clone()  # (k, D)
+    for _ in range(iters):
+        sim = u @ centres.t()  # (N, k)
+        labels = sim.argmax(-1)  # (N,)
+        sums = torch.zeros_like(centres).index_add_(0, labels, u)  # (k, D)
+        counts = torch.bincount(labels, minlength=k)  # (k,)
+        for c in (counts == 0).nonzero().flatten().tolist():
+            far = int(sim.amax(-1).argmin())
+            sums[c], counts[c] = u[far], 1
+            sim[far] = float("inf")  # no two empty clusters take the same point
+        centres = F.normalize(sums, dim=-1)
+    return (u @ centres.t()).argmax(-1)  # (N,)
+
+
+@torch.no_grad()
+def init_from_data(memory: AudioLipMemory, lip_query: Tensor, audio_query: Tensor, seed: int = 0) -> None:
+    """Not in the paper: set V and K from data instead of N(0, 0.5) (docs/TRAINING.md).
+
+    lip_query v (N, D) and audio_query q (N, D) of the same N training frames. The lip queries
+    are clustered into S groups by cosine k-means; V_s becomes the mean v of group s (what
+    L_store asks A_lip @ V to reproduce) and K_s the mean q of the same frames, so each slot's
+    key starts where the audio of the lips it stores is.
+    """
+    labels = spherical_kmeans(lip_query, memory.n_slots, seed=seed)  # (N,)
+    counts = torch.bincount(labels, minlength=memory.n_slots).clamp_min(1)[:, None].float()  # (S, 1)
+    v_mean = torch.zeros_like(memory.value, dtype=torch.float32).index_add_(0, labels, lip_query.float())
+    q_mean = torch.zeros_like(memory.key, dtype=torch.float32).index_add_(0, labels, audio_query.float())
+    memory.value.copy_(v_mean / counts)
+    memory.key.copy_(q_mean / counts)
+
+
 class DeadSlotReseeder(nn.Module):
     """Training aid, not in the paper: re-seed slots that the lip addressing has abandoned.
 

@@ -31,7 +31,7 @@ from .discriminator import QualityDiscriminator
 from .distributed import DistEnv, broadcast_from_first, shutdown, unwrap, wrap_ddp
 from .errors import CheckpointError
 from .losses import address_agreement, av_sync_loss, discriminator_loss, generator_loss, l1_loss
-from .memory import DeadSlotReseeder
+from .memory import DeadSlotReseeder, init_from_data
 from .metrics import psnr
 from .model import GeneratorOutput, LipMemGenerator, to_channels_last
 from .syncnet import SyncNet
@@ -80,8 +80,10 @@ class GeneratorTask:
         val: DataLoader,
         bf16: bool,
         nhwc: bool = False,
+        init_windows: DataLoader | None = None,
     ) -> None:
         self.env, self.tcfg, self.val, self.bf16, self.syncnet = env, tcfg, val, bf16, syncnet
+        self.init_windows = init_windows  # training windows for memory_init_step
         self.gen = LipMemGenerator(cfg).to(env.device)
         self.disc = QualityDiscriminator(cfg).to(env.device)
         if nhwc:  # before the DDP wrappers and the optimisers see the parameters
@@ -108,6 +110,8 @@ class GeneratorTask:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
     def train_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
+        if self.gen.memory is not None and step == self.tcfg.memory_init_step > 0:
+            self._init_memory()
         b = to_device(batch, self.env.device)
         gan = step >= self.tcfg.gan_start_step
         with autocast(self.bf16, self.env.device):
@@ -129,6 +133,34 @@ class GeneratorTask:
             self.opt_d.step()
             logs.update(d_logs, disc=d_loss.item())
         return logs
+
+    @torch.no_grad()
+    def _init_memory(self) -> None:
+        """K and V from k-means of the lip queries of fixed training windows (init_from_data).
+
+        Their Adam moments are dropped: they belonged to the random initialisation. Every
+        rank computes the same windows; rank 0's result is broadcast all the same.
+        """
+        memory = self.gen.memory
+        assert memory is not None and self.gen.lip_encoder is not None
+        if self.init_windows is None:
+            raise ValueError("memory_init_step needs training windows (GeneratorTask(init_windows=...))")
+        self.gen.eval()
+        v, q = [], []
+        for batch in self.init_windows:
+            b = to_device(batch, self.env.device)
+            n = b["lips"].shape[0] * b["lips"].shape[1]
+            f_lip = self.gen.lip_encoder(b["lips"].flatten(0, 1))  # (N, D)
+            f_aud = self.gen.encode_audio(b["mel"]).reshape(n, -1)  # (N, D)
+            v.append(memory.lip_proj(f_lip).float())
+            q.append(memory.query_proj(f_aud).float())
+        self.gen.train()
+        init_from_data(memory, torch.cat(v), torch.cat(q), seed=self.tcfg.seed)
+        broadcast_from_first([memory.key, memory.value], self.env)
+        for p in (memory.key, memory.value):
+            self.opt_g.state.pop(p, None)
+        if self.reseeder is not None:
+            self.reseeder.usage.fill_(1.0 / memory.n_slots)
 
     def _reseed(self, out: GeneratorOutput, step: int, logs: dict[str, float]) -> None:
         """Dead-slot re-seeding (memory.DeadSlotReseeder); rank 0 decides, the others copy."""
@@ -208,7 +240,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         )
         loop = loop_config(tcfg, args, env, tcfg.max_steps, tcfg.batch_size)
         val = val_loader(val_set, tcfg.val_windows, loop.batch_size)
-        task = GeneratorTask(cfg, tcfg, env, syncnet, val, args.bf16, args.channels_last)
+        init_windows = (
+            val_loader(train_set, tcfg.memory_init_windows, loop.batch_size)
+            if tcfg.memory_init_step
+            else None
+        )
+        task = GeneratorTask(cfg, tcfg, env, syncnet, val, args.bf16, args.channels_last, init_windows)
         write_run_json(args.out, env, model=cfg.to_dict(), train=tcfg.to_dict(), loop=vars(loop))
         meta = {
             "model_config": cfg.to_dict(),

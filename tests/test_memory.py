@@ -13,6 +13,8 @@ from lipmem_core.memory import (
     address_entropy,
     alignment_loss,
     cosine_logits,
+    init_from_data,
+    spherical_kmeans,
     storage_loss,
     usage_loss,
 )
@@ -170,3 +172,32 @@ def test_addressing_is_float32_under_bf16_autocast(mem):
 def test_address_lip_matches_the_training_forward(mem):
     f_aud, f_lip = torch.randn(6, 32), torch.randn(6, 32)
     assert torch.allclose(mem.address_lip(f_lip), mem(f_aud, f_lip).addr_lip)
+
+
+def test_spherical_kmeans_recovers_separated_directions():
+    g = torch.Generator().manual_seed(1)
+    centres = F.normalize(torch.randn(6, 32, generator=g), dim=-1)
+    truth = torch.arange(300) % 6
+    # different lengths and small angular noise: only the directions define the clusters
+    x = (centres[truth] + 0.05 * torch.randn(300, 32, generator=g)) * torch.rand(300, 1, generator=g).add(0.5)
+    labels = spherical_kmeans(x, 6, seed=3)
+    pairs = set(zip(truth.tolist(), labels.tolist(), strict=True))
+    assert len(pairs) == 6 and len({c for _, c in pairs}) == 6  # a bijection between groups and clusters
+    with pytest.raises(ValueError, match="at least 6"):
+        spherical_kmeans(x[:5], 6)
+
+
+def test_init_from_data_sets_values_and_keys_to_cluster_means(mem):
+    g = torch.Generator().manual_seed(2)
+    v = torch.randn(120, 32, generator=g)
+    q = torch.randn(120, 32, generator=g)
+    init_from_data(mem, v, q, seed=0)
+    labels = spherical_kmeans(v, mem.n_slots, seed=0)
+    for s in range(mem.n_slots):
+        members = labels == s
+        assert members.any()  # every slot gets frames
+        torch.testing.assert_close(mem.value[s], v[members].mean(0))
+        torch.testing.assert_close(mem.key[s], q[members].mean(0))
+    # each frame's lip query is nearest (cosine) to the value of its own cluster, mostly
+    nearest = cosine_logits(v, mem.value, 1.0).argmax(-1)
+    assert (nearest == labels).float().mean() > 0.9

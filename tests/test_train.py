@@ -233,3 +233,37 @@ def test_train_step_reseeds_dead_slots(corpus):
     assert torch.all(moved[:n] > 0.5)  # replaced by lip queries, not nudged by one Adam step
     assert torch.all(moved[n:] < 0.01)
     assert torch.all(task.reseeder.usage[:n] == 1.0 / cfg.n_slots)
+
+
+def test_memory_initialised_from_data_at_its_step(corpus):
+    """At memory_init_step K and V jump to k-means means of lip/audio queries, and their Adam
+    moments start again; before that step nothing of the kind happens."""
+    from torch.utils.data import DataLoader
+
+    from lipmem_core.config import ModelConfig, TrainConfig
+    from lipmem_core.data.datasets import ClipStore, GeneratorWindows
+    from lipmem_core.syncnet import SyncNet
+    from lipmem_core.train import GeneratorTask
+    from lipmem_core.train_syncnet import val_loader
+
+    cfg = ModelConfig(img_size=32, dim=32, n_slots=8, face_widths=(8, 8, 16, 16), audio_width=8,
+                      lip_width=8, disc_width=8, sync_dim=32, sync_width=8)  # fmt: skip
+    env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    windows = GeneratorWindows(ClipStore(corpus, "train", 32), cfg.n_frames, None, seed=0)
+    tcfg = TrainConfig(memory_init_step=2, memory_init_windows=8)
+    task = GeneratorTask(
+        cfg, tcfg, env, SyncNet(cfg).eval().requires_grad_(False), val=None, bf16=False,
+        init_windows=val_loader(windows, tcfg.memory_init_windows, 4),
+    )  # fmt: skip
+    batch = next(iter(DataLoader(windows, batch_size=2)))
+    memory = task.gen.memory
+    task.train_step(batch, 1)
+    before = memory.value.detach().clone()
+    task.train_step(batch, 1)  # not the init step: an ordinary Adam step
+    assert ((memory.value - before).norm(dim=1) / before.norm(dim=1)).max() < 0.01
+    assert task.opt_g.state[memory.value]["step"] == 2
+    before = memory.value.detach().clone()
+    task.train_step(batch, 2)
+    assert ((memory.value - before).norm(dim=1) / before.norm(dim=1)).min() > 0.5  # every slot moved
+    assert task.opt_g.state[memory.value]["step"] == 1  # moments restarted at the init
