@@ -118,6 +118,9 @@ class LossWeights:
     vv_sync: float = 0.2
     gan: float = 0.2
     memory: float = 0.2  # applies to L_align + L_store
+    # Not in the paper: added to `memory` for L_align alone (`--loss align=W`). L_align is the
+    # only term that teaches the audio side to address the slots the lips wrote.
+    align: float = 0.0
     usage: float = 0.0  # not in the paper: memory.usage_loss of A_lip (`--loss usage=W`)
     # Not in the paper: an extra L1 on the lower half of the frame (where the mouth is), on
     # both paths. The full-frame L1 averages the mouth with the upper face that the identity

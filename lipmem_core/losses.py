@@ -171,7 +171,7 @@ def generator_loss(
         total = total + w.gan * gan
         logs["gan"] = gan.item()
     if out.loss_align is not None and out.loss_store is not None:
-        total = total + w.memory * (out.loss_align + out.loss_store)
+        total = total + w.memory * (out.loss_align + out.loss_store) + w.align * out.loss_align
         logs["align"], logs["store"] = out.loss_align.item(), out.loss_store.item()
     if out.addr_lip is not None and w.usage > 0:
         usage = usage_loss(out.addr_lip)

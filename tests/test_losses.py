@@ -61,7 +61,9 @@ def test_total_is_the_weighted_sum():
     gen.eval()  # deterministic dropout so the two passes agree
     batch = _batch()
     out = gen(batch["face"], batch["mel"], batch["lips"])
-    w = LossWeights(l1=1.5, av_sync=0.3, vv_sync=0.7, gan=0.11, memory=2.0, usage=0.4, l1_lower=3.0)
+    w = LossWeights(
+        l1=1.5, av_sync=0.3, vv_sync=0.7, gan=0.11, memory=2.0, usage=0.4, l1_lower=3.0, align=0.9
+    )
     total, logs = generator_loss(out, batch, sync, gen, disc, w)
     expected = (
         w.l1 * logs["l1"]
@@ -69,6 +71,7 @@ def test_total_is_the_weighted_sum():
         + w.vv_sync * logs["vv_sync"]
         + w.gan * logs["gan"]
         + w.memory * (logs["align"] + logs["store"])
+        + w.align * logs["align"]
         + w.usage * logs["usage"]
         + w.l1_lower * logs["l1_lower"]
     )
