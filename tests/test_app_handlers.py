@@ -108,7 +108,6 @@ def _generate(h, **overrides):
         voice="en-us",
         audio=None,
         checkpoint=ORACLE,
-        use_memory=True,
     )
     args.update(overrides)
     return h.generate(**args, progress=_no_progress)
