@@ -44,6 +44,7 @@ from lipmem_core.model import LipMemGenerator
 from lipmem_core.oracle import MouthOracle, load_oracle, mouth_error, predict_mouth
 from lipmem_core.phones import SILENCE
 from lipmem_core.pipeline import TalkingFacePipeline
+from lipmem_core.provenance import corpus_provenance, portable
 from lipmem_core.syncnet import CLIP_FRAMES, SyncNet, lower_half
 
 _SYNC_BATCH = 64
@@ -329,6 +330,7 @@ def evaluate(
         "oracle": None if oracle is None else str(oracle),
         "data": {
             "root": str(root),
+            "corpus": corpus_provenance(root),  # name and generator seed, for a reader
             "split": split,
             "n_clips": len(clips),
             "n_frames": int(sum(len(c.frames) for c in clips)),
@@ -370,7 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     result = {"command": shlex.join(["python", "-m", "lipmem_core.evaluate", *argv]), **result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
+    # paths made portable (lipmem_core.provenance): the file is read on other machines
+    args.out.write_text(json.dumps(json_safe(portable(result)), indent=1, allow_nan=False) + "\n")
     for row in result["rows"]:
         mem = row["memory"] or {}
         cells = [(k, row[k]) for k in ("psnr", "ssim", "mouth_mae", "lse_d", "lse_c", "offset_zero_share")]
