@@ -178,8 +178,9 @@ def _export_row(h: Handlers, export_state: gr.State, name: str) -> None:
     its table as CSV (and images as PNG), each naming the checkpoint and data it shows."""
     with gr.Row():
         button = gr.Button("Export figure + table", size="sm", scale=1)
+        # hidden until there is something to download: an empty file box is a large blank area
         files = gr.File(label="Exported files", file_count="multiple", interactive=False, scale=4,
-                        elem_id=f"{name}-exports")  # fmt: skip
+                        visible=False, elem_id=f"{name}-exports")  # fmt: skip
     button.click(h.export, export_state, files, api_name=f"export_{name}")
 
 
@@ -209,10 +210,10 @@ def _compare_tab(h: Handlers, examples: list[str], voices: list[str]) -> None:
         with gr.Column(scale=5):
             video = gr.Video(label="Ground truth | memory model | ablation", autoplay=True,
                              elem_id="compare-video")  # fmt: skip
-            strip = gr.Image(label="Mouth crops over time (every 2nd frame)", interactive=False,
-                             elem_id="compare-strip")  # fmt: skip
             errors = gr.Dataframe(label="Mean |difference| from the ground truth, as the oracle reads it",
                                   interactive=False, elem_id="compare-errors")  # fmt: skip
+    strip = gr.Image(label="Mouth crops over time (rows: ground truth, memory model, ablation)",
+                     interactive=False, height=230, elem_id="compare-strip")  # fmt: skip
     curves = gr.Plot(label="Jaw, closure and rounding over time", elem_id="compare-curves")
     _export_row(h, export_state, "compare")
     speech_source.change(
@@ -255,13 +256,15 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
             level = gr.Radio(list(LEVELS), value=LEVELS[0], label="Level")
             show_all = gr.Checkbox(value=False, label="Show unused slots too", elem_id="show-all-slots")
             run = gr.Button("Analyse", variant="primary")
+        with gr.Column(scale=5):
             stats_note = gr.Markdown(elem_classes="lm-notice", elem_id="analysis-note")
             stats = gr.Dataframe(
                 label="Memory statistics", interactive=False, wrap=True, elem_id="analysis-stats"
             )
-        with gr.Column(scale=5):
             heatmap = gr.Plot(label="Slot x phone", elem_id="analysis-heatmap")
-            heatmap2 = gr.Plot(label="Slot x phone, second checkpoint", elem_id="analysis-heatmap-2")
+            heatmap2 = gr.Plot(
+                label="Slot x phone, second checkpoint", visible=False, elem_id="analysis-heatmap-2"
+            )
             timeline = gr.Plot(label="Timeline", elem_id="analysis-timeline")
     _export_row(h, export_state, "analysis")
     gr.Markdown("#### Inspect a slot (of the first checkpoint)")

@@ -252,10 +252,10 @@ class Handlers:
     # ---- Exports (every analysis view) -----------------------------------------------------
     @user_errors
     def export(self, export):
-        """Write the view's figure (HTML), table (CSV) and images (PNG) -> their paths."""
+        """Write the view's figure (HTML), table (CSV) and images (PNG) -> the file list, shown."""
         if export is None:
             raise LipMemError("nothing to export yet: draw the view first")
-        return [str(p) for p in export.write(self.ctx.request_dir())]
+        return gr.update(value=[str(p) for p in export.write(self.ctx.request_dir())], visible=True)
 
     # ---- Model card tab --------------------------------------------------------------------
     def model_card(self, checkpoint: str | None) -> str:

@@ -61,6 +61,13 @@ def _generate(client, **overrides):
     return client.predict(*args.values(), api_name="/generate")
 
 
+def _exported(client, view: str) -> list[Path]:
+    """The files an Export button wrote (the file list is revealed with them)."""
+    update = client.predict(api_name=f"/export_{view}")
+    assert update["visible"] is True
+    return [Path(f) for f in update["value"]]
+
+
 def _video_path(result) -> Path:
     video = result["video"] if isinstance(result, dict) else result
     return Path(video)
@@ -114,7 +121,7 @@ def test_generate_from_text_with_example_identity_then_analyse(client):
     lips, top = client.predict(int(slot), "Speaker B", api_name="/slot_details")
     assert cv2.imread(str(_video_path(lips))) is not None
     assert top["data"], "the most used slot answers to at least one phone"
-    files = [Path(f) for f in client.predict(api_name="/export_analysis")]
+    files = _exported(client, "analysis")
     assert sorted(f.suffix for f in files) == [".csv", ".csv", ".html"]
     csv = next(f for f in files if f.name.endswith("_statistics.csv"))
     meta = read_csv_metadata(csv)
@@ -138,8 +145,8 @@ def test_two_checkpoints_side_by_side(client):
     assert heatmap2["visible"] is True
     assert "lipmem-variant" in json.loads(heatmap2["value"]["plot"])["layout"]["title"]["text"]
     assert [h.split(":")[0] for h in stats["headers"]] == ["statistic", "lipmem-synthtalk", "lipmem-variant"]
-    files = client.predict(api_name="/export_analysis")
-    assert sum(Path(f).suffix == ".html" for f in files) == 2  # one heatmap per checkpoint
+    files = _exported(client, "analysis")
+    assert sum(f.suffix == ".html" for f in files) == 2  # one heatmap per checkpoint
 
 
 def test_compare_view_and_its_export(client):
@@ -159,7 +166,7 @@ def test_compare_view_and_its_export(client):
     assert names == {"ground truth", "memory: lipmem-synthtalk", "ablation: lipmem-synthtalk-nomem"}
     assert [r[0] for r in errors["data"]] == ["memory: lipmem-synthtalk", "ablation: lipmem-synthtalk-nomem"]
     assert "no-memory ablation" in notices
-    files = [Path(f) for f in client.predict(api_name="/export_compare")]
+    files = _exported(client, "compare")
     assert sorted(f.suffix for f in files) == [".csv", ".csv", ".html", ".png"]
     from PIL import Image
 
@@ -195,7 +202,7 @@ def test_slot_map_gallery_playground_model_card(client):
     )  # a legend entry per colour
     assert all("viseme: " in h for t in value_map["data"] for h in t["hovertext"])
     assert client.predict("lipmem-synthtalk", "key", "phone", "PCA", api_name="/slot_map") is not None
-    files = [Path(f) for f in client.predict(api_name="/export_slot_map")]
+    files = _exported(client, "slot_map")
     assert sorted(f.suffix for f in files) == [".csv", ".html"]
     assert "probe set" in read_csv_metadata(next(f for f in files if f.suffix == ".csv"))["data"]
     gallery = client.predict("lipmem-synthtalk", "Speaker A", "by viseme", False, api_name="/gallery")
@@ -216,7 +223,7 @@ def test_slot_map_gallery_playground_model_card(client):
     )
     labels = [a["text"].split()[0] for a in full["layout"]["annotations"] if not a["text"].startswith("<b>")]
     assert sorted(int(x) for x in labels) == list(range(16))  # with unused shown: every slot
-    assert len(client.predict(api_name="/export_gallery")) == 2
+    assert len(_exported(client, "gallery")) == 2
     video, strip, steps = client.predict(
         "lipmem-synthtalk", "Speaker A", "3 5*6 M AA", 4, api_name="/playground"
     )
