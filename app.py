@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from lipmem_app import compare_view
 from lipmem_app.components import face_image as face_image_input
 from lipmem_app.context import CACHE_MAX_AGE_S, CACHE_SWEEP_S, EXAMPLE_IDENTITIES, AppContext
 from lipmem_app.generate import ORACLE
@@ -70,10 +71,13 @@ def _generate_tab(
             audio = gr.Audio(
                 sources=["upload", "microphone"], type="filepath", label="Speech audio", visible=False
             )
-            with gr.Row():
-                renderers = generators + [ORACLE]
-                checkpoint = gr.Dropdown(renderers, value=renderers[0], label="Renderer", scale=3)
-                use_memory = gr.Checkbox(value=True, label="Audio-Lip Memory on", scale=1)
+            renderers = generators + [ORACLE]
+            checkpoint = gr.Dropdown(
+                renderers,
+                value=renderers[0],
+                label="Renderer",
+                info="A checkpoint draws with its memory as trained; `…-nomem` is the no-memory ablation.",
+            )
             run = gr.Button("Generate", variant="primary")
             gr.Markdown(LIMITS_MARKDOWN, elem_classes="lm-status")
         with gr.Column(scale=6):
@@ -163,7 +167,6 @@ def _generate_tab(
             voice,
             audio,
             checkpoint,
-            use_memory,
         ],
         [video_out, timeline, notices, clip_state],
         api_name="generate",
@@ -171,19 +174,78 @@ def _generate_tab(
     return example, preview
 
 
+def _export_row(h: Handlers, export_state: gr.State, name: str) -> None:
+    """An Export button and the files it writes: the view's figure as self-contained HTML,
+    its table as CSV (and images as PNG), each naming the checkpoint and data it shows."""
+    with gr.Row():
+        button = gr.Button("Export figure + table", size="sm", scale=1)
+        # hidden until there is something to download: an empty file box is a large blank area
+        files = gr.File(label="Exported files", file_count="multiple", interactive=False, scale=4,
+                        visible=False, elem_id=f"{name}-exports")  # fmt: skip
+    button.click(h.export, export_state, files, api_name=f"export_{name}")
+
+
+def _compare_tab(h: Handlers, examples: list[str], voices: list[str]) -> None:
+    memory_default, ablation_default = compare_view.default_pair(h.ctx)
+    names = h.ctx.list_checkpoints()
+    gr.Markdown(
+        "One input drawn three ways: the **ground truth** (SynthTalk's renderer driven by the exact "
+        "phones), the **memory model** and the **ablation** without memory. The strip shows the mouth "
+        "crops over time; the curves show how open, closed and rounded the mouth model *reads* each "
+        "rendering (the mouth oracle, a CNN trained on SynthTalk renders). The closer a line follows "
+        "the thick black ground truth, the better that model speaks this input."
+    )
+    export_state = gr.State(None)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            identity = gr.Dropdown(examples, value=examples[0], label="Identity")
+            speech_source = gr.Radio(list(SPEECH_SOURCES), value=SPEECH_SOURCES[0], label="Speech")
+            text = gr.Textbox(value="Bob made a big map of Maui.", label="Text to speak (espeak-ng)", lines=2)
+            voice = gr.Dropdown(voices, value=voices[0], label="Voice")
+            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech audio",
+                             visible=False)  # fmt: skip
+            memory = gr.Dropdown(names, value=memory_default, label="Memory model")
+            ablation = gr.Dropdown(names, value=ablation_default, label="Ablation (no memory)")
+            run = gr.Button("Compare", variant="primary")
+            notices = gr.Markdown(elem_classes="lm-notice", elem_id="compare-notices")
+        with gr.Column(scale=5):
+            video = gr.Video(label="Ground truth | memory model | ablation", autoplay=True,
+                             elem_id="compare-video")  # fmt: skip
+            errors = gr.Dataframe(label="Mean |difference| from the ground truth, as the oracle reads it",
+                                  interactive=False, elem_id="compare-errors")  # fmt: skip
+    strip = gr.Image(label="Mouth crops over time (rows: ground truth, memory model, ablation)",
+                     interactive=False, height=230, elem_id="compare-strip")  # fmt: skip
+    curves = gr.Plot(label="Jaw, closure and rounding over time", elem_id="compare-curves")
+    _export_row(h, export_state, "compare")
+    speech_source.change(
+        h.speech_source_visibility, speech_source, [text, voice, audio],
+        api_name="compare_speech_visibility", api_visibility="private", queue=False,
+    )  # fmt: skip
+    run.click(
+        h.compare,
+        [identity, speech_source, text, voice, audio, memory, ablation],
+        [video, strip, curves, errors, notices, export_state],
+        api_name="compare",
+    )
+
+
 def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_state: gr.State) -> None:
     analysis_state = gr.State(None)
+    export_state = gr.State(None)
     gr.Markdown(
         "Which phonemes does each slot answer to? Frames are labelled with the phone at their centre; "
         "each frame's *argmax slot* of A_aud is its unit. **PNMI** = I(phone; slot) / H(phone): 1 when "
-        "slots determine phones, 0 when independent."
+        "slots determine phones, 0 when independent. Pick a second checkpoint to see two recipes side "
+        "by side on the same data and statistic."
     )
+    memory_models = [n for n in generators if compare_view.has_memory(h.ctx, n)]
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             source = gr.Radio(list(ANALYSIS_SOURCES), value=ANALYSIS_SOURCES[0], label="Analyse")
             checkpoint = gr.Dropdown(
-                generators, value=generators[0] if generators else None, label="Checkpoint"
+                memory_models, value=memory_models[0] if memory_models else None, label="Checkpoint"
             )
+            other = gr.Dropdown(memory_models, value=None, label="Second checkpoint, side by side (optional)")
             with gr.Group(visible=False) as upload_group:
                 upload = gr.File(label="Audio or video clip", file_types=["audio", "video"], type="filepath")
                 aligner = gr.Radio(list(ALIGNERS), value=ALIGNERS[0], label="Phone alignment")
@@ -193,12 +255,20 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
                 )
             statistic = gr.Radio(list(STATISTICS), value=next(iter(STATISTICS)), label="Heatmap statistic")
             level = gr.Radio(list(LEVELS), value=LEVELS[0], label="Level")
+            show_all = gr.Checkbox(value=False, label="Show unused slots too", elem_id="show-all-slots")
             run = gr.Button("Analyse", variant="primary")
-            stats = gr.Dataframe(label="Memory statistics", interactive=False, wrap=True)
         with gr.Column(scale=5):
+            stats_note = gr.Markdown(elem_classes="lm-notice", elem_id="analysis-note")
+            stats = gr.Dataframe(
+                label="Memory statistics", interactive=False, wrap=True, elem_id="analysis-stats"
+            )
             heatmap = gr.Plot(label="Slot x phone", elem_id="analysis-heatmap")
+            heatmap2 = gr.Plot(
+                label="Slot x phone, second checkpoint", visible=False, elem_id="analysis-heatmap-2"
+            )
             timeline = gr.Plot(label="Timeline", elem_id="analysis-timeline")
-    gr.Markdown("#### Inspect a slot")
+    _export_row(h, export_state, "analysis")
+    gr.Markdown("#### Inspect a slot (of the first checkpoint)")
     with gr.Row(equal_height=False):
         slot = gr.Number(value=0, precision=0, minimum=0, label="Slot", scale=1)
         identity = gr.Dropdown(examples, value=examples[0], label="Identity", scale=1)
@@ -206,7 +276,7 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
         lips = gr.Image(
             label="Lips of this slot's value", height=180, interactive=False, scale=1, elem_id="slot-lips"
         )
-        top = gr.Dataframe(label="Phones it answers to", interactive=False, scale=3)
+        top = gr.Dataframe(label="Phones it answers to", interactive=False, scale=3, elem_id="slot-phones")
     source.change(
         h.analysis_source_visibility,
         source,
@@ -217,15 +287,27 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
     )
     run.click(
         h.analyse,
-        [source, clip_state, checkpoint, upload, aligner, transcript, textgrid, statistic, level],
-        [heatmap, stats, timeline, analysis_state, slot],
+        [
+            source,
+            clip_state,
+            checkpoint,
+            other,
+            upload,
+            aligner,
+            transcript,
+            textgrid,
+            statistic,
+            level,
+            show_all,
+        ],
+        [heatmap, heatmap2, stats, stats_note, timeline, analysis_state, slot, lips, top, export_state],
         api_name="analyse",
     )
     gr.on(
-        [statistic.change, level.change],
+        [statistic.change, level.change, show_all.change],
         h.heatmap,
-        [analysis_state, statistic, level],
-        heatmap,
+        [analysis_state, statistic, level, show_all],
+        [heatmap, heatmap2, export_state],
         api_name="heatmap",
     )
     show.click(h.slot_details, [analysis_state, slot, identity], [lips, top], api_name="slot_details")
@@ -234,9 +316,12 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
 def _slot_map_tab(h: Handlers, generators: list[str]) -> None:
     gr.Markdown(
         "Each diamond is one slot: its value row of **V** (what it draws) or key row of **K** (what "
-        "audio calls it), laid out by UMAP (cosine) or PCA. Colour = the phone (or viseme) that most often "
-        "picks the slot on a probe set of synthetic sentences with exact phones."
+        "audio calls it), laid out by UMAP (cosine) or PCA: slots close together store similar vectors. "
+        "Colour = the phone (or viseme class) that most often picks the slot on a probe set of synthetic "
+        "sentences with exact phones; the legend names each colour, grey slots are never picked. Hover "
+        "a slot for its viseme and top phones."
     )
+    export_state = gr.State(None)
     with gr.Row():
         checkpoint = gr.Dropdown(generators, value=generators[0] if generators else None, label="Checkpoint")
         memory = gr.Radio(list(MEMORIES), value=MEMORIES[0], label="Memory")
@@ -244,11 +329,12 @@ def _slot_map_tab(h: Handlers, generators: list[str]) -> None:
         layout = gr.Radio(list(LAYOUTS), value="UMAP", label="Layout")
         run = gr.Button("Draw slot map", variant="primary")
     plot = gr.Plot(label="Slot map", elem_id="slot-map")
+    _export_row(h, export_state, "slot_map")
     gr.on(
         [run.click, memory.change, colour.change, layout.change],
         h.slot_map,
         [checkpoint, memory, colour, layout],
-        plot,
+        [plot, export_state],
         api_name="slot_map",
     )
 
@@ -256,15 +342,22 @@ def _slot_map_tab(h: Handlers, generators: list[str]) -> None:
 def _gallery_tab(h: Handlers, generators: list[str], examples: list[str]) -> None:
     gr.Markdown(
         "What each slot stores: its value decoded alone (a one-hot address, silent audio feature) "
-        "on one identity. Captions: the phones that pick the slot on the probe set."
+        "on one identity, shown as the **mouth region, enlarged**. Slots are grouped under the viseme "
+        "class of the phone that picks them most on the probe set; tile labels give the slot and its "
+        "top phones (hover for shares). Slots never picked are listed under the montage."
     )
+    export_state = gr.State(None)
     with gr.Row():
         checkpoint = gr.Dropdown(generators, value=generators[0] if generators else None, label="Checkpoint")
         identity = gr.Dropdown(examples, value=examples[0], label="Identity")
         order = gr.Radio(list(GALLERY_ORDERS), value=GALLERY_ORDERS[0], label="Order")
+        show_unused = gr.Checkbox(value=False, label="Show unused slots too")
         run = gr.Button("Decode all slots", variant="primary")
     gallery = gr.Plot(label="Slot gallery", elem_id="slot-gallery")
-    run.click(h.gallery, [checkpoint, identity, order], gallery, api_name="gallery")
+    _export_row(h, export_state, "gallery")
+    run.click(
+        h.gallery, [checkpoint, identity, order, show_unused], [gallery, export_state], api_name="gallery"
+    )
 
 
 def _playground_tab(h: Handlers, generators: list[str], examples: list[str]) -> None:
@@ -327,6 +420,8 @@ def build_demo(
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
                 example, preview = _generate_tab(h, generators, examples, clip_state)
+            with gr.Tab("Compare", id="compare"):
+                _compare_tab(h, examples, h.voices())
             with gr.Tab("Phonemes ↔ slots", id="phonemes"):
                 _memory_tab(h, generators, examples, clip_state)
             with gr.Tab("Slot map", id="slot_map"):

@@ -295,6 +295,21 @@ def statistics(frames: pd.DataFrame, per_utterance: bool = False) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def slot_order_by_label(counts: pd.DataFrame) -> list[int]:
+    """Slots sorted by their dominant label (rows of a label x slot count matrix, in their
+    order: ARPAbet or viseme classes), then by how much of the slot that label holds;
+    unused slots last. Reads left to right like the label axis reads top to bottom."""
+    m = counts.to_numpy(dtype=np.float64)  # (P, S)
+    mass = m.sum(axis=0)
+    used = np.flatnonzero(mass > 0)
+    best = m.argmax(axis=0)
+    share = m.max(axis=0) / np.maximum(mass, 1)
+    ordered = sorted(used, key=lambda s: (best[s], -share[s], s))
+    return [int(counts.columns[s]) for s in ordered] + [
+        int(counts.columns[s]) for s in np.flatnonzero(mass <= 0)
+    ]
+
+
 def slot_order(matrix: pd.DataFrame) -> list[int]:
     """Slots (columns of a label x slot matrix) ordered by hierarchical clustering of their profiles.
 
@@ -311,3 +326,72 @@ def slot_order(matrix: pd.DataFrame) -> list[int]:
     profiles = (m[:, used] / mass[used]).T  # (U, P)
     tree = linkage(profiles, method="average", metric="euclidean", optimal_ordering=True)
     return [int(matrix.columns[used[i]]) for i in leaves_list(tree)] + dead
+
+
+BOOTSTRAP_STATISTICS = (
+    "pnmi",
+    "phone_purity",
+    "slot_purity",
+    "viseme_purity",
+    "usage_entropy_norm",
+    "used_slots",
+)
+
+
+def bootstrap_statistics(
+    frames: pd.DataFrame,
+    n_boot: int = 200,
+    block_frames: int = 10,
+    min_utterances: int = 5,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Bootstrap intervals (basic, `level`) of the memory statistics of a frame table.
+
+    Frames of one utterance are not independent (a phone spans several frames), so whole
+    units are resampled: utterances when there are at least `min_utterances`, else blocks
+    of `block_frames` consecutive frames (0.4 s at 10) within each utterance. Returns one
+    row per statistic of BOOTSTRAP_STATISTICS: statistic, value (on all frames), low, high,
+    n_frames, unit ("utterance" or "10-frame block"), n_units.
+    """
+    n_slots = weights(frames).shape[1]
+    phones = frames["phone"].astype(str).to_numpy()
+    slots = frames["slot"].to_numpy(np.int64)
+    utts = frames["utterance"].to_numpy()
+    if frames["utterance"].nunique() >= min_utterances:
+        units = [np.flatnonzero(utts == u) for u in pd.unique(utts)]
+        unit = "utterance"
+    else:
+        units = []
+        for idx in frames.groupby("utterance", sort=False).indices.values():
+            units += [idx[i : i + block_frames] for i in range(0, len(idx), block_frames)]
+        unit = f"{block_frames}-frame block"
+    full = slot_statistics(phones, slots, n_slots).to_dict()
+    rng = np.random.default_rng(seed)
+    samples = np.empty((n_boot, len(BOOTSTRAP_STATISTICS)))
+    for b in range(n_boot):
+        idx = np.concatenate([units[i] for i in rng.integers(0, len(units), len(units))])
+        stats = slot_statistics(phones[idx], slots[idx], n_slots).to_dict()
+        samples[b] = [stats[k] for k in BOOTSTRAP_STATISTICS]
+    alpha = (1.0 - level) / 2
+    q_low, q_high = np.nanquantile(samples, [alpha, 1.0 - alpha], axis=0)
+    # The basic (reverse-percentile) interval 2 * value - quantile: a resample repeats units, which
+    # inflates plug-in mutual information and lowers slot counts, and reflecting the quantiles
+    # about the estimate corrects that bias (plain percentiles can miss the estimate altogether).
+    value = np.array([float(full[k]) for k in BOOTSTRAP_STATISTICS])
+    upper = np.array([n_slots if k == "used_slots" else 1.0 for k in BOOTSTRAP_STATISTICS])
+    # Clipping to the statistic's range can push a bound past the estimate near 0 or 1;
+    # the interval always holds the estimate.
+    low = np.minimum(np.clip(2 * value - q_high, 0.0, upper), value)
+    high = np.maximum(np.clip(2 * value - q_low, 0.0, upper), value)
+    return pd.DataFrame(
+        {
+            "statistic": list(BOOTSTRAP_STATISTICS),
+            "value": value,
+            "low": low,
+            "high": high,
+            "n_frames": len(frames),
+            "unit": unit,
+            "n_units": len(units),
+        }
+    )

@@ -24,6 +24,7 @@ from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.phones import PHONES, SILENCE, VISEMES, viseme_of
 
 from .addressing import weights
+from .slots import UNUSED
 
 # One colour per viseme class, fixed, so every figure of a report agrees.
 VISEME_COLOURS: dict[str, str] = dict(zip(VISEMES, px.colors.qualitative.Plotly, strict=False)) | {
@@ -41,11 +42,13 @@ def slot_phone_heatmap(
     counts: pd.DataFrame | None = None,
     slot_info: pd.DataFrame | None = None,
     title: str = "P(phone | slot)",
+    order_name: str = "clustered order",
 ) -> go.Figure:
-    """Heatmap of a label x slot matrix (addressing.phone_slot_matrices), columns in `order`.
+    """Heatmap of a label x slot matrix (addressing.phone_slot_matrices), columns in `order`
+    (only those slots: pass the used slots alone to hide unused ones).
 
     counts (same shape, argmax counts) adds counts and both conditionals to the hover;
-    slot_info (slots.slot_labels) adds each slot's top phones.
+    slot_info (slots.slot_labels) adds each slot's top phones and viseme.
     """
     cols = list(matrix.columns) if order is None else [int(s) for s in order]
     m = matrix[cols]
@@ -53,6 +56,7 @@ def slot_phone_heatmap(
     x = [f"s{s}" for s in cols]
     hover = np.empty(m.shape, dtype=object)
     top = {} if slot_info is None else dict(zip(slot_info["slot"], slot_info["top_phones"], strict=False))
+    vis = {} if slot_info is None else dict(zip(slot_info["slot"], slot_info["viseme"], strict=False))
     c = None if counts is None else counts.reindex(index=m.index, columns=cols).fillna(0).to_numpy()
     row_sum = None if c is None else np.maximum(c.sum(axis=1, keepdims=True), 1)
     col_sum = None if c is None else np.maximum(c.sum(axis=0, keepdims=True), 1)
@@ -66,7 +70,7 @@ def slot_phone_heatmap(
                     f"<br>P({label}|slot) {c[i, j] / col_sum[0, j]:.2f}"
                 )
             if s in top:
-                text += f"<br>slot's top: {top[s] or 'unused'}"
+                text += f"<br>slot's top: {top[s] or 'unused'}<br>slot's viseme: {vis[s]}"
             hover[i, j] = text
     fig = go.Figure(
         go.Heatmap(
@@ -75,7 +79,13 @@ def slot_phone_heatmap(
     )
     fig.update_layout(
         title=title,
-        xaxis={"title": "slot (clustered order)", "type": "category", "tickfont": {"size": 8}},
+        # Slot numbers stay legible: up to 48 columns at 11 px, more at 8 px, always upright-rotated.
+        xaxis={
+            "title": f"slot ({order_name})",
+            "type": "category",
+            "tickfont": {"size": 11 if len(cols) <= 48 else 8},
+            "tickangle": -90,
+        },
         yaxis={"title": matrix.index.name or "", "autorange": "reversed", "type": "category"},
         height=max(320, 16 * len(labels) + 140),
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
@@ -178,7 +188,8 @@ def utterance_timeline(
             marker={"size": 3, "color": "white", "symbol": "line-ew-open"},
             customdata=frames.get("phone"),
             hovertemplate="t %{x:.2f} s<br>argmax %{y}<br>phone %{customdata}<extra></extra>",
-            name="argmax slot",
+            name="white tick: the frame's argmax slot (its unit in the statistics)",
+            showlegend=True,
         ),
         row=row["slots"],
         col=1,
@@ -186,9 +197,17 @@ def utterance_timeline(
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=[f"s{s}" for s in slots],
                      tickfont={"size": 7}, title="slot", row=row["slots"], col=1)  # fmt: skip
     fig.update_xaxes(title="time (s)", row=row["slots"], col=1)
+    # Only the argmax ticks have a legend entry: it explains them inside the figure itself.
+    for trace in fig.data[:-1]:
+        trace.showlegend = False
     fig.update_layout(
-        title=title, showlegend=False, height=720, bargap=0, margin={"l": 60, "r": 20, "t": 50, "b": 50}
-    )
+        title=title,
+        height=720,
+        bargap=0,
+        margin={"l": 60, "r": 20, "t": 80, "b": 50},
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "bgcolor": "#444",
+                "font": {"color": "white", "size": 11}},
+    )  # fmt: skip
     return fig
 
 
@@ -216,28 +235,45 @@ def map_scatter(table: pd.DataFrame, color: str = "phone", title: str = "") -> g
             )
         )  # fmt: skip
     slots = t[t["kind"] == "slot"] if "kind" in t else t
-    hover = [
-        f"slot {s}" + (f"<br>{tp}" if isinstance(tp, str) and tp else "")
-        for s, tp in zip(slots["slot"], slots.get("top_phones", pd.Series([""] * len(slots))), strict=False)
-    ]
-    slot_colour = [palette.get(str(v), "#888") for v in slots.get(color, pd.Series(["unused"] * len(slots)))]
-    fig.add_trace(
-        go.Scatter(
-            x=slots["x"], y=slots["y"], mode="markers+text", name="slots",
-            text=[str(s) for s in slots["slot"]], textposition="top center", textfont={"size": 8},
-            marker={"size": 10, "symbol": "diamond", "color": slot_colour, "line": {"width": 1, "color": "black"}},
-            hovertext=hover, hoverinfo="text",
-        )
-    )  # fmt: skip
+    if "top_phones" in slots:  # slots named by slot_labels: coloured by their dominant label
+        slots = slots.assign(**{color: slots[color].fillna(UNUSED).replace("", UNUSED)})
+    else:  # unnamed slots (a frame map's overlay) are one group
+        slots = slots.assign(**{color: "value slots"})
+    # One trace per colour, so the legend says what each colour is; unused slots go last, grey.
+    groups = sorted(slots.groupby(color, sort=False), key=lambda kv: (kv[0] == UNUSED, _label_rank(kv[0])))
+    for label, g in groups:
+        top = g["top_phones"] if "top_phones" in g else pd.Series([""] * len(g), index=g.index)
+        visemes = g["viseme"] if "viseme" in g else pd.Series([UNUSED] * len(g), index=g.index)
+        hover = [
+            f"slot {s}<br>viseme: {v}"
+            + (f"<br>{tp}" if isinstance(tp, str) and tp else "<br>never the argmax")
+            for s, v, tp in zip(g["slot"], visemes, top, strict=True)
+        ]
+        name = f"{label} ({len(g)} slot{'s' if len(g) > 1 else ''})"
+        fig.add_trace(
+            go.Scatter(
+                x=g["x"], y=g["y"], mode="markers+text", name=name, legendgroup=f"slots-{label}",
+                text=[str(s) for s in g["slot"]], textposition="top center", textfont={"size": 8},
+                marker={"size": 10, "symbol": "diamond", "color": palette.get(str(label), "#888"),
+                        "line": {"width": 1, "color": "black"}},
+                hovertext=hover, hoverinfo="text",
+            )
+        )  # fmt: skip
     fig.update_layout(
         title=title,
         xaxis={"title": f"{method} 1", "showticklabels": False},
         yaxis={"title": f"{method} 2", "showticklabels": False},
         height=560,
-        legend={"itemsizing": "constant", "font": {"size": 9}},
+        legend={"itemsizing": "constant", "font": {"size": 10}, "title": {"text": f"dominant {color}"}},
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
     )
     return fig
+
+
+def _label_rank(label: str) -> int:
+    """Legend order: viseme classes, then ARPAbet, in their canonical order."""
+    order = list(VISEMES) + list(PHONES)
+    return order.index(label) if label in order else len(order)
 
 
 def image_data_uri(image: np.ndarray, fmt: str = "png") -> str:
@@ -317,5 +353,122 @@ def gallery_figure(
         showlegend=False,
         height=max(200, 90 * n_rows + 60),
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+# Fixed colours of the Compare view's three renderings, in every figure.
+SOURCE_COLOURS = ("#222222", "#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+_PARAM_TITLES = {
+    "jaw": "jaw opening",
+    "close": "lip closure (P/B/M)",
+    "round": "lip rounding (UW/OW/W)",
+    "spread": "lip spread",
+    "tuck": "lower-lip tuck (F/V)",
+    "teeth": "teeth",
+    "tongue": "tongue",
+}
+
+
+def mouth_curves(curves: pd.DataFrame, phones: pd.DataFrame | None = None, title: str = "") -> go.Figure:
+    """The oracle-read mouth parameters of several renderings over time (analysis.compare
+    `oracle_curves`): one panel per parameter, one line per source (the first source, the
+    ground truth, drawn thick and dark), the phones written along the top when given."""
+    params = list(dict.fromkeys(curves["param"]))
+    sources = list(dict.fromkeys(curves["source"]))
+    fig = make_subplots(
+        rows=len(params), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+        subplot_titles=[_PARAM_TITLES.get(p, p) for p in params],
+    )  # fmt: skip
+    for i, source in enumerate(sources):
+        colour = SOURCE_COLOURS[i % len(SOURCE_COLOURS)]
+        for r, param in enumerate(params, start=1):
+            sub = curves[(curves["source"] == source) & (curves["param"] == param)]
+            fig.add_trace(
+                go.Scatter(
+                    x=sub["time"], y=sub["value"], mode="lines", name=source, legendgroup=source,
+                    showlegend=r == 1, line={"color": colour, "width": 3 if i == 0 else 1.8},
+                    hovertemplate=f"{source}<br>t %{{x:.2f}} s<br>{param} %{{y:.2f}}<extra></extra>",
+                ),
+                row=r, col=1,
+            )  # fmt: skip
+        fig.update_yaxes(range=[-0.02, 1.02], title="oracle reading", title_font={"size": 10})
+    if phones is not None:
+        spoken = phones[phones["phone"] != SILENCE]
+        fig.add_trace(
+            go.Scatter(
+                x=(spoken["start"] + spoken["end"]) / 2, y=[1.0] * len(spoken), mode="text",
+                text=spoken["phone"], textfont={"size": 9, "color": "#666"}, hoverinfo="skip",
+                showlegend=False,
+            ),
+            row=1, col=1,
+        )  # fmt: skip
+    fig.update_xaxes(title="time (s)", row=len(params), col=1)
+    fig.update_layout(
+        title=title,
+        height=170 * len(params) + 120,
+        legend={"orientation": "h", "y": 1.08, "x": 0},
+        margin={"l": 60, "r": 20, "t": 90, "b": 50},
+    )
+    return fig
+
+
+def grouped_gallery_figure(
+    groups: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]],
+    cols: int = 8,
+    title: str = "",
+    image_format: str = "jpeg",
+    footer: str = "",
+) -> go.Figure:
+    """Images in titled groups, as one montage: groups are (header, images (K, H, W, 3) uint8,
+    tile labels, hover texts), each group starting a new row under its header; `footer` is a
+    line of text under the last group (e.g. the slots left out). All images share one size."""
+    groups = [g for g in groups if len(g[1])]
+    if not groups:
+        raise ValueError("nothing to draw: every group is empty")
+    h, w = groups[0][1].shape[1:3]
+    pad, head = 4, 26  # px between tiles; height of a group's header band
+    n_rows = [-(-len(images) // cols) for _, images, _, _ in groups]
+    height = sum(head + r * (h + pad) for r in n_rows)
+    canvas = np.full((height, cols * (w + pad), 3), 255, np.uint8)
+    annotations, xs, ys, hovers = [], [], [], []
+    y = 0
+    for (header, images, labels, hover), rows in zip(groups, n_rows, strict=True):
+        annotations.append(
+            {"x": 0, "y": y + head - 6, "text": f"<b>{header}</b>", "showarrow": False, "xanchor": "left",
+             "yanchor": "bottom", "font": {"size": 13, "color": "#222"}}
+        )  # fmt: skip
+        y += head
+        for i, (image, label, text) in enumerate(zip(images, labels, hover, strict=True)):
+            r, c = divmod(i, cols)
+            top, left = y + r * (h + pad), c * (w + pad)
+            canvas[top : top + h, left : left + w] = image
+            annotations.append(
+                {"x": left + 2, "y": top + 2, "text": label, "showarrow": False, "xanchor": "left",
+                 "yanchor": "top", "font": {"size": 11, "color": "white"}, "bgcolor": "rgba(0,0,0,0.55)"}
+            )  # fmt: skip
+            xs.append(left + w / 2)
+            ys.append(top + h / 2)
+            hovers.append(text)
+        y += rows * (h + pad)
+    fig = go.Figure(go.Image(source=image_data_uri(canvas, image_format), hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(x=xs, y=ys, mode="markers", marker={"size": max(w, 10) / 3, "opacity": 0},
+                   hovertext=hovers, hoverinfo="text")
+    )  # fmt: skip
+    if footer:
+        annotations.append(
+            {"x": 0, "y": height + 4, "text": footer, "showarrow": False, "xanchor": "left", "yanchor": "top",
+             "font": {"size": 12, "color": "#555"}}
+        )  # fmt: skip
+    fig.update_layout(annotations=annotations)
+    fig.update_xaxes(visible=False, range=[-2, canvas.shape[1] + 2])
+    fig.update_yaxes(visible=False, range=[height + (30 if footer else 2), -2], scaleanchor="x")
+    # Drawn at about its pixel size, so the crops stay large: the page scrolls instead.
+    fig.update_layout(
+        title=title,
+        showlegend=False,
+        height=int(min(canvas.shape[1], 1100) / canvas.shape[1] * (height + 30)) + 80,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
     return fig

@@ -14,6 +14,7 @@ features, and the lip image each slot stores, decoded for one identity.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import sys
 from dataclasses import dataclass, field
@@ -28,7 +29,14 @@ from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import CheckpointError, CorpusError, LipMemError
 
 from . import plots
-from .addressing import corpus_addressing, join_phones, phone_slot_matrices, slot_order, statistics
+from .addressing import (
+    corpus_addressing,
+    join_phones,
+    model_fingerprint,
+    phone_slot_matrices,
+    slot_order,
+    statistics,
+)
 from .slots import (
     address_sequence,
     decode_addresses,
@@ -88,14 +96,25 @@ def analyse(
     order = slot_order(by_phone["counts"])
     info = slot_labels(by_phone["counts"])
     stats = statistics(frames, per_utterance=len(clips) > 1)
-    value_map = slot_map(model, by_phone["counts"], "value", seed, map_method)
-    key_map = slot_map(model, by_phone["counts"], "key", seed, map_method)
-    fmap = frame_map(frames, model, seed=seed, method=map_method)
-    images, gallery_slots = slot_gallery(model, identity, order)
+    cache = _ResultCache(cache_dir, model_fingerprint(model) if cache_dir is not None else "")
+    maps = f"{seed}/{map_method}"
+    value_map = cache.table(
+        f"value_map/{maps}", lambda: slot_map(model, None, "value", seed, map_method)
+    ).merge(info, on="slot", how="left")
+    key_map = cache.table(f"key_map/{maps}", lambda: slot_map(model, None, "key", seed, map_method)).merge(
+        info, on="slot", how="left"
+    )
+    fmap = cache.table(
+        f"frame_map/{maps}", lambda: frame_map(frames, model, seed=seed, method=map_method), frames
+    )
+    gallery_slots = list(order)
+    images = cache.array(
+        "gallery",
+        lambda: slot_gallery(model, identity, gallery_slots)[0],
+        identity,
+        np.asarray(gallery_slots),
+    )
     segments, steer_phones = phone_segments(by_phone["p_slot_given"], STEER_PHONES, frames_per_phone=3)
-    steer_slots = [s for s, n in segments for _ in range(n)]
-    steer_labels = [f"{p} s{s}" for p, (s, n) in zip(steer_phones, segments, strict=True) for _ in range(n)]
-    steered = decode_addresses(model, identity, address_sequence(segments, model.cfg.n_slots, blend=1))
     tables = {
         "frames": frames,
         "phones": phones,
@@ -131,7 +150,12 @@ def analyse(
          "(clustered order); hover for the slot's top phones.",
          plots.gallery_figure(images, gallery_slots, info)),
     ]  # fmt: skip
-    if segments:
+    if segments:  # none when the speech holds none of STEER_PHONES (e.g. "hello")
+        steer_slots = [s for s, n in segments for _ in range(n)]
+        steer_labels = [
+            f"{p} s{s}" for p, (s, n) in zip(steer_phones, segments, strict=True) for _ in range(n)
+        ]
+        steered = decode_addresses(model, identity, address_sequence(segments, model.cfg.n_slots, blend=1))
         figures.append((
             "Steering the lips through memory",
             f"Frames decoded from a hand-made address track: the most likely slot of each phone of "
@@ -139,6 +163,49 @@ def analyse(
             plots.gallery_figure(steered, steer_slots, info, cols=len(steer_slots), labels=steer_labels),
         ))  # fmt: skip
     return Report(tables, figures)
+
+
+class _ResultCache:
+    """The report's slow results (UMAP maps: ~35 s with numba's first compile; the decoded
+    gallery: ~7 s) stored in `directory` as parquet / .npy, keyed by sha256 of the model
+    weights, the result's name and parameters, and the data it was computed from. Addressings
+    are cached next to them by `addressing.clip_addressing`. No directory, no caching."""
+
+    def __init__(self, directory: Path | None, fingerprint: str) -> None:
+        self.directory = None if directory is None else Path(directory)
+        self.fingerprint = fingerprint
+
+    def _path(self, name: str, inputs: tuple, suffix: str) -> Path | None:
+        if self.directory is None:
+            return None
+        h = hashlib.sha256(f"{self.fingerprint}/{name}".encode())
+        for item in inputs:
+            if isinstance(item, pd.DataFrame):
+                h.update(pd.util.hash_pandas_object(item, index=True).to_numpy().tobytes())
+                h.update(",".join(map(str, item.columns)).encode())
+            else:
+                h.update(np.ascontiguousarray(item).tobytes())
+        return self.directory / f"{name.split('/')[0]}_{h.hexdigest()[:24]}{suffix}"
+
+    def table(self, name: str, build, *inputs) -> pd.DataFrame:
+        path = self._path(name, inputs, ".parquet")
+        if path is not None and path.exists():
+            return pd.read_parquet(path)
+        table = build()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            table.to_parquet(path, index=False)
+        return table
+
+    def array(self, name: str, build, *inputs) -> np.ndarray:
+        path = self._path(name, inputs, ".npy")
+        if path is not None and path.exists():
+            return np.load(path, allow_pickle=False)
+        array = build()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, array, allow_pickle=False)
+        return array
 
 
 def write_report(report: Report, out_dir: str | Path, title: str, notes: list[str] | None = None) -> Path:

@@ -65,16 +65,24 @@ def write_textgrid(table: pd.DataFrame, path: str | Path, duration: float | None
     """Write one utterance's phone table as an MFA-style TextGrid (tiers `words`, `phones`).
 
     Silence is written as empty intervals, as MFA does. `duration` defaults to the last end.
+    Times are rounded to the microsecond.
     """
     check_phone_table(table)
     if table["utterance"].nunique() > 1:
         raise AlignmentError("write_textgrid writes one utterance; filter the table by 'utterance' first")
-    end = float(duration if duration is not None else table["end"].max())
-    phones = [Interval(float(r.start), float(r.end), r.phone) for r in table.itertuples()]
+    end = _us(duration if duration is not None else table["end"].max())
+    phones = [Interval(_us(r.start), _us(r.end), r.phone) for r in table.itertuples()]
+    words = [Interval(_us(w.start), _us(w.end), w.label) for w in word_intervals(table)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    corpus.write_textgrid(path, phones, word_intervals(table), end)  # the corpus's writer: one MFA shape
+    corpus.write_textgrid(path, phones, words, end)  # the corpus's writer: one MFA shape
     return path
+
+
+def _us(seconds: float) -> float:
+    """Seconds rounded to the microsecond: sums of frame times (0.37000000000000005) are float
+    noise, not precision, and a TextGrid should say 0.37."""
+    return round(float(seconds), 6)
 
 
 def _pick_tiers(names: list[str], speaker: str | None, path: Path) -> tuple[str, str | None]:

@@ -110,7 +110,7 @@ def main() -> None:
 
         def generate(text: str = TEXT_5S, c: Client = client):
             return c.predict(
-                "Example identity", "Speaker A", None, None, "Text", text, "en-us", None, checkpoint, True,
+                "Example identity", "Speaker A", None, None, "Text", text, "en-us", None, checkpoint,
                 api_name="/generate",
             )  # fmt: skip
 
@@ -118,17 +118,17 @@ def main() -> None:
         t_generate = _median(generate, args.runs)
         t_heatmap = _median(
             lambda: client.predict(
-                "Clip just made", checkpoint, None, "PocketSphinx", "", None, "P(phone | slot)", "phone",
-                api_name="/analyse",
+                "Clip just made", checkpoint, None, None, "PocketSphinx", "", None, "P(phone | slot)", "phone",
+                False, api_name="/analyse",
             ),
             args.runs,
         )  # fmt: skip
-        t_redraw = _median(lambda: client.predict("Argmax count", "viseme", api_name="/heatmap"), args.runs)
+        t_redraw = _median(lambda: client.predict("Argmax count", "viseme", False, api_name="/heatmap"), args.runs)
         t_map = _median(
             lambda: client.predict(checkpoint, "value", "viseme", "UMAP", api_name="/slot_map"), args.runs
         )
         t_gallery = _median(
-            lambda: client.predict(checkpoint, "Speaker A", "by viseme", api_name="/gallery"), args.runs
+            lambda: client.predict(checkpoint, "Speaker A", "by viseme", False, api_name="/gallery"), args.runs
         )
 
         from lipmem_core.audio import num_frames

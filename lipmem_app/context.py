@@ -142,18 +142,14 @@ class AppContext:
     def pipeline(self, name: str | None):
         """The TalkingFacePipeline for `name`, built once per process around the cached model.
 
-        When a sibling no-memory ablation `<name>-nomem` exists, "memory off" uses it (the
-        fairer comparison, lipmem_core.pipeline); otherwise memory off zeroes the recall.
+        The app always draws with the memory as trained; the no-memory ablation is a
+        checkpoint of its own (`<name>-nomem`), chosen by name like any other.
         """
         from lipmem_core.pipeline import TalkingFacePipeline
 
         directory = self.checkpoint_dir(name)
         loaded = self.checkpoint(name)
-        ablation_name = f"{directory.name}{ABLATION_SUFFIX}"
-        ablation = self.checkpoint(ablation_name) if ablation_name in self.list_checkpoints() else None
-        return self.cached(
-            ("pipeline", str(directory)), lambda: TalkingFacePipeline(loaded, no_memory_checkpoint=ablation)
-        )
+        return self.cached(("pipeline", str(directory)), lambda: TalkingFacePipeline(loaded))
 
     # ---- example identities ----------------------------------------------------------------
     def identity(self, name: str):

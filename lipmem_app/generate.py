@@ -82,11 +82,13 @@ def run_model(
     face: Face,
     speech: Speech,
     checkpoint: str | None,
-    use_memory: bool,
     out_path: Path,
     progress: Progress,
 ) -> Clip:
-    """A LipMem checkpoint animates the face with the speech (TalkingFacePipeline)."""
+    """A LipMem checkpoint animates the face with the speech (TalkingFacePipeline).
+
+    The checkpoint is the whole choice: the no-memory ablation is a checkpoint of its own
+    (`<name>-nomem`), picked by name, so what is named on screen is what drew the clip."""
     pipeline = ctx.pipeline(checkpoint)
     img_size = ctx.checkpoint(checkpoint).config.img_size
     if face.is_synthtalk:
@@ -100,7 +102,6 @@ def run_model(
         speech.audio,
         out_path,
         progress=progress,
-        use_memory=use_memory,
         face_is_crop=is_crop,
         max_seconds=MAX_SECONDS,
     )

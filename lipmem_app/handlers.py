@@ -86,7 +86,6 @@ class Handlers:
         voice: str | None,
         audio: str | None,
         checkpoint: str | None,
-        use_memory: bool,
         progress: gr.Progress = PROGRESS,
     ):
         """Face + speech -> (MP4 path, addressing timeline, notices markdown, Clip state)."""
@@ -102,7 +101,7 @@ class Handlers:
             if checkpoint == ORACLE:
                 clip = render_oracle(self.ctx, face, speech, out_path, report)
             else:
-                clip = run_model(self.ctx, face, speech, checkpoint, use_memory, out_path, report)
+                clip = run_model(self.ctx, face, speech, checkpoint, out_path, report)
         progress(0.95, desc="drawing the addressing timeline")
         return clip.video, clip_timeline(self.ctx, clip), notices_markdown(clip), clip
 
@@ -117,47 +116,60 @@ class Handlers:
         source: str,
         clip: Clip | None,
         checkpoint: str | None,
+        other_checkpoint: str | None,
         upload: str | None,
         aligner: str,
         transcript: str | None,
         textgrid: str | None,
         statistic: str,
         level: str,
+        show_all: bool,
         progress: gr.Progress = PROGRESS,
     ):
-        """-> (heatmap, statistics table, timeline, Analysis state, most used slot)."""
+        """-> (heatmap, second checkpoint's heatmap, statistics table, note on the statistics,
+        timeline, [Analysis] state, most used slot, cleared slot lips, cleared slot table, Export)."""
         progress(0.05, desc="addressing the memory and aligning phones")
-        if source == ANALYSIS_SOURCES[0]:
-            analysis = mv.clip_analysis(self.ctx, checkpoint, clip)
-        elif source == ANALYSIS_SOURCES[1]:
-            analysis = mv.upload_analysis(self.ctx, checkpoint, upload, aligner, transcript, textgrid)
-        elif source == ANALYSIS_SOURCES[2]:
-            analysis = mv.corpus_analysis(self.ctx)
-        else:
-            raise LipMemError(f"unknown source {source!r}; choose one of {ANALYSIS_SOURCES}")
+        args = (clip, upload, aligner, transcript, textgrid)
+        analyses = [mv.analysis_for(self.ctx, source, checkpoint, *args)]
+        if other_checkpoint:
+            progress(0.4, desc=f"addressing with {other_checkpoint}")
+            analyses.append(mv.analysis_for(self.ctx, source, other_checkpoint, *args))
         progress(0.8, desc="drawing")
+        first = analyses[0]
         return (
-            mv.heatmap_figure(analysis, statistic, level),
-            mv.statistics_table(analysis),
-            mv.timeline_figure(analysis),
-            analysis,
-            int(analysis.frames["slot"].mode().iloc[0]),
+            mv.heatmap_figure(first, statistic, level, show_all),
+            _second(mv.heatmap_figure(analyses[1], statistic, level, show_all) if other_checkpoint else None),
+            mv.statistics_table(analyses),
+            mv.statistics_note(analyses),
+            mv.timeline_figure(first),
+            analyses,
+            int(first.frames["slot"].mode().iloc[0]),
+            None,  # the slot inspector's lips and table belonged to the previous analysis
+            None,
+            mv.analysis_export(analyses, statistic, level, show_all),
         )
 
     @user_errors
-    def heatmap(self, analysis: mv.Analysis | None, statistic: str, level: str):
-        """Redraw the heatmap of the current analysis with another statistic or level."""
-        if analysis is None:
+    def heatmap(self, analyses: list[mv.Analysis] | None, statistic: str, level: str, show_all: bool):
+        """Redraw the heatmaps of the current analysis with another statistic, level or slot set."""
+        if not analyses:
             raise LipMemError("nothing analysed yet: press 'Analyse' first")
-        return mv.heatmap_figure(analysis, statistic, level)
+        figures = [mv.heatmap_figure(a, statistic, level, show_all) for a in analyses]
+        return (
+            figures[0],
+            _second(figures[1] if len(figures) > 1 else None),
+            mv.analysis_export(analyses, statistic, level, show_all),
+        )
 
     @user_errors
-    def slot_details(self, analysis: mv.Analysis | None, slot: float | None, identity: str):
-        """A slot's lip image (its value decoded for an identity) and the phones it answers to."""
-        if analysis is None:
+    def slot_details(self, analyses: list[mv.Analysis] | None, slot: float | None, identity: str):
+        """A slot's lip image (its value decoded for an identity) and the phones it answers to,
+        for the first analysed checkpoint."""
+        if not analyses:
             raise LipMemError("nothing analysed yet: press 'Analyse' first")
         if slot is None:  # the number field was cleared
             raise LipMemError("type a slot number (0 is the first slot)")
+        analysis = analyses[0]
         checkpoint = analysis.checkpoint or None
         face = self._face_for(checkpoint, identity)
         image = sv.gallery_images(self.ctx, checkpoint, face, [int(slot)])[0]
@@ -174,13 +186,21 @@ class Handlers:
     ):
         """UMAP (or PCA) of the value/key slots coloured by dominant phone or viseme."""
         progress(0.1, desc="naming slots on the probe set and embedding them (first time only)")
-        return sv.slot_map_figure(self.ctx, checkpoint, memory, colour, layout)
+        return sv.slot_map_figure(self.ctx, checkpoint, memory, colour, layout)  # (figure, Export)
 
     @user_errors
-    def gallery(self, checkpoint: str | None, identity: str, order: str, progress: gr.Progress = PROGRESS):
-        """Every slot's lip image for an identity, captioned with its top phones."""
+    def gallery(
+        self,
+        checkpoint: str | None,
+        identity: str,
+        order: str,
+        show_unused: bool,
+        progress: gr.Progress = PROGRESS,
+    ):
+        """Every used slot's mouth for an identity, grouped by viseme -> (figure, Export)."""
         progress(0.1, desc="decoding one image per slot")
-        return sv.gallery(self.ctx, checkpoint, self._face_for(checkpoint, identity), order)
+        face = self._face_for(checkpoint, identity)
+        return sv.gallery(self.ctx, checkpoint, face, order, show_unused)
 
     @user_errors
     def playground(
@@ -199,6 +219,48 @@ class Handlers:
             video, strip, steps = sv.steer(self.ctx, checkpoint, face, sequence, int(frames_per_step), out)
         return str(video), strip, steps
 
+    # ---- Compare tab -----------------------------------------------------------------------
+    @user_errors
+    def compare(
+        self,
+        example: str,
+        speech_source: str,
+        text: str | None,
+        voice: str | None,
+        audio: str | None,
+        memory: str | None,
+        ablation: str | None,
+        progress: gr.Progress = PROGRESS,
+    ):
+        """One input, three renderings -> (side-by-side MP4, mouth strip, oracle curves,
+        error table, notices markdown, Export state)."""
+        from analysis.compare import mouth_strip
+        from lipmem_app import compare_view as cv
+
+        face = resolve_face(FACE_SOURCES[0], example, None, None)
+        progress(0.02, desc="preparing the speech")
+        speech = resolve_speech(speech_source, text, voice, audio)
+
+        def report(fraction: float, desc: str) -> None:
+            progress(fraction, desc=desc)
+
+        comparison = cv.compare(self.ctx, face, speech, memory, ablation, report)
+        progress(0.9, desc="encoding the side-by-side video")
+        video = cv.side_by_side_video(comparison, self.ctx.request_dir() / "compare.mp4")
+        strip = mouth_strip(comparison.renderings, scale=1.0, max_columns=20)  # fits a 1200 px page
+        figure = cv.curves_figure(comparison)
+        errors = cv.errors_table(comparison)
+        notices = "\n".join(f"- {n}" for n in comparison.notices)
+        return str(video), strip, figure, errors, notices, cv.export(comparison, example, strip, figure)
+
+    # ---- Exports (every analysis view) -----------------------------------------------------
+    @user_errors
+    def export(self, export):
+        """Write the view's figure (HTML), table (CSV) and images (PNG) -> the file list, shown."""
+        if export is None:
+            raise LipMemError("nothing to export yet: draw the view first")
+        return gr.update(value=[str(p) for p in export.write(self.ctx.request_dir())], visible=True)
+
     # ---- Model card tab --------------------------------------------------------------------
     def model_card(self, checkpoint: str | None) -> str:
         """Markdown card of a checkpoint; a plain notice when there is none (never an error:
@@ -210,6 +272,11 @@ class Handlers:
             return model_card(self.ctx, checkpoint)
         except LipMemError as exc:
             return f"**No model card to show.** {exc}\n\n{DOMAIN_CARD}"
+
+
+def _second(figure):
+    """The second checkpoint's heatmap shows only when a second checkpoint was chosen."""
+    return gr.update(value=figure, visible=figure is not None)
 
 
 def notices_markdown(clip: Clip) -> str:

@@ -116,8 +116,9 @@ def clip_analysis(ctx: AppContext, checkpoint: str | None, clip) -> Analysis:
         from analysis.align import align_pocketsphinx
 
         phones = align_pocketsphinx(clip.audio, clip.text, utterance=CLIP_ID).table
-    # A clip from the oracle renderer has no model: analyse it with the tab's checkpoint.
-    name = clip.checkpoint or checkpoint
+    # The tab's checkpoint addresses the clip's audio (the choice on screen is the one used);
+    # with none chosen, the model that made the clip does.
+    name = checkpoint or clip.checkpoint
     frames = address_clip(ctx, name, clip.audio, phones)
     title = f"'{clip.text}'" if clip.text else "the clip just made"
     return Analysis(frames, phones, clip.audio, ctx.checkpoint_dir(name).name, title)
@@ -178,9 +179,37 @@ def reference_counts(ctx: AppContext, checkpoint: str | None, level: str = "phon
 
 
 # ---- figures and tables of the Phonemes <-> slots tab ----------------------------------------
-def heatmap_figure(analysis: Analysis, statistic: str, level: str):
-    """Label x slot heatmap of the chosen statistic, slots in clustered order."""
-    from analysis.addressing import phone_slot_matrices, slot_counts, slot_order
+def analysis_for(
+    ctx: AppContext,
+    source: str,
+    checkpoint: str | None,
+    clip,
+    upload: str | None,
+    aligner: str,
+    transcript: str | None,
+    textgrid: str | None,
+) -> Analysis:
+    """The Analysis of the chosen source with the chosen checkpoint."""
+    if source == ANALYSIS_SOURCES[0]:
+        return clip_analysis(ctx, checkpoint, clip)
+    if source == ANALYSIS_SOURCES[1]:
+        return upload_analysis(ctx, checkpoint, upload, aligner, transcript, textgrid)
+    if source == ANALYSIS_SOURCES[2]:
+        analysis = corpus_analysis(ctx)
+        if checkpoint and analysis.checkpoint and checkpoint != analysis.checkpoint:
+            raise LipMemError(
+                f"the precomputed test corpus was addressed by {analysis.checkpoint!r} only: choose it, "
+                "or compare checkpoints on a clip (the clip just made, or an upload)"
+            )
+        return analysis
+    raise LipMemError(f"unknown source {source!r}; choose one of {ANALYSIS_SOURCES}")
+
+
+def heatmap_parts(analysis: Analysis, statistic: str, level: str, show_all: bool = False):
+    """(label x slot heatmap of the statistic, the matrix drawn). Slots are sorted by their
+    dominant phone (or viseme); unused slots are left out unless `show_all`, and the title
+    says how many there are."""
+    from analysis.addressing import phone_slot_matrices, slot_counts, slot_order_by_label
     from analysis.plots import slot_phone_heatmap
     from analysis.slots import slot_labels
 
@@ -189,37 +218,115 @@ def heatmap_figure(analysis: Analysis, statistic: str, level: str):
     if level not in LEVELS:
         raise LipMemError(f"unknown level {level!r}; choose one of {LEVELS}")
     matrices = phone_slot_matrices(analysis.frames, by=level)
-    matrix = matrices[STATISTICS[statistic]]
+    counts = matrices["counts"]
+    used = int((counts.sum(axis=0) > 0).sum())
+    n_slots = counts.shape[1]
+    order = slot_order_by_label(counts)
+    if not show_all:
+        order = order[:used]
+    matrix = matrices[STATISTICS[statistic]][order]
     info = slot_labels(slot_counts(analysis.frames, "phone"))
-    title = f"{statistic} by {level}: {analysis.title}"
-    return slot_phone_heatmap(
-        matrix, slot_order(matrix), counts=matrices["counts"], slot_info=info, title=title
+    unused = n_slots - used
+    shown = "shown" if show_all else "hidden"
+    title = (
+        f"{statistic} by {level} · {analysis.checkpoint or 'checkpoint'} · {analysis.title}<br>"
+        f"<sup>{used} slots used; {unused} of {n_slots} slots unused ({shown}); "
+        f"{len(analysis.frames)} frames</sup>"
     )
+    figure = slot_phone_heatmap(
+        matrix, order, counts=counts, slot_info=info, title=title, order_name=f"sorted by dominant {level}"
+    )
+    return figure, matrix
 
 
-def statistics_table(analysis: Analysis) -> pd.DataFrame:
-    """PNMI, purities, usage entropy and dead slots of the argmax slots (metrics.slot_statistics)."""
-    from analysis.addressing import statistics
+def heatmap_figure(analysis: Analysis, statistic: str, level: str, show_all: bool = False):
+    """The label x slot heatmap alone (see heatmap_parts)."""
+    return heatmap_parts(analysis, statistic, level, show_all)[0]
 
-    row = statistics(analysis.frames).iloc[0].drop("utterance")
-    table = pd.DataFrame({"statistic": row.index, "value": row.to_numpy()})
-    # "+ 0.0" turns a rounded -0.0 (an entropy of -1e-17) into 0.0, which prints without a sign.
-    table["value"] = [f"{round(v, 3) + 0.0:.3f}" if isinstance(v, float) else str(v) for v in table["value"]]
-    return table
+
+_STAT_NAMES = {
+    "pnmi": "PNMI",
+    "phone_purity": "phone purity",
+    "slot_purity": "slot purity",
+    "viseme_purity": "viseme purity",
+    "usage_entropy_norm": "slot-usage entropy (normalised)",
+    "used_slots": "used slots",
+}
+
+
+def statistics_table(analyses: list[Analysis]) -> pd.DataFrame:
+    """One row per statistic, one column per analysed checkpoint: the value on all frames and
+    its 95 % bootstrap interval (analysis.addressing.bootstrap_statistics); the first rows
+    give the frame count and what was resampled."""
+    from analysis.addressing import bootstrap_statistics
+
+    columns = {}
+    for analysis in analyses:
+        boot = bootstrap_statistics(analysis.frames)
+        n_slots = int(analysis.frames.filter(regex=r"^a\d+$").shape[1])
+        cells = [str(len(analysis.frames)), f"{boot['n_units'].iloc[0]} × {boot['unit'].iloc[0]}"]
+        for row in boot.itertuples():
+            if row.statistic == "used_slots":
+                cells.append(f"{row.value:.0f} of {n_slots} [{row.low:.0f}, {row.high:.0f}]")
+            else:
+                # "+ 0.0" turns a rounded -0.0 into 0.0, which prints without a sign
+                cells.append(f"{row.value + 0.0:.3f} [{row.low + 0.0:.3f}, {row.high + 0.0:.3f}]")
+        columns[f"{analysis.checkpoint or 'checkpoint'}: value [95 % interval]"] = cells
+    names = ["frames", "bootstrap resamples"] + [_STAT_NAMES[s] for s in boot["statistic"]]
+    return pd.DataFrame({"statistic": names, **columns})
+
+
+def statistics_note(analyses: list[Analysis]) -> str:
+    """What the statistics can and cannot say for this much data."""
+    analysis = analyses[0]
+    n_utts = analysis.frames["utterance"].nunique()
+    text = (
+        f"**{len(analysis.frames)} frames** from {n_utts} clip{'s' if n_utts > 1 else ''}. "
+        "Brackets: 95 % bootstrap intervals (resampling whole clips, or 0.4 s blocks within one clip). "
+    )
+    if n_utts < 5:
+        text += (
+            "**A single short clip overstates PNMI**: with few frames per phone, chance coincidences "
+            "between phones and slots count as information (per-clip PNMI of the shipped model ranges "
+            "about 0.25-0.60 while the whole test corpus gives 0.157). Judge a memory on a corpus."
+        )
+    return text
 
 
 def timeline_figure(analysis: Analysis, utterance: str | None = None):
     """Waveform, phones and A_aud over time of one utterance (the clip, or the corpus' first)."""
-    from analysis.addressing import mean_weights, slot_order
+    from analysis.addressing import slot_counts, slot_order_by_label
     from analysis.plots import utterance_timeline
 
     utt = utterance or str(analysis.frames["utterance"].iloc[0])
     frames = analysis.frames[analysis.frames["utterance"] == utt]
     if frames.empty:
         raise LipMemError(f"no utterance {utt!r} in this analysis")
-    order = slot_order(mean_weights(analysis.frames, "phone"))
+    order = slot_order_by_label(slot_counts(analysis.frames, "phone"))  # as the heatmap's columns
     phones = analysis.phones[analysis.phones["utterance"] == utt] if analysis.phones is not None else None
-    return utterance_timeline(frames, phones, analysis.audio, order, title=f"A_aud over time: {utt}")
+    title = f"A_aud over time · {analysis.checkpoint or 'checkpoint'} · {utt}"
+    return utterance_timeline(frames, phones, analysis.audio, order, title=title)
+
+
+def analysis_export(analyses: list[Analysis], statistic: str, level: str, show_all: bool):
+    """The Phonemes <-> slots export: per checkpoint, the heatmap and its matrix; the statistics."""
+    from analysis.exports import Export, export_metadata
+
+    first = analyses[0]
+    meta = export_metadata(
+        "phonemes-slots",
+        " vs ".join(a.checkpoint for a in analyses),
+        f"{first.title}, {len(first.frames)} frames",
+        statistic=statistic,
+        level=level,
+        unused_slots="shown" if show_all else "hidden",
+    )
+    out = Export(meta, tables={"statistics": statistics_table(analyses)})
+    for a in analyses:
+        figure, matrix = heatmap_parts(a, statistic, level, show_all)
+        out.figures[f"heatmap_{a.checkpoint}"] = figure
+        out.tables[f"matrix_{a.checkpoint}"] = matrix
+    return out
 
 
 def slot_phones_table(frames: pd.DataFrame, slot: int, top: int = 6) -> pd.DataFrame:

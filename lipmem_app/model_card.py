@@ -33,8 +33,21 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
+def _rounded(value: Any) -> Any:
+    """Numbers to the precision they mean: 4 significant digits (0.15658654 -> 0.1566)."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def _cell(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
+    value = _rounded(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        text = " ".join(value)  # a command line reads as one
+    else:
+        text = value if isinstance(value, str) else json.dumps(value)
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
 
@@ -112,9 +125,13 @@ def model_card(ctx: AppContext, name: str | None) -> str:
         DOMAIN_CARD,
         "#### Evaluation",
         evaluation_markdown(directory),
-        "#### Training metadata",
-        _key_value_table(_flatten(metadata)) if metadata else "_This checkpoint stores no metadata._",
-        "#### Model configuration",
-        _key_value_table(_flatten(model_config)),
+        _folded("Training metadata", _key_value_table(_flatten(metadata)) if metadata else "_None stored._"),
+        _folded("Model configuration", _key_value_table(_flatten(model_config))),
     ]
     return "\n\n".join(parts)
+
+
+def _folded(summary: str, body: str) -> str:
+    """A section folded away under its title (HTML <details>; the blank lines let the
+    Markdown table inside render)."""
+    return f"<details><summary><b>{summary}</b> (click to open)</summary>\n\n{body}\n\n</details>"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lipmem_app.context import AppContext
-from lipmem_app.memory_views import generator, reference_counts
+from lipmem_app.memory_views import PROBE_SENTENCES, generator, reference_counts
 from lipmem_core.config import FPS
 from lipmem_core.errors import LipMemError, UnknownPhoneError
 
@@ -28,6 +28,8 @@ DEFAULT_FRAMES_PER_STEP = 4  # 160 ms per slot, about one phone
 MAX_STEPS = 64
 MAX_FRAMES = 25 * 20  # a 20 s steered clip at most
 STRIP_COLUMNS = 8
+GALLERY_ZOOM = 2.5  # mouth crops of 43 x 62 px at 128 px faces become about 108 x 155
+GALLERY_COLUMNS = 6
 
 
 def _upscale(images: np.ndarray, size: int = DISPLAY_SIZE) -> list[np.ndarray]:
@@ -54,7 +56,9 @@ def slot_info(ctx: AppContext, checkpoint: str | None) -> pd.DataFrame:
 
 
 def slot_map_figure(ctx: AppContext, checkpoint: str | None, memory: str, colour: str, layout: str = "UMAP"):
-    """UMAP (or PCA) of the value (or key) slots coloured by dominant phone or viseme (map cached)."""
+    """UMAP (or PCA) of the value (or key) slots coloured by dominant phone or viseme (map cached)
+    -> (figure, Export of the figure and the map's table)."""
+    from analysis.exports import Export, export_metadata
     from analysis.plots import map_scatter
     from analysis.slots import slot_map
 
@@ -71,10 +75,18 @@ def slot_map_figure(ctx: AppContext, checkpoint: str | None, memory: str, colour
         lambda: slot_map(generator(ctx, checkpoint), counts, memory, method=LAYOUTS[layout]),
     )
     symbol = "V" if memory == "value" else "K"
+    n_unused = int((table["n_frames"] == 0).sum()) if "n_frames" in table else 0
     title = (
         f"{memory.capitalize()} memory {symbol} of {name}: {len(table)} slots, coloured by dominant {colour}"
+        f"<br><sup>named on the probe set ({int(counts.to_numpy().sum())} frames of {PROBE_SENTENCES} espeak "
+        f"sentences); {n_unused} slots never the argmax (grey)</sup>"
     )
-    return map_scatter(table, color=colour, title=title)
+    figure = map_scatter(table, color=colour, title=title)
+    meta = export_metadata(
+        "slot-map", name, f"probe set: {PROBE_SENTENCES} espeak sentences, {int(counts.to_numpy().sum())} frames",
+        memory=memory, layout=layout, colour=colour,
+    )  # fmt: skip
+    return figure, Export(meta, figures={"slot_map": figure}, tables={"slot_map": table})
 
 
 def decoding_model(ctx: AppContext, checkpoint: str | None):
@@ -98,35 +110,83 @@ def gallery_images(
     return _upscale(images)
 
 
-def gallery(ctx: AppContext, checkpoint: str | None, face: np.ndarray, order: str = GALLERY_ORDERS[0]):
-    """Every slot's value V_s decoded for one identity, as one plotly montage: each tile is
-    labelled with its slot and two top phones, hovering shows the slot's top phones.
+def mouth_tiles(images: np.ndarray, scale: float = GALLERY_ZOOM) -> np.ndarray:
+    """The mouth region (metrics.MOUTH_BOX) of decoded faces, enlarged: (K, h, w, 3) uint8."""
+    from lipmem_core.metrics import mouth_crop
 
-    One figure rather than a gallery of 96 images: a single payload, no per-image files.
+    crops = mouth_crop(np.asarray(images))  # (K, h, w, 3)
+    size = (round(crops.shape[2] * scale), round(crops.shape[1] * scale))
+    return np.stack([cv2.resize(c, size, interpolation=cv2.INTER_CUBIC) for c in crops])
+
+
+def gallery(
+    ctx: AppContext,
+    checkpoint: str | None,
+    face: np.ndarray,
+    order: str = GALLERY_ORDERS[0],
+    show_unused: bool = False,
+):
+    """Every used slot's value V_s decoded for one identity, as enlarged mouth crops in one
+    plotly montage: grouped under a header per viseme class (or in slot order), each tile
+    labelled with its slot and top phones. Unused slots (never the argmax on the probe set)
+    are listed in one line, or drawn as a last group with `show_unused`.
+
+    -> (figure, Export of the figure and the per-slot table).
     """
-    from analysis.plots import gallery_figure
-    from analysis.slots import slot_gallery
+    from analysis.exports import Export, export_metadata
+    from analysis.plots import grouped_gallery_figure
+    from analysis.slots import UNUSED, slot_gallery
     from lipmem_core.phones import VISEMES
 
-    info = slot_info(ctx, checkpoint).set_index("slot")
-    slots = [int(s) for s in info.index]
-    if order == GALLERY_ORDERS[0]:
-        # Grouped by the viseme class of each slot's dominant phone, most confident first.
-        rank = {v: i for i, v in enumerate(VISEMES)}
-        slots.sort(key=lambda s: (rank.get(info.at[s, "viseme"], len(rank)), -info.at[s, "share"], s))
-    elif order != GALLERY_ORDERS[1]:
+    if order not in GALLERY_ORDERS:
         raise LipMemError(f"unknown order {order!r}; choose one of {GALLERY_ORDERS}")
-    images, _ = slot_gallery(decoding_model(ctx, checkpoint), face, slots)  # (S, H, W, 3)
-    # tile label: the slot and its two top phones without shares ("12 AA/AH", or "12 unused": an
-    # unused slot's phone is UNUSED and it has no runner-up); hover has the shares
-    labels = [
-        f"{s} " + "/".join(filter(None, (info.at[s, "phone"], info.at[s, "second_phone"]))) for s in slots
-    ]
+    info = slot_info(ctx, checkpoint).set_index("slot")
+    used = [int(s) for s in info.index if info.at[s, "phone"] != UNUSED]
+    unused = [int(s) for s in info.index if info.at[s, "phone"] == UNUSED]
+    if order == GALLERY_ORDERS[0]:
+        # one group per viseme class (in VISEMES order), the most confident slot first
+        sections = [
+            (f"{viseme} ({' '.join(members)})", sorted(
+                (s for s in used if info.at[s, "viseme"] == viseme), key=lambda s: (-info.at[s, "share"], s)
+            ))
+            for viseme, members in VISEMES.items()
+        ]  # fmt: skip
+    else:
+        sections = [("used slots, by number", used)]
+    if show_unused:
+        sections.append((f"unused: never the argmax on the probe set ({len(unused)} slots)", unused))
+    drawn = [s for _, slots in sections for s in slots]
+    if not drawn:
+        raise LipMemError("no slot to draw: every slot is unused; tick 'Show unused slots' to see them")
+    images, _ = slot_gallery(decoding_model(ctx, checkpoint), face, drawn)  # (K, H, W, 3)
+    tiles = dict(zip(drawn, mouth_tiles(images), strict=True))
+
+    def label(s: int) -> str:  # "12 AA/AH": the slot and its two top phones; hover has the shares
+        return f"{s} " + "/".join(filter(None, (info.at[s, "phone"], info.at[s, "second_phone"])))
+
+    def hover(s: int) -> str:
+        top = info.at[s, "top_phones"] or "never the argmax"
+        return f"slot {s}<br>viseme: {info.at[s, 'viseme']}<br>{top}<br>{info.at[s, 'n_frames']} probe frames"
+
+    groups = [
+        (f"{header}: {len(slots)} slot{'s' if len(slots) != 1 else ''}", np.stack([tiles[s] for s in slots]),
+         [label(s) for s in slots], [hover(s) for s in slots])
+        for header, slots in sections
+        if slots
+    ]  # fmt: skip
+    footer = "" if show_unused or not unused else (
+        f"{len(unused)} of {len(info)} slots unused (never the argmax on the probe set), not drawn: "
+        + " ".join(str(s) for s in unused[:48]) + (" …" if len(unused) > 48 else "")
+    )  # fmt: skip
     name = ctx.checkpoint_dir(checkpoint).name
-    title = f"Slot values of {name}"
-    return gallery_figure(
-        images, slots, info.reset_index(), cols=12, title=title, labels=labels, image_format="jpeg"
-    )
+    n_probe = int(info["n_frames"].sum())
+    title = f"Mouths stored in the slots of {name} (value decoded alone, {len(used)} used slots)"
+    figure = grouped_gallery_figure(groups, cols=GALLERY_COLUMNS, title=title, footer=footer)
+    meta = export_metadata(
+        "slot-gallery", name, f"probe set: {PROBE_SENTENCES} espeak sentences, {n_probe} frames",
+        order=order, unused_slots="shown" if show_unused else "listed",
+    )  # fmt: skip
+    return figure, Export(meta, figures={"gallery": figure}, tables={"slots": info.reset_index()})
 
 
 @dataclass

@@ -44,6 +44,7 @@ from lipmem_core.config import ModelConfig
 from lipmem_core.discriminator import QualityDiscriminator
 from lipmem_core.errors import CheckpointError
 from lipmem_core.model import LipMemGenerator
+from lipmem_core.provenance import portable
 from lipmem_core.syncnet import SyncNet
 
 CONFIG_NAME = "config.json"
@@ -141,7 +142,7 @@ def save_checkpoint(
         "format": FORMAT_VERSION,
         "kind": kind,
         "model_config": cfg.to_dict(),
-        "metadata": metadata or {},
+        "metadata": portable(metadata or {}),  # no absolute machine paths (lipmem_core.provenance)
         "dtype": dtype,
         "sha256": hashlib.sha256(blob).hexdigest(),
     }

@@ -44,6 +44,7 @@ from lipmem_core.model import LipMemGenerator
 from lipmem_core.oracle import MouthOracle, load_oracle, mouth_error, predict_mouth
 from lipmem_core.phones import SILENCE
 from lipmem_core.pipeline import TalkingFacePipeline
+from lipmem_core.provenance import corpus_provenance, portable
 from lipmem_core.syncnet import CLIP_FRAMES, SyncNet, lower_half
 
 _SYNC_BATCH = 64
@@ -356,6 +357,7 @@ def evaluate(
         "oracle": None if oracle is None else str(oracle),
         "data": {
             "root": str(root),
+            "corpus": corpus_provenance(root),  # name and generator seed, for a reader
             "split": split,
             "n_clips": len(clips),
             "n_frames": int(sum(len(c.frames) for c in clips)),
@@ -396,7 +398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.quiet,
         )  # fmt: skip
         result = {"command": shlex.join(["python", "-m", "lipmem_core.evaluate", *argv]), **result}
-        cli.write_text_atomic(args.out, json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
+        # paths made portable (lipmem_core.provenance): the file is read on other machines
+        cli.write_text_atomic(
+            args.out, json.dumps(json_safe(portable(result)), indent=1, allow_nan=False) + "\n"
+        )
     except LipMemError as exc:
         return cli.fail(exc)
     for row in result["rows"]:

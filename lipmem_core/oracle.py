@@ -43,6 +43,7 @@ from lipmem_core.data.synth import JPEG_QUALITY
 from lipmem_core.errors import CheckpointError
 from lipmem_core.metrics import mouth_crop
 from lipmem_core.phones import ARPABET, SILENCE, Interval
+from lipmem_core.provenance import portable
 
 ORACLE_SIZE = 128  # frames are resized to this square size, then the mouth box is read
 INPUT_HW = (48, 64)  # the mouth box (43 x 62 px at 128) resampled to this (H, W)
@@ -285,7 +286,7 @@ def save_oracle(result: OracleTraining, directory: str | Path, command: Sequence
             "steps": result.steps,
             "minutes": round(result.seconds / 60, 2),
             "val": result.val,
-            "command": " ".join(command),
+            "command": portable(" ".join(command)),  # no absolute machine paths
         },
         "sha256": hashlib.sha256(blob).hexdigest(),
     }

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from .distributed import DistEnv, ResumableSampler, any_rank, barrier, mean_over_ranks, single_blas_thread
 from .errors import CheckpointError, CorpusError
+from .provenance import corpus_provenance
 
 STATE_WEIGHTS, STATE_JSON, LOG_CSV, CHECKPOINT_DIR = (
     "state.safetensors",
@@ -222,11 +223,11 @@ def git_commit() -> str | None:
 
 
 def corpus_summary(root: Path) -> dict[str, Any]:
-    """Clips, speakers, frames and hours per split of a corpus (from its manifest)."""
+    """Name, portable path and seed of a corpus; clips, speakers, frames and hours per split."""
     from .data.corpus import read_manifest
 
     m = read_manifest(root)
-    out: dict[str, Any] = {"path": str(Path(root).resolve())}
+    out: dict[str, Any] = corpus_provenance(root)
     for split, g in m.groupby("split"):
         out[str(split)] = {
             "clips": len(g),

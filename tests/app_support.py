@@ -24,12 +24,28 @@ TINY = ModelConfig(
 )
 
 
-def make_checkpoint_root(root: Path, name: str = "lipmem-synthtalk", use_memory: bool = True) -> Path:
+def make_checkpoint_root(
+    root: Path, name: str = "lipmem-synthtalk", use_memory: bool = True, seed: int = 0
+) -> Path:
     """root/name holding a random-init generator (seeded, so runs are reproducible)."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     cfg = ModelConfig(**{**TINY.to_dict(), "use_memory": use_memory})
     model = LipMemGenerator(cfg).eval()
     save_checkpoint(root / name, model, "generator", {"dataset": "synthtalk (test: random init)", "steps": 0})
+    return root
+
+
+def make_compare_root(root: Path) -> Path:
+    """root with what the Compare tab needs: a memory model, its `-nomem` ablation and a mouth
+    oracle, all random-init (seeded) and written by the project's own save functions."""
+    from lipmem_core.oracle import MouthOracle, OracleTraining, save_oracle
+
+    make_checkpoint_root(root)
+    make_checkpoint_root(root, "lipmem-synthtalk-nomem", use_memory=False)
+    torch.manual_seed(0)
+    save_oracle(
+        OracleTraining(MouthOracle(width=8).eval(), steps=0, seconds=0.0, val={}), root / "mouth-oracle"
+    )
     return root
 
 

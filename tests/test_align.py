@@ -279,6 +279,15 @@ def test_phone_table_fills_gaps_clips_and_keeps_repeated_words_apart(tmp_path):
     assert [w.label for w in word_intervals(read_textgrid(path))] == ["had", "had", "mm"]
 
 
+def test_textgrid_times_are_written_to_the_microsecond(tmp_path):
+    noisy = 0.1 + 0.27  # 0.37000000000000005: frame arithmetic leaves float noise
+    table = phone_table([Interval(0.0, noisy, "M"), Interval(noisy, 0.6 + 1e-9, "AA")], utterance="u")
+    text = write_textgrid(table, tmp_path / "u.TextGrid").read_text()
+    assert "0.37000000000000005" not in text and "xmin = 0.37" in text
+    assert "0.600000001" not in text and "xmax = 0.6" in text
+    assert read_textgrid(tmp_path / "u.TextGrid")["end"].iloc[-1] == 0.6
+
+
 def test_write_textgrid_rejects_several_utterances(tmp_path):
     a = phone_table([Interval(0, 0.1, "M")], utterance="a")
     b = phone_table([Interval(0, 0.1, "M")], utterance="b")

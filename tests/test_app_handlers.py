@@ -109,7 +109,6 @@ def _generate(h, **overrides):
         voice="en-us",
         audio=None,
         checkpoint=ORACLE,
-        use_memory=True,
     )
     args.update(overrides)
     return h.generate(**args, progress=_no_progress)

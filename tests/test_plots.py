@@ -86,10 +86,10 @@ def test_map_scatter_colours_frames_and_overlays_slots():
         }
     )
     by_viseme = map_scatter(table, color="viseme")
-    assert [t.name for t in by_viseme.data] == ["bilabial", "open", "slots"]
+    assert [t.name for t in by_viseme.data] == ["bilabial", "open", "value slots (2 slots)"]
     assert len(by_viseme.data[0].x) == 2
     by_phone = map_scatter(table, color="phone")
-    assert [t.name for t in by_phone.data] == ["AA", "B", "M", "slots"]
+    assert [t.name for t in by_phone.data] == ["AA", "B", "M", "value slots (2 slots)"]
     assert by_phone.layout.xaxis.title.text == "UMAP 1"
 
 

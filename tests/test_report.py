@@ -63,7 +63,28 @@ def test_report_writes_a_self_contained_page_and_tables(model, clips, tmp_path):
     np.testing.assert_allclose(p.loc[:, used].sum(axis=0), 1.0)
     slots = pd.read_csv(out / "slots.csv")
     assert sorted(slots["order"]) == list(range(S))
-    assert len(list((tmp_path / "cache").glob("*.parquet"))) == 2  # one cached addressing per clip
+    cached = sorted(p.name.rsplit("_", 1)[0] for p in (tmp_path / "cache").iterdir())
+    # one addressing per clip; the maps and the gallery images
+    assert cached == ["addr", "addr", "frame_map", "gallery", "key_map", "value_map"]
+
+
+def test_a_second_report_reuses_the_cache_and_draws_the_same(model, clips, tmp_path, monkeypatch):
+    identity = np.full((32, 32, 3), 128, np.uint8)
+    first = analyse(model, clips, identity, cache_dir=tmp_path / "cache", map_method="pca")
+    from analysis import report as report_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed although cached")
+
+    for name in ("slot_map", "frame_map", "slot_gallery"):
+        monkeypatch.setattr(report_module, name, refuse)
+    second = analyse(model, clips, identity, cache_dir=tmp_path / "cache", map_method="pca")
+    for name in ("slot_maps", "frame_map", "frames"):
+        pd.testing.assert_frame_equal(first.tables[name], second.tables[name])
+    np.testing.assert_array_equal(first.figures[6][2].data[0].source, second.figures[6][2].data[0].source)
+    # another identity is another gallery: not served from the cache
+    with pytest.raises(AssertionError, match="recomputed"):
+        analyse(model, clips, identity + 1, cache_dir=tmp_path / "cache", map_method="pca")
 
 
 def test_nothing_to_analyse_is_an_error(model):
