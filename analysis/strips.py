@@ -66,7 +66,8 @@ def test_clip_strip(
     if not 0 <= index < len(rows):
         raise LipMemError(f"--clip {index}: split {split!r} of {data} has {len(rows)} clips")
     row = next(rows.iloc[[index]].itertuples(index=False))
-    clip = load_clip(data, row, 128)
+    size = next(iter(pipes.values())).model.cfg.img_size
+    clip = load_clip(data, row, size)
     renderings = {"ground truth": clip.frames}
     for name, pipe in pipes.items():
         renderings[name] = generate(pipe, clip)[0]
@@ -84,7 +85,7 @@ def real_speech_strip(
     reference, _ = ground_truth_frames(identity, align_pocketsphinx(wav, text).table, n)
     # the reference face the pipeline animates: the same identity, mouth at rest, head still
     face = FaceRenderer(identity, 128).render(PHONE_TARGETS["sil"], (0.0, 0.0, 0.0, 1.0), 0.0)
-    renderings = {"renderer on aligned phones": reference}
+    renderings = {"reference: aligned phones": reference}
     for name, pipe in pipes.items():
         crops = [c for chunk in pipe.stream(face, wav, face_is_crop=True) for c in chunk.crops]
         renderings[name] = np.stack(crops)[:n]

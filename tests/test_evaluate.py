@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -231,3 +232,22 @@ def test_json_safe_handles_non_finite():
     assert E.json_safe({"a": [math.inf, -math.inf, math.nan, np.float32(1.5), np.int64(3)]}) == {
         "a": ["inf", "-inf", None, 1.5, 3]
     }
+
+
+def test_mouth_strip_figure(setup, arctic_wav, tmp_path):
+    """analysis.strips draws both strips (test clip, real speech) and never writes over an input."""
+    from analysis import strips
+
+    root, data = setup
+    out = tmp_path / "strips.png"
+    argv = ["--memory", str(root / "gen"), "--ablation", str(root / "gen-nomem"), "--data", str(data),
+            "--audio", str(arctic_wav), "--text", strips.ARCTIC_TEXT, "--columns", "6"]  # fmt: skip
+    assert strips.main([*argv, "--clip", "0", "--out", str(out)]) == 0
+    image = cv2.imread(str(out))
+    # two titled strips of three rows each: taller than two single rows of mouth crops
+    assert image is not None and image.shape[0] > 6 * 43 and image.shape[1] > 6 * 62
+    before = arctic_wav.read_bytes()
+    assert strips.main([*argv, "--out", str(arctic_wav)]) == 2  # the recording it reads
+    assert arctic_wav.read_bytes() == before
+    assert strips.main([*argv, "--clip", "99", "--out", str(tmp_path / "x.png")]) == 2  # no such clip
+    assert not (tmp_path / "x.png").exists()
