@@ -122,6 +122,7 @@ class LossWeights:
     # only term that teaches the audio side to address the slots the lips wrote.
     align: float = 0.0
     usage: float = 0.0  # not in the paper: memory.usage_loss of A_lip (`--loss usage=W`)
+    sharpness: float = 0.0  # not in the paper: memory.sharpness_loss of A_lip (`--loss sharpness=W`)
     # Not in the paper: an extra L1 on the lower half of the frame (where the mouth is), on
     # both paths. The full-frame L1 averages the mouth with the upper face that the identity
     # input already shows, so a mouth held still costs little (docs/TRAINING.md).

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from lipmem_core.config import LossWeights
-from lipmem_core.memory import usage_loss
+from lipmem_core.memory import sharpness_loss, usage_loss
 from lipmem_core.model import GeneratorOutput, LipMemGenerator
 from lipmem_core.syncnet import CLIP_FRAMES, SyncNet, cosine_bce, lower_half
 
@@ -177,6 +177,10 @@ def generator_loss(
         usage = usage_loss(out.addr_lip)
         total = total + w.usage * usage
         logs["usage"] = usage.item()
+    if out.addr_lip is not None and w.sharpness > 0:
+        sharp = sharpness_loss(out.addr_lip)
+        total = total + w.sharpness * sharp
+        logs["sharpness"] = sharp.item()
     agreement = address_agreement(out)
     if agreement is not None:
         logs["agree"] = agreement

@@ -136,6 +136,18 @@ def usage_loss(address: Tensor) -> Tensor:
     return 1.0 - address_entropy(mean) / math.log(address.shape[-1])
 
 
+def sharpness_loss(address: Tensor) -> Tensor:
+    """Not in the paper: mean per-frame entropy of the addresses / log S, in [0, 1].
+
+    address (..., S) -> scalar: 0 when every frame puts all its weight on one slot, 1 when every
+    frame spreads it evenly. `usage_loss` alone is also satisfied by every frame addressing all
+    slots evenly (the batch mean is then uniform too); together they ask for what a clustering
+    of frames into slots needs: each frame commits to one slot, and the slots are shared out
+    (their difference is the mutual information between frames and slots, as in IIC).
+    """
+    return address_entropy(address).mean() / math.log(address.shape[-1])
+
+
 def address_entropy(address: Tensor) -> Tensor:
     """Shannon entropy (nats) of each address row: (..., S) -> (...)."""
     return -(address * address.clamp_min(1e-12).log()).sum(-1)

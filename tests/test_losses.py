@@ -62,7 +62,15 @@ def test_total_is_the_weighted_sum():
     batch = _batch()
     out = gen(batch["face"], batch["mel"], batch["lips"])
     w = LossWeights(
-        l1=1.5, av_sync=0.3, vv_sync=0.7, gan=0.11, memory=2.0, usage=0.4, l1_lower=3.0, align=0.9
+        l1=1.5,
+        av_sync=0.3,
+        vv_sync=0.7,
+        gan=0.11,
+        memory=2.0,
+        usage=0.4,
+        l1_lower=3.0,
+        align=0.9,
+        sharpness=0.7,
     )
     total, logs = generator_loss(out, batch, sync, gen, disc, w)
     expected = (
@@ -72,6 +80,7 @@ def test_total_is_the_weighted_sum():
         + w.gan * logs["gan"]
         + w.memory * (logs["align"] + logs["store"])
         + w.align * logs["align"]
+        + w.sharpness * logs["sharpness"]
         + w.usage * logs["usage"]
         + w.l1_lower * logs["l1_lower"]
     )

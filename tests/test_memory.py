@@ -14,6 +14,7 @@ from lipmem_core.memory import (
     alignment_loss,
     cosine_logits,
     init_from_data,
+    sharpness_loss,
     spherical_kmeans,
     storage_loss,
     usage_loss,
@@ -201,3 +202,16 @@ def test_init_from_data_sets_values_and_keys_to_cluster_means(mem):
     # each frame's lip query is nearest (cosine) to the value of its own cluster, mostly
     nearest = cosine_logits(v, mem.value, 1.0).argmax(-1)
     assert (nearest == labels).float().mean() > 0.9
+
+
+def test_sharpness_loss_bounds_and_what_usage_misses():
+    S = 12
+    uniform = torch.full((10, S), 1.0 / S)
+    one_hot = torch.eye(S)[torch.arange(10) % S]
+    assert sharpness_loss(one_hot).item() == pytest.approx(0.0, abs=1e-6)
+    assert sharpness_loss(uniform).item() == pytest.approx(1.0, abs=1e-6)
+    # every frame addressing all slots evenly satisfies the usage loss, not the sharpness loss
+    assert usage_loss(uniform).item() == pytest.approx(0.0, abs=1e-6)
+    assert usage_loss(one_hot[:1].expand(10, S)).item() == pytest.approx(1.0, abs=1e-6)
+    soft = torch.softmax(torch.randn(10, S), -1)
+    assert 0.0 < sharpness_loss(soft).item() < 1.0
