@@ -57,23 +57,55 @@ class AudioLipMemory(nn.Module):
     """
 
     def __init__(
-        self, dim: int, n_slots: int, kappa: float = 16.0, dropout: float = 0.5, lip_path_audio: bool = True
+        self,
+        dim: int,
+        n_slots: int,
+        kappa: float = 16.0,
+        dropout: float = 0.5,
+        lip_path_audio: bool = True,
+        centre_queries: bool = False,
     ) -> None:
         super().__init__()
         self.dim, self.n_slots, self.kappa, self.lip_path_audio = dim, n_slots, kappa, lip_path_audio
+        self.centre_queries = centre_queries
+        if centre_queries:  # running means of q and v (ModelConfig.centre_queries)
+            self.register_buffer("audio_centre", torch.zeros(dim))
+            self.register_buffer("lip_centre", torch.zeros(dim))
         self.key = nn.Parameter(torch.randn(n_slots, dim) * 0.5)  # K (S, D), N(0, 0.5)
         self.value = nn.Parameter(torch.randn(n_slots, dim) * 0.5)  # V (S, D), N(0, 0.5)
         self.query_proj = nn.Linear(dim, dim)  # Linear_q
         self.lip_proj = nn.Linear(dim, dim)  # Linear_v
         self.fusion = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * dim, dim))
 
+    def audio_query(self, f_aud: Tensor) -> Tensor:
+        """q = Linear_q(f_aud), minus its running mean with centre_queries: (N, D) -> (N, D)."""
+        q = self.query_proj(f_aud)
+        return self._centred(q, self.audio_centre) if self.centre_queries else q
+
+    def lip_query(self, f_lip: Tensor) -> Tensor:
+        """v = Linear_v(f_lip), minus its running mean with centre_queries: (N, D) -> (N, D)."""
+        v = self.lip_proj(f_lip)
+        return self._centred(v, self.lip_centre) if self.centre_queries else v
+
+    def _centred(self, x: Tensor, centre: Tensor) -> Tensor:
+        """x minus a running mean of x (EMA 0.05, updated in training mode only).
+
+        Not in the paper. Queries that share a large common direction have cosines of about the
+        same size to every slot, so kappa * cos barely separates slots and every address is
+        nearly uniform; without the common part the cosines spread out.
+        """
+        if self.training:
+            with torch.no_grad():
+                centre.lerp_(x.detach().float().mean(0), 0.05)
+        return x - centre
+
     def address_audio(self, f_aud: Tensor) -> Tensor:
-        """A_aud = softmax(kappa * cos(Linear_q(f_aud), K)): (N, D) -> (N, S)."""
-        return cosine_logits(self.query_proj(f_aud), self.key, self.kappa).softmax(-1)  # (N, S)
+        """A_aud = softmax(kappa * cos(q, K)), q = audio_query(f_aud): (N, D) -> (N, S)."""
+        return cosine_logits(self.audio_query(f_aud), self.key, self.kappa).softmax(-1)  # (N, S)
 
     def address_lip(self, f_lip: Tensor) -> Tensor:
-        """A_lip = softmax(kappa * cos(Linear_v(f_lip), V)): (N, D) -> (N, S)."""
-        return cosine_logits(self.lip_proj(f_lip), self.value, self.kappa).softmax(-1)  # (N, S)
+        """A_lip = softmax(kappa * cos(v, V)), v = lip_query(f_lip): (N, D) -> (N, S)."""
+        return cosine_logits(self.lip_query(f_lip), self.value, self.kappa).softmax(-1)  # (N, S)
 
     def recall(self, address: Tensor) -> Tensor:
         """r = A @ V for given addressing weights: (..., S) -> (..., D).
@@ -91,7 +123,7 @@ class AudioLipMemory(nn.Module):
 
         With f_lip (training) both paths are computed along with L_store and L_align.
         """
-        q = self.query_proj(f_aud)  # (N, D)
+        q = self.audio_query(f_aud)  # (N, D)
         logits_aud = cosine_logits(q, self.key, self.kappa)  # (N, S)
         addr_aud = logits_aud.softmax(-1)  # (N, S)
         recall_aud = self.recall(addr_aud)  # (N, D)
@@ -100,7 +132,7 @@ class AudioLipMemory(nn.Module):
         )
         if f_lip is None:
             return out
-        v = self.lip_proj(f_lip)  # (N, D)
+        v = self.lip_query(f_lip)  # (N, D)
         addr_lip = cosine_logits(v, self.value, self.kappa).softmax(-1)  # (N, S)
         recall_lip = self.recall(addr_lip)  # (N, D)
         # lip_path_audio=False: the lip path sees no audio, only what the memory recalled

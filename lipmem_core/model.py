@@ -86,7 +86,7 @@ class LipMemGenerator(nn.Module):
         if cfg.use_memory:
             self.lip_encoder = LipEncoder(cfg)
             self.memory = AudioLipMemory(
-                cfg.dim, cfg.n_slots, cfg.kappa, cfg.fusion_dropout, cfg.lip_path_audio
+                cfg.dim, cfg.n_slots, cfg.kappa, cfg.fusion_dropout, cfg.lip_path_audio, cfg.centre_queries
             )
         else:
             self.fusion = nn.Sequential(nn.Dropout(cfg.fusion_dropout), nn.Linear(cfg.dim, cfg.dim))

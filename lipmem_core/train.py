@@ -152,8 +152,8 @@ class GeneratorTask:
             n = b["lips"].shape[0] * b["lips"].shape[1]
             f_lip = self.gen.lip_encoder(b["lips"].flatten(0, 1))  # (N, D)
             f_aud = self.gen.encode_audio(b["mel"]).reshape(n, -1)  # (N, D)
-            v.append(memory.lip_proj(f_lip).float())
-            q.append(memory.query_proj(f_aud).float())
+            v.append(memory.lip_query(f_lip).float())
+            q.append(memory.audio_query(f_aud).float())
         self.gen.train()
         init_from_data(memory, torch.cat(v), torch.cat(q), seed=self.tcfg.seed)
         broadcast_from_first([memory.key, memory.value], self.env)

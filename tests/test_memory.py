@@ -215,3 +215,25 @@ def test_sharpness_loss_bounds_and_what_usage_misses():
     assert usage_loss(one_hot[:1].expand(10, S)).item() == pytest.approx(1.0, abs=1e-6)
     soft = torch.softmax(torch.randn(10, S), -1)
     assert 0.0 < sharpness_loss(soft).item() < 1.0
+
+
+def test_centred_queries_follow_the_running_mean_in_training_only():
+    torch.manual_seed(0)
+    mem = AudioLipMemory(dim=16, n_slots=6, centre_queries=True)
+    offset = torch.full((16,), 5.0)  # a large direction shared by every query
+    f = torch.randn(64, 16)
+    mem.train()
+    for _ in range(200):
+        mem.audio_query(f + offset)
+    torch.testing.assert_close(
+        mem.audio_centre, mem.query_proj(f + offset).mean(0).detach(), atol=1e-3, rtol=0
+    )
+    mem.eval()
+    frozen = mem.audio_centre.clone()
+    q = mem.audio_query(f + offset)
+    assert torch.equal(mem.audio_centre, frozen)  # inference never moves it
+    assert q.mean(0).abs().max() < 1e-2  # the shared direction is gone
+    out = mem(f + offset, f)
+    torch.testing.assert_close(out.audio_query, q)
+    torch.testing.assert_close(out.addr_lip, mem.address_lip(f))
+    assert "audio_centre" not in dict(AudioLipMemory(16, 6).named_buffers())  # old checkpoints still load
