@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lipmem_app.context import AppContext, read_checkpoint_config
+from lipmem_core.config import paper_deviations
 
 DOMAIN_CARD = (
     "**Domain.** LipMem checkpoints shipped here are trained on **SynthTalk**: rendered faces "
@@ -95,31 +96,9 @@ def model_card(ctx: AppContext, name: str | None) -> str:
         + f", {model_config.get('img_size', '?')} px faces, weights {size_mb:.1f} MB."
     )
     train_config = metadata.get("train_config") or {}
-    usage_weight = float((train_config.get("loss") or {}).get("usage") or 0.0)
-    deviations = [
-        text
-        for flag, text in (
-            (
-                memory and model_config.get("lip_path_audio") is False,
-                "the lip-addressed path decodes from the recall alone",
-            ),
-            (
-                memory and train_config.get("reseed_dead_slots") is True,
-                "dead memory slots were re-seeded in training",
-            ),
-            (
-                memory and usage_weight > 0,
-                f"a slot-usage loss (weight {usage_weight:g}) spread the lip addressing over the slots",
-            ),
-        )
-        if flag
-    ]
+    deviations = paper_deviations(model_config, train_config)
     if deviations:
-        summary += (
-            "\n\n**Deviations from the paper** (against memory collapse; see docs/TRAINING.md): "
-            + "; ".join(deviations)
-            + "."
-        )
+        summary += "\n\n**Deviations from the paper** (see docs/TRAINING.md): " + "; ".join(deviations) + "."
     parts = [
         summary,
         DOMAIN_CARD,

@@ -189,3 +189,35 @@ class TrainConfig(_Presets):
             workers=1,
             reseed_dead_slots=True,
         )
+
+
+def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any]) -> list[str]:
+    """What a checkpoint's recipe does that SyncTalkFace does not, one phrase each.
+
+    `model_config` / `train_config` are the dicts a checkpoint's config.json stores. Sizes
+    (widths, batch, steps) are not listed: only changes of mechanism and of loss or optimiser
+    (docs/TRAINING.md explains each).
+    """
+    m, t = model_config, train_config
+    loss = t.get("loss") or {}
+    memory = bool(m.get("use_memory", True))
+    paper = TrainConfig.paper()
+    lr, scale = float(t.get("lr") or paper.lr), float(t.get("memory_lr_scale") or 1.0)
+    init_step = int(t.get("memory_init_step") or 0)
+    usage, sharp = float(loss.get("usage") or 0.0), float(loss.get("sharpness") or 0.0)
+    align, lower = float(loss.get("align") or 0.0), float(loss.get("l1_lower") or 0.0)
+    checks: list[tuple[bool, str]] = [
+        (memory and m.get("lip_path_audio") is False, "the lip-addressed path decodes from the recall alone"),
+        (bool(m.get("input_skip")), "a full-resolution input skip in the decoder"),
+        (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
+        (not memory and bool(m.get("ablation_lip_path")), "a lip path without memory (so L_vv applies)"),
+        (memory and t.get("reseed_dead_slots") is True, "dead memory slots re-seeded in training"),
+        (memory and init_step > 0, f"K and V set from data (k-means) at step {init_step}"),
+        (memory and scale != 1.0, f"K and V trained at {scale:g}x the learning rate"),
+        (lr != paper.lr, f"learning rate {lr:g} (paper {paper.lr:g})"),
+        (memory and usage > 0, f"a slot-usage loss (weight {usage:g})"),
+        (memory and sharp > 0, f"an address-sharpness loss (weight {sharp:g})"),
+        (memory and align > 0, f"L_align weighted {align + float(loss.get('memory') or 0.0):g}"),
+        (lower > 0, f"an extra lower-half L1 (weight {lower:g})"),
+    ]
+    return [text for flag, text in checks if flag]

@@ -236,3 +236,29 @@ def test_input_skip_reaches_every_pixel_at_full_resolution():
     plain = LipMemGenerator(tiny_config(stem_stride=2)).eval()
     plain.load_state_dict({k: v for k, v in gen.state_dict().items() if "refine" not in k})
     torch.testing.assert_close(gen(face, mel).frames, plain(face, mel).frames)  # a zero refine adds nothing
+
+
+def test_paper_deviations_name_every_non_paper_mechanism():
+    from lipmem_core.config import LossWeights, TrainConfig, paper_deviations
+
+    assert paper_deviations(ModelConfig.paper().to_dict(), TrainConfig.paper().to_dict()) == []
+    cpu = paper_deviations(ModelConfig.cpu().to_dict(), TrainConfig.cpu().to_dict())
+    assert cpu == [
+        "the lip-addressed path decodes from the recall alone",
+        "dead memory slots re-seeded in training",
+    ]
+    model = dataclasses.replace(ModelConfig.paper(), input_skip=True, centre_queries=True).to_dict()
+    train = dataclasses.replace(
+        TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150,
+        loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0),
+    ).to_dict()  # fmt: skip
+    text = "; ".join(paper_deviations(model, train))
+    for phrase in ("input skip", "centred", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
+                   "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)"):  # fmt: skip
+        assert phrase in text, phrase
+    ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
+    # memory-only options do not apply to a model without memory
+    assert paper_deviations(ablation, train) == [
+        "a lip path without memory (so L_vv applies)", "learning rate 0.0003 (paper 0.0001)",
+        "an extra lower-half L1 (weight 4)",
+    ]  # fmt: skip
