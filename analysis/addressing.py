@@ -90,6 +90,9 @@ def fast_address(model) -> AddressFn:
         model.train(was_training)
 
 
+SHAPE_BUCKET = 64  # address_audio's batches are padded to a multiple of this many windows
+
+
 @torch.inference_mode()
 def address_audio(
     model,
@@ -117,9 +120,13 @@ def address_audio(
         starts = range(0, n, batch_size)
         for lo in tqdm(starts, desc="addressing", unit="batch", disable=not progress):
             idx = np.arange(lo, min(lo + batch_size, n))
-            win = torch.from_numpy(mel_windows(mel, idx)).unsqueeze(1)  # (n, 1, 80, 16)
+            # Pad the batch to a multiple of SHAPE_BUCKET windows (repeating the last): oneDNN
+            # keeps compiled kernels per input shape, so one shape per clip length grew the
+            # server's memory with every new length (benchmarks/soak.py); rows are independent.
+            padded = np.concatenate([idx, np.full(-len(idx) % SHAPE_BUCKET, idx[-1])])
+            win = torch.from_numpy(mel_windows(mel, padded)).unsqueeze(1)  # (n', 1, 80, 16)
             out[lo : lo + len(idx)] = (
-                address(win.to(param.device, param.dtype)).float().cpu().numpy()
+                address(win.to(param.device, param.dtype)).float().cpu().numpy()[: len(idx)]
             )  # (n, S)
     finally:
         model.train(was_training)

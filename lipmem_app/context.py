@@ -39,8 +39,9 @@ EXAMPLE_IDENTITIES: dict[str, int] = {
 }
 # Uploads and outputs live this long after they were written: Gradio's delete_cache removes
 # them (every CACHE_SWEEP_S) and request_dir() removes what is left of old request folders.
-CACHE_MAX_AGE_S = 900
-CACHE_SWEEP_S = 300
+# LIPMEM_CACHE_MAX_AGE_S overrides the age (benchmarks/soak.py shortens it to show expiry).
+CACHE_MAX_AGE_S = int(os.environ.get("LIPMEM_CACHE_MAX_AGE_S", "900"))
+CACHE_SWEEP_S = max(1, CACHE_MAX_AGE_S // 3)
 REQUEST_PREFIX = "req-"
 
 

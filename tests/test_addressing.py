@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from analysis.addressing import (
+    SHAPE_BUCKET,
     address_audio,
     clip_addressing,
     corpus_addressing,
@@ -162,3 +163,18 @@ def test_fast_address_matches_model_address_at_any_batch_size(model):
         ref = model.address(x)
         np.testing.assert_allclose(fast(x).numpy(), ref.numpy(), atol=1e-5)
         np.testing.assert_allclose(fast(x[:7]).numpy(), ref[:7].numpy(), atol=1e-5)
+
+
+def test_clip_lengths_share_batch_shapes(model):
+    """Every clip length used to be a new input shape, and oneDNN keeps compiled kernels per
+    shape: server memory grew with each new length. Batches are padded to SHAPE_BUCKET."""
+    shapes = set()
+
+    def record(win: torch.Tensor) -> torch.Tensor:
+        shapes.add(tuple(win.shape))
+        return model.address(win)
+
+    rng = np.random.default_rng(1)
+    for n_frames in range(20, 60):
+        address_audio(model, rng.normal(0, 0.1, n_frames * 640).astype(np.float32), address_fn=record)
+    assert len(shapes) == 1 and next(iter(shapes))[0] == SHAPE_BUCKET
