@@ -208,12 +208,18 @@ class Handlers:
         frames_per_step: float,
         progress: gr.Progress = PROGRESS,
     ):
-        """A hand-made slot (or phone) sequence -> (silent MP4, image strip, steps table)."""
+        """A hand-made slot (or phone) sequence -> (silent MP4, image strip, steps table, Export)."""
+        from analysis.exports import Export, export_metadata
+
         progress(0.1, desc="decoding the steered lips")
         face = self._face_for(checkpoint, identity)
         out = self.ctx.request_dir() / "steered.mp4"
         video, strip, steps = sv.steer(self.ctx, checkpoint, face, sequence, int(frames_per_step), out)
-        return str(video), strip, steps
+        name = self.ctx.checkpoint_dir(checkpoint).name
+        meta = export_metadata(
+            "playground", name, f"{identity}, sequence '{sequence}'", slots_named_by="probe set"
+        )
+        return str(video), strip, steps, Export(meta, tables={"steps": steps}, images={"strip": strip})
 
     # ---- Compare tab -----------------------------------------------------------------------
     @user_errors
