@@ -366,6 +366,7 @@ def _playground_tab(h: Handlers, generators: list[str], examples: list[str]) -> 
         "each becomes its most likely slot), optionally with a length in frames (`AA*8`). Consecutive "
         "steps cross-fade over 2 frames; the audio feature is that of silence."
     )
+    export_state = gr.State(None)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             checkpoint = gr.Dropdown(
@@ -379,8 +380,12 @@ def _playground_tab(h: Handlers, generators: list[str], examples: list[str]) -> 
             video = gr.Video(label="Steered lips", autoplay=True, height=300, elem_id="playground-video")
             strip = gr.Image(label="One frame per step", interactive=False)
             steps = gr.Dataframe(label="Steps", interactive=False)
+    _export_row(h, export_state, "playground")
     run.click(
-        h.playground, [checkpoint, identity, sequence, frames], [video, strip, steps], api_name="playground"
+        h.playground,
+        [checkpoint, identity, sequence, frames],
+        [video, strip, steps, export_state],
+        api_name="playground",
     )
 
 

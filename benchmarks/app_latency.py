@@ -3,9 +3,9 @@
     python benchmarks/app_latency.py [--checkpoints DIR] [--runs 3]
 
 Prints: cold start to first response (process start -> first answered request), generating a
-~5 s clip from text, the Phonemes<->slots heatmap, slot map and gallery on the example
-(medians of --runs after one warm-up call), and 4 concurrent generate requests (each output
-must have the frame count of its own text: no cross-talk). Peak RSS of the server process
+~5 s clip from text, the Phonemes<->slots heatmap, slot map, gallery and Compare tab on the
+example (medians of --runs after one warm-up call), and 4 concurrent generate requests (each
+output must have the frame count of its own text: no cross-talk). Peak RSS of the server process
 (resource.getrusage of the finished child). With no --checkpoints and no checkpoints/ shipped,
 a tiny random-init checkpoint is made in a temp dir (the figures then say so), since every
 memory tab needs a generator with memory (checkpoints/lipmem-synthtalk).
@@ -83,9 +83,11 @@ def main() -> None:
     from gradio_client import Client
 
     sys.path.insert(0, str(REPO))
+    from lipmem_app.compare_view import default_pair
     from lipmem_app.context import AppContext
 
     checkpoint = AppContext(checkpoints_root=root).list_checkpoints()[0]
+    memory, ablation = default_pair(AppContext(checkpoints_root=root))
     port = _port()
     env = dict(
         os.environ,
@@ -123,12 +125,24 @@ def main() -> None:
             ),
             args.runs,
         )  # fmt: skip
-        t_redraw = _median(lambda: client.predict("Argmax count", "viseme", False, api_name="/heatmap"), args.runs)
+        t_redraw = _median(
+            lambda: client.predict("Argmax count", "viseme", False, api_name="/heatmap"), args.runs
+        )
         t_map = _median(
             lambda: client.predict(checkpoint, "value", "viseme", "UMAP", api_name="/slot_map"), args.runs
         )
+        t_compare = None
+        if memory and ablation:  # the Compare tab needs both (and draws curves with a mouth oracle)
+            t_compare = _median(
+                lambda: client.predict(
+                    "Speaker A", "Text", "Bob made a big map of Maui.", "en-us", None, memory, ablation,
+                    api_name="/compare",
+                ),
+                args.runs,
+            )  # fmt: skip
         t_gallery = _median(
-            lambda: client.predict(checkpoint, "Speaker A", "by viseme", False, api_name="/gallery"), args.runs
+            lambda: client.predict(checkpoint, "Speaker A", "by viseme", False, api_name="/gallery"),
+            args.runs,
         )
 
         from lipmem_core.audio import num_frames
@@ -157,6 +171,8 @@ def main() -> None:
     print(f"heatmap redraw: {t_redraw:.2f} s (target <= 1 s)")
     print(f"slot map (UMAP, cached after first): {t_map:.2f} s (target <= 1 s)")
     print(f"slot gallery: {t_gallery:.2f} s (target <= 1 s)")
+    if t_compare is not None:
+        print(f"compare (1.9 s sentence, three renderings + oracle curves): {t_compare:.2f} s")
     ok = got == expected
     print(
         f"4 concurrent generates: {t_concurrent:.1f} s wall; frames {got} vs expected {expected}: "

@@ -211,13 +211,19 @@ class Handlers:
         frames_per_step: float,
         progress: gr.Progress = PROGRESS,
     ):
-        """A hand-made slot (or phone) sequence -> (silent MP4, image strip, steps table)."""
+        """A hand-made slot (or phone) sequence -> (silent MP4, image strip, steps table, Export)."""
+        from analysis.exports import Export, export_metadata
+
         progress(0.1, desc="decoding the steered lips")
         face = self._face_for(checkpoint, identity)
         with self.ctx.request_files() as directory:
             out = directory / "steered.mp4"
             video, strip, steps = sv.steer(self.ctx, checkpoint, face, sequence, int(frames_per_step), out)
-        return str(video), strip, steps
+        name = self.ctx.checkpoint_dir(checkpoint).name
+        meta = export_metadata(
+            "playground", name, f"{identity}, sequence '{sequence}'", slots_named_by="probe set"
+        )
+        return str(video), strip, steps, Export(meta, tables={"steps": steps}, images={"strip": strip})
 
     # ---- Compare tab -----------------------------------------------------------------------
     @user_errors
@@ -246,7 +252,8 @@ class Handlers:
 
         comparison = cv.compare(self.ctx, face, speech, memory, ablation, report)
         progress(0.9, desc="encoding the side-by-side video")
-        video = cv.side_by_side_video(comparison, self.ctx.request_dir() / "compare.mp4")
+        with self.ctx.request_files() as directory:
+            video = cv.side_by_side_video(comparison, directory / "compare.mp4")
         strip = mouth_strip(comparison.renderings, scale=1.0, max_columns=20)  # fits a 1200 px page
         figure = cv.curves_figure(comparison)
         errors = cv.errors_table(comparison)
@@ -259,7 +266,9 @@ class Handlers:
         """Write the view's figure (HTML), table (CSV) and images (PNG) -> the file list, shown."""
         if export is None:
             raise LipMemError("nothing to export yet: draw the view first")
-        return gr.update(value=[str(p) for p in export.write(self.ctx.request_dir())], visible=True)
+        with self.ctx.request_files() as directory:
+            files = export.write(directory)
+        return gr.update(value=[str(p) for p in files], visible=True)
 
     # ---- Model card tab --------------------------------------------------------------------
     def model_card(self, checkpoint: str | None) -> str:

@@ -90,6 +90,7 @@ def test_api_names_are_published(client):
         "/export_analysis",
         "/export_slot_map",
         "/export_gallery",
+        "/export_playground",
     }
     assert expected <= names, expected - names
 
@@ -229,6 +230,9 @@ def test_slot_map_gallery_playground_model_card(client):
     )
     assert _video_path(video).is_file()
     assert [r[2] for r in steps["data"]] == [4, 6, 4, 4]  # frames per step
+    files = _exported(client, "playground")
+    assert sorted(f.suffix for f in files) == [".csv", ".png"]
+    assert "sequence '3 5*6 M AA'" in read_csv_metadata(next(f for f in files if f.suffix == ".csv"))["data"]
     card = client.predict("lipmem-synthtalk", api_name="/model_card")
     assert "SynthTalk" in card and "n_slots" in card and "<details>" in card  # metadata folded away
 
