@@ -1,18 +1,22 @@
-"""The mouth-shape oracle: a small CNN that reads the 7 SynthTalk mouth parameters off a face.
+r"""The mouth-shape oracle: a small CNN that reads the 7 SynthTalk mouth parameters off a face.
 
 Evaluation needs to ask "what mouth did the generator draw?" in the units the corpus was made
 in (`MOUTH_PARAMS`, each in [0, 1]), so that a generated frame can be compared with the
 ground-truth `mouth.csv`. The oracle learns that reading from the SynthTalk renderer itself:
-it renders random identities with random and phone-driven mouths (face_render directly, so it
-needs no corpus and has unlimited data), with the corpus's head drift, blinks and JPEG, plus
-blur and down-scaling so that the softer frames of a generator stay in its domain. It is
-validated on identities it never saw, rendered clip by clip as the corpus does.
+it renders random identities (a new one joins the pool every step) with random and speech
+mouths (face_render directly, so it has unlimited data; the speech mouths are drawn from a
+corpus's train-split mouth.csv with --mouths-from, else from random phone sequences), with the
+corpus's head drift, blinks and JPEG, plus some blur and down-scaling so that the softer
+frames of a generator stay in its domain. It is validated on identities it never saw, rendered
+clip by clip as the corpus does, and with --real-data on a corpus split's real frames.
 
 Input: any RGB face crop, resized to 128 x 128, of which the mouth region
-(`metrics.MOUTH_BOX`, the lower-middle of the face) is read at 48 x 64: the rest of the lower
-half (cheeks, chin) carries no mouth parameter and would only cost time on this CPU.
+(`metrics.MOUTH_BOX`, the lower-middle of the face) is read at 48 x 64 (`--crop face` reads
+the whole lower face instead; 2.7x slower per step, and worse at equal time).
 
-    python -m lipmem_core.oracle --out checkpoints/mouth-oracle --minutes 8
+    python -m lipmem_core.oracle --out checkpoints/mouth-oracle --minutes 45 --threads 1 --fresh 1 \
+        --mouths-from DATA --uniform-share 0.2 --balance --soften 0.4 --real-data DATA --real-split val
+    python -m lipmem_core.oracle --measure checkpoints/mouth-oracle --real-data DATA --real-split test
 """
 
 from __future__ import annotations
@@ -467,7 +471,10 @@ def _portable(arg: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lipmem_core.oracle", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    parser.add_argument("--out", type=Path, default=None, help="checkpoint directory to write")
+    parser.add_argument(
+        "--measure", type=Path, default=None, help="no training: report this oracle's error on --real-data"
+    )
     parser.add_argument("--minutes", type=float, default=8.0, help="training time budget")
     parser.add_argument("--steps", type=int, default=None, help="optional step budget")
     parser.add_argument("--batch", type=int, default=48)
@@ -507,6 +514,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.measure is not None:
+        if args.real_data is None:
+            parser.error("--measure needs --real-data")
+        real = real_error(load_oracle(args.measure), args.real_data, args.real_split, args.real_clips)
+        print(json.dumps(real, indent=2))
+        return
+    if args.out is None:
+        parser.error("give --out (train) or --measure (report)")
     result = train_oracle(
         minutes=args.minutes,
         steps=args.steps,

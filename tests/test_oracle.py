@@ -223,7 +223,7 @@ def test_load_oracle_reads_configs_without_a_crop(tmp_path, one_thread):
     assert O.load_oracle(out).crop == "mouth"
 
 
-def test_real_error_reads_a_split_and_stores_no_path(tmp_path, one_thread):
+def test_real_error_reads_a_split_and_stores_no_path(tmp_path, one_thread, capsys):
     clips = [
         ("train", "s0", "u0", 4),
         ("val", "s1", "u0", 5),
@@ -254,6 +254,10 @@ def test_real_error_reads_a_split_and_stores_no_path(tmp_path, one_thread):
     assert str(tmp_path) not in json.dumps(real)
     with pytest.raises(ValueError, match="split"):
         O.corpus_frames(root, "nope")
+    O.save_oracle(O.OracleTraining(model, 0, 0.0, {}), tmp_path / "o")
+    O.main(["--measure", str(tmp_path / "o"), "--real-data", str(root), "--real-split", "test"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["split"] == "test" and printed["frames"] == 4
 
 
 def test_stored_command_has_no_machine_paths(tmp_path, monkeypatch):
