@@ -211,6 +211,25 @@ def test_train_save_load_roundtrip(tmp_path, one_thread, crop):
     assert sum(f.stat().st_size for f in out.iterdir()) < 2 * 1024 * 1024
 
 
+def test_cpu_minutes_budget_stops_training(tmp_path, one_thread):
+    result = O.train_oracle(
+        cpu_minutes=0.002,
+        minutes=1.0,
+        batch=2,
+        width=8,
+        n_identities=1,
+        val_identities=1,
+        val_frames=2,
+        log_every=0,
+    )
+    assert 1 <= result.steps < 200 and result.cpu_seconds >= 0.12
+    out = O.save_oracle(result, tmp_path / "o")
+    meta = json.loads((out / "config.json").read_text())["metadata"]
+    assert meta["cpu_minutes"] == round(result.cpu_seconds / 60, 2)
+    with pytest.raises(ValueError, match="budget"):
+        O.train_oracle()
+
+
 def test_load_oracle_reads_configs_without_a_crop(tmp_path, one_thread):
     """Oracles written before the crop option read the mouth box."""
     result = O.train_oracle(
