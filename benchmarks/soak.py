@@ -96,7 +96,13 @@ def main() -> None:
         client = None
         for _ in range(600):  # up to 2 minutes to start
             try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+                # Generous HTTP timeouts: on a loaded 2-core machine the server may answer slowly.
+                client = Client(
+                    f"http://127.0.0.1:{port}/",
+                    verbose=False,
+                    download_files=False,
+                    httpx_kwargs={"timeout": 300},
+                )
                 break
             except Exception:  # not listening yet
                 if server.poll() is not None:
