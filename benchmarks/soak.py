@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -161,6 +162,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=60)
         not_image.unlink(missing_ok=True)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":
