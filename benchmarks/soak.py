@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -96,7 +97,13 @@ def main() -> None:
         client = None
         for _ in range(600):  # up to 2 minutes to start
             try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+                # Generous HTTP timeouts: on a loaded 2-core machine the server may answer slowly.
+                client = Client(
+                    f"http://127.0.0.1:{port}/",
+                    verbose=False,
+                    download_files=False,
+                    httpx_kwargs={"timeout": 300},
+                )
                 break
             except Exception:  # not listening yet
                 if server.poll() is not None:
@@ -155,6 +162,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=60)
         not_image.unlink(missing_ok=True)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def save_checkpoint(
     try:
         config[CONFIG_SHA_KEY] = _config_digest(config)
         config_text = json.dumps(config, indent=2, sort_keys=True)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
         raise CheckpointError(f"checkpoint metadata must be JSON-serialisable: {exc}") from exc
 
     final = Path(directory)
@@ -201,7 +201,8 @@ def _config_digest(config: dict[str, Any]) -> str:
     """sha256 of config.json's fields other than CONFIG_SHA_KEY, as canonical JSON (sorted
     keys, no whitespace), so reformatting the file keeps it valid and changing a value does not."""
     rest = {k: v for k, v in config.items() if k != CONFIG_SHA_KEY}
-    canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    # NaN/Infinity are kept as json writes them (training metadata may hold an inf loss).
+    canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -281,16 +282,11 @@ def _read_config(directory: Path) -> dict[str, Any]:
     # Checkpoints saved before config_sha256 existed carry none; every checkpoint saved since
     # (and every shipped one) does, so an edited or damaged config.json is caught here.
     stored = config.get(CONFIG_SHA_KEY)
-    if stored is not None:
-        try:
-            digest = _config_digest(config)
-        except ValueError as exc:  # NaN or infinity in the JSON
-            raise CheckpointError(f"{cfg_path} holds a non-finite number: the file is damaged") from exc
-        if stored != digest:
-            raise CheckpointError(
-                f"{cfg_path} does not match its {CONFIG_SHA_KEY}: the file was modified or damaged; "
-                "copy the checkpoint again"
-            )
+    if stored is not None and stored != _config_digest(config):
+        raise CheckpointError(
+            f"{cfg_path} does not match its {CONFIG_SHA_KEY}: the file was modified or damaged; "
+            "copy the checkpoint again"
+        )
     return config
 
 

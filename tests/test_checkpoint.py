@@ -187,3 +187,13 @@ def test_export_merges_metadata_and_shrinks(tmp_path, trained_gen):
     with pytest.raises(CheckpointError):
         export_checkpoint(tmp_path / "missing", tmp_path / "never", "int8")
     assert not (tmp_path / "never").exists()
+
+
+def test_config_hash_covers_config_json_and_allows_non_finite_metadata(tmp_path, trained_gen):
+    path = save_checkpoint(tmp_path / "ckpt", trained_gen, "generator", {"best_loss": float("inf")})
+    assert load_checkpoint(path).metadata == {"best_loss": float("inf")}
+    config = json.loads((path / CONFIG_NAME).read_text())
+    config["model_config"]["kappa"] = 3.0  # same shapes, different model: only the hash notices
+    (path / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="config_sha256"):
+        load_checkpoint(path)
