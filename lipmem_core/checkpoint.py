@@ -62,7 +62,7 @@ _INT8_MIN_NUMEL = 1024  # smaller tensors gain nothing from int8
 # loaded can never change under the same name (a branch or tag can be moved).
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[^/]*))?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-CONFIG_SHA_KEY = "config_sha256"  # sha256 of config.json's other fields (see _config_digest)
+CONFIG_SHA_KEY = "config_sha256"  # sha256 of config.json's other fields (see config_digest)
 # Largest model a config.json may ask for, checked on PyTorch's "meta" device (no memory)
 # before the real model is built: 250 M parameters = 1 GB in float32 (the paper preset has 51 M).
 MAX_PARAMETERS = 250_000_000
@@ -147,7 +147,7 @@ def save_checkpoint(
         "sha256": hashlib.sha256(blob).hexdigest(),
     }
     try:
-        config[CONFIG_SHA_KEY] = _config_digest(config)
+        config[CONFIG_SHA_KEY] = config_digest(config)
         config_text = json.dumps(config, indent=2, sort_keys=True)
     except TypeError as exc:
         raise CheckpointError(f"checkpoint metadata must be JSON-serialisable: {exc}") from exc
@@ -197,7 +197,7 @@ def _dequantize(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _config_digest(config: dict[str, Any]) -> str:
+def config_digest(config: dict[str, Any]) -> str:
     """sha256 of config.json's fields other than CONFIG_SHA_KEY, as canonical JSON (sorted
     keys, no whitespace), so reformatting the file keeps it valid and changing a value does not."""
     rest = {k: v for k, v in config.items() if k != CONFIG_SHA_KEY}
@@ -282,7 +282,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
     # Checkpoints saved before config_sha256 existed carry none; every checkpoint saved since
     # (and every shipped one) does, so an edited or damaged config.json is caught here.
     stored = config.get(CONFIG_SHA_KEY)
-    if stored is not None and stored != _config_digest(config):
+    if stored is not None and stored != config_digest(config):
         raise CheckpointError(
             f"{cfg_path} does not match its {CONFIG_SHA_KEY}: the file was modified or damaged; "
             "copy the checkpoint again"

@@ -79,6 +79,10 @@ def rewrite_json(path: str | os.PathLike) -> bool:
     fixed = portable(data)
     if fixed == data:
         return False
+    if path.name == "config.json" and "config_sha256" in fixed:
+        from .checkpoint import CONFIG_SHA_KEY, config_digest
+
+        fixed[CONFIG_SHA_KEY] = config_digest(fixed)  # the hash covers the metadata just rewritten
     tmp = path.with_suffix(path.suffix + ".tmp")
     # Written as its writer wrote it: save_checkpoint sorts keys and ends without a newline,
     # save_oracle keeps insertion order, evaluate ends with a newline.

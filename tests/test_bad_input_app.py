@@ -81,7 +81,6 @@ def _generate(client, **overrides):
         voice="en-us",
         audio=None,
         checkpoint="lipmem-synthtalk",
-        use_memory=True,
     )
     args.update(overrides)
     return client.predict(*args.values(), api_name="/generate")
@@ -133,20 +132,22 @@ def test_text_and_cleared_fields(client):
 def test_cleared_slot_field_and_a_broken_textgrid(client, bad_files):
     _generate(client)
     client.predict(
-        "Clip just made", "lipmem-synthtalk", None, "PocketSphinx", "", None, "P(phone | slot)", "phone",
-        api_name="/analyse",
+        "Clip just made", "lipmem-synthtalk", None, None, "PocketSphinx", "", None, "P(phone | slot)", "phone",
+        False, api_name="/analyse",
     )  # fmt: skip
     _refused(lambda: client.predict(None, "Speaker A", api_name="/slot_details"), "slot number")
     _refused(
         lambda: client.predict(
             ANALYSE_UPLOAD,
             "lipmem-synthtalk",
+            None,
             handle_file(str(bad_files["speech"])),
             TEXTGRID_ALIGNER,
             "",
             handle_file(str(bad_files["textgrid"])),
             "P(phone | slot)",
             "phone",
+            False,
             api_name="/analyse",
         ),  # fmt: skip
         "broken.TextGrid",
