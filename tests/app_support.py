@@ -77,3 +77,21 @@ def launch(demo, **kwargs) -> str:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def generate_request(client, **overrides):
+    """POST /generate through gradio_client with named arguments (an example identity speaking
+    a short sentence with the tiny checkpoint unless overridden)."""
+    args = dict(
+        face_source="Example identity",
+        example="Speaker A",
+        image=None,
+        video=None,
+        speech_source="Text",
+        text="Bob made a big map.",
+        voice="en-us",
+        audio=None,
+        checkpoint="lipmem-synthtalk",
+    )
+    args.update(overrides)
+    return client.predict(*args.values(), api_name="/generate")

@@ -17,7 +17,7 @@ import soundfile as sf
 
 from analysis.exports import read_csv_metadata
 from lipmem_core.phones import PHONES, VISEMES
-from tests.app_support import launch, make_checkpoint_root, make_compare_root
+from tests.app_support import generate_request, launch, make_checkpoint_root, make_compare_root
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -43,22 +43,6 @@ def served(tmp_path_factory):
 def client(served):
     url, downloads = served
     return Client(url, verbose=False, download_files=str(downloads))
-
-
-def _generate(client, **overrides):
-    args = dict(
-        face_source="Example identity",
-        example="Speaker A",
-        image=None,
-        video=None,
-        speech_source="Text",
-        text=TEXT,
-        voice="en-us",
-        audio=None,
-        checkpoint="lipmem-synthtalk",
-    )
-    args.update(overrides)
-    return client.predict(*args.values(), api_name="/generate")
 
 
 def _exported(client, view: str) -> list[Path]:
@@ -96,7 +80,7 @@ def test_api_names_are_published(client):
 
 
 def test_generate_from_text_with_example_identity_then_analyse(client):
-    video, timeline, notices = _generate(client)  # the gr.State output stays server-side
+    video, timeline, notices = generate_request(client)  # the gr.State output stays server-side
     path = _video_path(video)
     assert path.is_file() and path.stat().st_size > 1000
     assert timeline is not None  # the addressing timeline of the clip
@@ -141,7 +125,7 @@ def _analyse(client, other=None, show_all=False):
 
 
 def test_two_checkpoints_side_by_side(client):
-    _generate(client)
+    generate_request(client)
     heatmap, heatmap2, stats, *_ = _analyse(client, other="lipmem-variant")
     assert heatmap2["visible"] is True
     assert "lipmem-variant" in json.loads(heatmap2["value"]["plot"])["layout"]["title"]["text"]
@@ -188,7 +172,7 @@ def test_compare_view_and_its_export(client):
 
 
 def test_oracle_generation(client):
-    video, _, notices = _generate(client, checkpoint=ORACLE, example="Speaker C")
+    video, _, notices = generate_request(client, checkpoint=ORACLE, example="Speaker C")
     assert _video_path(video).is_file()
     assert "oracle renderer" in notices
 
@@ -257,5 +241,5 @@ def test_bad_inputs_are_refused_and_the_app_keeps_serving(client, tmp_path):
     ]
     for overrides, message in cases:
         with pytest.raises(AppError, match=message):
-            _generate(client, **overrides)
-    assert _video_path(_generate(client, text="Still here.")[0]).is_file()
+            generate_request(client, **overrides)
+    assert _video_path(generate_request(client, text="Still here.")[0]).is_file()

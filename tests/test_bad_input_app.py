@@ -17,7 +17,7 @@ import pytest
 
 from lipmem_core.limits import MAX_IMAGE_SIDE
 from lipmem_core.video import VideoWriter
-from tests.app_support import launch, make_checkpoint_root
+from tests.app_support import generate_request, launch, make_checkpoint_root
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -70,22 +70,6 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
     return files
 
 
-def _generate(client, **overrides):
-    args = dict(
-        face_source="Example identity",
-        example="Speaker A",
-        image=None,
-        video=None,
-        speech_source="Text",
-        text="Bob made a big map.",
-        voice="en-us",
-        audio=None,
-        checkpoint="lipmem-synthtalk",
-    )
-    args.update(overrides)
-    return client.predict(*args.values(), api_name="/generate")
-
-
 def _refused(call, *words: str) -> str:
     """The call fails with a message holding `words`, no server path and not Gradio's generic text."""
     with pytest.raises(AppError) as info:
@@ -106,19 +90,19 @@ def test_face_uploads_that_are_not_usable_images(client, bad_files, served):
     demo, _ = served
     before = _request_dirs(demo)
     image = lambda name: dict(face_source="Image", image=handle_file(str(bad_files[name])))  # noqa: E731
-    _refused(lambda: _generate(client, **image("not_image")), "not an image", "JPEG or PNG")
-    _refused(lambda: _generate(client, **image("header_png")), "not an image")
-    _refused(lambda: _generate(client, **image("huge")), f"{MAX_IMAGE_SIDE + 1} x 32", "limit")
+    _refused(lambda: generate_request(client, **image("not_image")), "not an image", "JPEG or PNG")
+    _refused(lambda: generate_request(client, **image("header_png")), "not an image")
+    _refused(lambda: generate_request(client, **image("huge")), f"{MAX_IMAGE_SIDE + 1} x 32", "limit")
     video = dict(face_source="Video", video=handle_file(str(bad_files["huge_video"])))
-    _refused(lambda: _generate(client, **video), f"{MAX_IMAGE_SIDE + 1} x 32", "limit")
+    _refused(lambda: generate_request(client, **video), f"{MAX_IMAGE_SIDE + 1} x 32", "limit")
     faceless = dict(face_source="Video", video=handle_file(str(bad_files["faceless"])))
-    _refused(lambda: _generate(client, **faceless), "no face")
+    _refused(lambda: generate_request(client, **faceless), "no face")
     assert _request_dirs(demo) == before  # failed requests leave no request folder
 
 
 def test_text_and_cleared_fields(client):
-    _refused(lambda: _generate(client, text="שלום עולם"), "English")
-    _refused(lambda: _generate(client, example=None), "choose an example identity")
+    _refused(lambda: generate_request(client, text="שלום עולם"), "English")
+    _refused(lambda: generate_request(client, example=None), "choose an example identity")
     pg = lambda identity, seq: client.predict("lipmem-synthtalk", identity, seq, 3, api_name="/playground")  # noqa: E731
     _refused(lambda: pg(None, "sil M AA"), "choose an example identity")
     _refused(lambda: pg("Speaker A", "1² 3"), "neither a slot number nor an ARPAbet phone")
@@ -130,7 +114,7 @@ def test_text_and_cleared_fields(client):
 
 
 def test_cleared_slot_field_and_a_broken_textgrid(client, bad_files):
-    _generate(client)
+    generate_request(client)
     client.predict(
         "Clip just made", "lipmem-synthtalk", None, None, "PocketSphinx", "", None, "P(phone | slot)", "phone",
         False, api_name="/analyse",
@@ -161,5 +145,5 @@ def test_request_files_are_private_and_expire(client, served):
     assert stat.S_IMODE(work_root.stat().st_mode) == 0o700
     assert work_root.parent == Path(demo.GRADIO_CACHE)  # served in place, expired by Gradio
     assert demo.delete_cache is not None
-    video = _generate(client)[0]
+    video = generate_request(client)[0]
     assert Path(video["video"] if isinstance(video, dict) else video).is_file()
