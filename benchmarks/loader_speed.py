@@ -1,6 +1,6 @@
 """Training-window loader throughput: samples/s of GeneratorWindows and SyncWindows.
 
-    python benchmarks/loader_speed.py --data /work/data/synth_tiny [--img-size 128] [--batches 20]
+    python benchmarks/loader_speed.py --data data/synth_tiny [--img-size 128] [--batches 20]
 
 Prints the median over repeats of samples/s for each configuration (lazy JPEG decoding vs RAM
 preload, clean vs augmented audio, 0 vs 1 data-loader worker) and the peak RSS. With 0
@@ -54,7 +54,7 @@ def samples_per_second(dataset, batch: int, batches: int, workers: int, repeats:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--data", type=Path, default=Path("/work/data/synth_tiny"))
+    p.add_argument("--data", type=Path, required=True)
     p.add_argument("--img-size", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--batches", type=int, default=20)

@@ -16,7 +16,7 @@ memory could possibly be:
 - `true visemes` / `true phones`: slots that are the labels themselves (PNMI of the viseme
   partition = H(viseme) / H(phone); phone slots give PNMI 1 and purity 1).
 
-    python benchmarks/memory_bounds.py --data /work/data/synthtalk-v2 --split test
+    python benchmarks/memory_bounds.py --data data/synthtalk --split test
 """
 
 from __future__ import annotations
