@@ -12,7 +12,6 @@ the same sentence, where the exact mouth trajectory gives the ground-truth corre
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analysis.strips import ARCTIC_TEXT, arctic_recording  # noqa: E402
 from lipmem_core.audio import load_audio  # noqa: E402
 from lipmem_core.config import SAMPLES_PER_FRAME  # noqa: E402
 from lipmem_core.data.face_render import FaceRenderer, Identity  # noqa: E402
@@ -29,15 +29,7 @@ from lipmem_core.oracle import load_oracle, predict_mouth  # noqa: E402
 from lipmem_core.pipeline import TalkingFacePipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-ARCTIC_TEXT = "and you always want to see it in the superlative degree"
 JAW = MOUTH_PARAMS.index("jaw")
-
-
-def arctic_path() -> Path:
-    spec = importlib.util.find_spec("pysptk")
-    if spec is None or spec.origin is None:
-        raise SystemExit("pysptk is not installed: pip install -r requirements-test.txt, or pass --audio")
-    return Path(spec.origin).parent / "example_audio_data" / "arctic_a0007.wav"
 
 
 def log_energy(wav: np.ndarray, n_frames: int) -> np.ndarray:
@@ -47,7 +39,9 @@ def log_energy(wav: np.ndarray, n_frames: int) -> np.ndarray:
     return np.log(rms)
 
 
-def correlation_with_chance(jaw: np.ndarray, env: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+def correlation_with_chance(
+    jaw: np.ndarray, env: np.ndarray, rng: np.random.Generator
+) -> tuple[float, float]:
     """Pearson r(jaw, envelope) and the 95th percentile of |r| under circular shifts (chance)."""
     r = float(np.corrcoef(jaw, env)[0, 1])
     n = len(env)
@@ -74,7 +68,7 @@ def main() -> None:
     args = p.parse_args()
 
     rng = np.random.default_rng(0)
-    real = load_audio(args.audio or arctic_path())
+    real = load_audio(args.audio or arctic_recording())
     synth = synthesize(ARCTIC_TEXT)
     renderer = FaceRenderer(Identity.sample(np.random.default_rng(args.identity_seed)), 128)
     face = renderer.render(PHONE_TARGETS["sil"], (0.0, 0.0, 0.0, 1.0), 0.0)
@@ -83,7 +77,9 @@ def main() -> None:
     n_syn = int(np.ceil(len(synth.audio) / SAMPLES_PER_FRAME))
     truth_jaw = mouth_trajectory(synth.phones, n_syn)[:, JAW]
     r, chance = correlation_with_chance(truth_jaw, log_energy(synth.audio, n_syn), rng)
-    print(f"reference: exact SynthTalk jaw vs espeak log-energy        r = {r:+.3f} (chance |r| < {chance:.3f})")
+    print(
+        f"reference: exact SynthTalk jaw vs espeak log-energy        r = {r:+.3f} (chance |r| < {chance:.3f})"
+    )
 
     for ckpt in args.checkpoint:
         pipe = TalkingFacePipeline(ckpt)
