@@ -6,16 +6,17 @@ The frame table (one row per video frame, 25 fps) is the input of every memory a
     slot int (argmax_s A_aud), weight float (max_s A_aud), a0 .. a{S-1} float (A_aud row),
     phone str and viseme str after `join_phones`.
 
-A_aud comes from the model's public `LipMemGenerator.address` over the mel window of each
-video frame (docs/ARCHITECTURE.md, timing rule), batched, and is cached to parquet keyed by
-a hash of the model weights and the audio. Statistics (PNMI, purities, usage entropy, dead
-slots) are `lipmem_core.metrics`' single implementation.
+A_aud comes from `lipmem_core.address_audio` (the model's public `LipMemGenerator.address`
+over the mel window of each video frame, docs/ARCHITECTURE.md timing rule), batched, and is
+cached to parquet keyed by a hash of the model weights and the audio. Statistics (PNMI, purities, usage entropy, dead
+slots) are `lipmem_core.evaluation.metrics`' single implementation.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,14 @@ import torch
 from scipy.cluster.hierarchy import leaves_list, linkage
 from tqdm.auto import tqdm
 
-from lipmem_core.audio import mel_windows, melspectrogram, num_frames
+from lipmem_core.audio import load_audio
 from lipmem_core.config import FPS
 from lipmem_core.data.corpus import frame_phones
 from lipmem_core.errors import AlignmentError
-from lipmem_core.metrics import joint_distribution, slot_statistics
+from lipmem_core.evaluation.metrics import joint_distribution, slot_statistics
+from lipmem_core.infer.addressing import AddressFn, address_audio
+from lipmem_core.infer.fast import inference_copy
+from lipmem_core.model.generator import LipMemGenerator
 from lipmem_core.phones import PHONES, SILENCE, VISEMES, Interval, viseme_of
 
 from .tables import check_phone_table
@@ -54,83 +58,6 @@ def model_fingerprint(model: torch.nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-class _Address(torch.nn.Module):
-    """`model.address` as a module, so it can be traced (only the public method is used)."""
-
-    def __init__(self, model) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.model.address(mel)  # (N, 1, 80, 16) -> (N, S)
-
-
-AddressFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def fast_address(model) -> AddressFn:
-    """`model.address` traced and optimised for CPU inference (BN folded into convs, oneDNN).
-
-    Same values to ~1e-7 and about 2x faster; tracing costs a second, so it pays off for a
-    corpus, not for one short clip. The weights are frozen into the result: re-make it after
-    training. On other devices `model.address` itself is returned.
-    """
-    param = next(model.parameters())
-    if param.device.type != "cpu":
-        return model.address
-    was_training = model.training
-    wrapper = _Address(model).eval()
-    example = torch.zeros(8, 1, model.cfg.mel_bins, model.cfg.mel_window, dtype=param.dtype)
-    try:
-        with torch.no_grad():
-            return torch.jit.optimize_for_inference(torch.jit.trace(wrapper, example, check_trace=False))
-    finally:
-        model.train(was_training)
-
-
-SHAPE_BUCKET = 64  # address_audio's batches are padded to a multiple of this many windows
-
-
-@torch.inference_mode()
-def address_audio(
-    model,
-    audio: np.ndarray,
-    batch_size: int = 512,
-    progress: bool = False,
-    address_fn: AddressFn | None = None,
-) -> np.ndarray:
-    """A_aud of every video frame of 16 kHz `audio`: (n_samples,) -> (n_frames, S) float32.
-
-    Frame k is addressed from its 16-mel-frame window centred on (k + 0.5) / 25 s.
-    `address_fn` replaces `model.address` (e.g. by `fast_address(model)`).
-    """
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim != 1 or audio.size == 0:
-        raise AlignmentError(f"expected non-empty mono audio (n_samples,), got shape {audio.shape}")
-    was_training = model.training
-    model.eval()
-    address = address_fn or model.address
-    try:
-        mel = melspectrogram(audio)  # (80, M)
-        n = num_frames(len(audio))
-        param = next(model.parameters())
-        out = np.empty((n, model.cfg.n_slots), dtype=np.float32)
-        starts = range(0, n, batch_size)
-        for lo in tqdm(starts, desc="addressing", unit="batch", disable=not progress):
-            idx = np.arange(lo, min(lo + batch_size, n))
-            # Pad the batch to a multiple of SHAPE_BUCKET windows (repeating the last): oneDNN
-            # keeps compiled kernels per input shape, so one shape per clip length grew the
-            # server's memory with every new length (benchmarks/soak.py); rows are independent.
-            padded = np.concatenate([idx, np.full(-len(idx) % SHAPE_BUCKET, idx[-1])])
-            win = torch.from_numpy(mel_windows(mel, padded)).unsqueeze(1)  # (n', 1, 80, 16)
-            out[lo : lo + len(idx)] = (
-                address(win.to(param.device, param.dtype)).float().cpu().numpy()[: len(idx)]
-            )  # (n, S)
-    finally:
-        model.train(was_training)
-    return out
 
 
 def frame_table(address: np.ndarray, utterance: str = "utt") -> pd.DataFrame:
@@ -193,8 +120,8 @@ def corpus_addressing(
 ) -> pd.DataFrame:
     """Frame tables of many clips (utterance id, 16 kHz audio), concatenated, with a progress bar.
 
-    optimise: address through `fast_address`, traced once, on the first clip not in the cache
-    (worth it from about a minute of audio).
+    optimise: address through `lipmem_core.infer.fast.inference_copy` of the model, made once,
+    on the first clip not in the cache (worth it from about a minute of audio).
     """
     fingerprint = model_fingerprint(model) if cache_dir is not None else None
     fast: AddressFn | None = None
@@ -202,7 +129,7 @@ def corpus_addressing(
     def address(mel: torch.Tensor) -> torch.Tensor:
         nonlocal fast
         if fast is None:
-            fast = fast_address(model)
+            fast = inference_copy(model, next(model.parameters()).device).address
         return fast(mel)
 
     tables = [
@@ -212,6 +139,25 @@ def corpus_addressing(
     if not tables:
         raise AlignmentError("no clips to address")
     return pd.concat(tables, ignore_index=True)
+
+
+def address_speech(
+    model: LipMemGenerator,
+    audio: np.ndarray | str | os.PathLike,
+    transcript: str | None = None,
+    utterance: str = "utt",
+) -> pd.DataFrame:
+    """Speech -> its frame table with phones: one row per video frame with A_aud, the argmax
+    slot, the phone and viseme at the frame centre (columns in the module docstring).
+
+    `audio`: 16 kHz mono float32 (N,) or any audio file. Phones come from PocketSphinx,
+    recognising the speech first when no `transcript` is given (analysis.align).
+    """
+    from .align import align_pocketsphinx
+
+    wav = load_audio(audio) if isinstance(audio, (str, os.PathLike)) else np.asarray(audio, np.float32)
+    phones = align_pocketsphinx(wav, transcript, utterance=utterance).table
+    return join_phones(frame_table(address_audio(model, wav), utterance), phones)
 
 
 def join_phones(frames: pd.DataFrame, phones: pd.DataFrame) -> pd.DataFrame:

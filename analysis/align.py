@@ -60,7 +60,7 @@ class Alignment:
 
 def align_espeak(text: str, voice=None, utterance: str = "utt") -> Alignment:
     """Synthesise `text` with espeak-ng (`speech.synthesize`) and return its exact alignment."""
-    from lipmem_core.data.speech import Voice, synthesize
+    from lipmem_core.data.synth.speech import Voice, synthesize
 
     utt = synthesize(text, voice if voice is not None else Voice())
     duration = len(utt.audio) / SAMPLE_RATE
@@ -198,7 +198,7 @@ def _ensure_pronunciations(decoder, words: list[str], oov: str) -> None:
             "dictionary words (numbers as words), or pass oov='espeak' (CLI: --oov espeak) to use "
             "espeak-ng's letter-to-sound pronunciation"
         )
-    from lipmem_core.data.speech import Voice, synthesize
+    from lipmem_core.data.synth.speech import Voice, synthesize
 
     for word in missing:
         spoken = phone_table(synthesize(word, Voice()).phones)

@@ -6,7 +6,7 @@ The comparison the paper's study is about, as plain functions (no gradio, no mod
   neutral pose the generators' reference face has, so the three renderings line up pixel for pixel.
 - `mouth_strip`: the mouth region (`metrics.MOUTH_BOX`) of every k-th frame of each rendering,
   one labelled row per rendering, as one uint8 image (the figure for a README or a paper).
-- `oracle_curves`: the mouth oracle's (lipmem_core.oracle) reading of every frame of each
+- `oracle_curves`: the mouth oracle's (lipmem_core.evaluation.oracle) reading of every frame of each
   rendering, as a long table (source, frame, time, param, value); `curve_errors` sums it up
   as each rendering's mean absolute difference from the ground truth's reading.
 
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from lipmem_core.config import FPS
-from lipmem_core.data.mouth import MOUTH_PARAMS, mouth_trajectory
-from lipmem_core.metrics import mouth_crop
+from lipmem_core.data.synth.mouth import MOUTH_PARAMS, mouth_trajectory
+from lipmem_core.evaluation.metrics import mouth_crop
 from lipmem_core.phones import Interval
 
 CURVE_PARAMS = ("jaw", "close", "round")  # opening, bilabial closure, lip rounding: what a viewer sees
@@ -39,7 +39,7 @@ def ground_truth_frames(
     `identity` is a `face_render.Identity`. The head stays still and the eyes open: the
     generators draw on a still reference face, and a moving head would shift the mouth box.
     """
-    from lipmem_core.data.face_render import FaceRenderer
+    from lipmem_core.data.synth.face_render import FaceRenderer
 
     intervals = [Interval(float(r.start), float(r.end), str(r.phone)) for r in phones.itertuples()]
     mouth = mouth_trajectory(intervals, n_frames, FPS)  # (n, 7)
@@ -122,7 +122,7 @@ def oracle_curves(
 ) -> pd.DataFrame:
     """The mouth oracle's reading of every frame of each rendering: a long table with columns
     source, frame, time (frame centre, s), param, value (in [0, 1], SynthTalk's units)."""
-    from lipmem_core.oracle import predict_mouth
+    from lipmem_core.evaluation.oracle import predict_mouth
 
     unknown = [p for p in params if p not in MOUTH_PARAMS]
     if unknown:

@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 from lipmem_core import cli
 from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import CheckpointError, CorpusError, LipMemError
+from lipmem_core.infer.addressing import decode_addresses
 
 from . import plots
 from .addressing import (
@@ -39,7 +40,6 @@ from .addressing import (
 )
 from .slots import (
     address_sequence,
-    decode_addresses,
     frame_map,
     phone_segments,
     slot_gallery,
@@ -245,9 +245,7 @@ def write_report(report: Report, out_dir: str | Path, title: str, notes: list[st
 def _load_generator(path: Path):
     from lipmem_core.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(path)
-    if ckpt.kind != "generator":
-        raise CheckpointError(f"{path} holds a {ckpt.kind!r} checkpoint; the report needs a generator")
+    ckpt = load_checkpoint(path, kind="generator")
     if ckpt.model.memory is None:
         raise CheckpointError(f"{path} is a generator without memory (use_memory=False): nothing to analyse")
     return ckpt.model.eval(), ckpt.metadata
@@ -255,12 +253,10 @@ def _load_generator(path: Path):
 
 def _default_identity(img_size: int, seed: int) -> np.ndarray:
     """A SynthTalk face with the mouth at rest, for the gallery when no identity is given."""
-    from lipmem_core.data.face_identity import Identity
-    from lipmem_core.data.face_render import FaceRenderer
-    from lipmem_core.data.mouth import MOUTH_PARAMS
+    from lipmem_core.data.synth.face_identity import Identity
+    from lipmem_core.data.synth.face_render import neutral_face
 
-    renderer = FaceRenderer(Identity.sample(np.random.default_rng(seed)), size=img_size)
-    return renderer.render(np.zeros(len(MOUTH_PARAMS)))
+    return neutral_face(Identity.sample(np.random.default_rng(seed)), img_size)
 
 
 def _read_identity(path: Path) -> np.ndarray:

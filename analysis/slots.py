@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
-import torch
 
-from lipmem_core.encoders import identity_input
+from lipmem_core.infer.addressing import decode_addresses
 from lipmem_core.phones import SILENCE, viseme_of
 
 from .addressing import weights
@@ -162,45 +160,6 @@ def frame_map(
     table = pd.concat([frame_rows, slot_rows], ignore_index=True)
     table["x"], table["y"], table["method"] = xy[:, 0], xy[:, 1], method
     return table
-
-
-def _face_input(identity: np.ndarray, img_size: int, n: int) -> torch.Tensor:
-    """Identity crop uint8 (H, W, 3) -> model face input (n, 6, 1, H, W): lower half hidden ++ reference."""
-    img = np.asarray(identity)
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ValueError(f"identity must be a uint8 RGB image (H, W, 3), got {img.dtype} {img.shape}")
-    if img.shape[:2] != (img_size, img_size):
-        img = cv2.resize(img, (img_size, img_size), interpolation=cv2.INTER_AREA)
-    ref = torch.from_numpy(img).float().div(127.5).sub(1.0).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
-    face = identity_input(ref[:, None], ref[:, None])  # (6, 1, H, W): the lower half always hidden
-    return face.expand(n, -1, -1, -1, -1)  # (n, 6, 1, H, W)
-
-
-@torch.inference_mode()
-def decode_addresses(model, identity: np.ndarray, address: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Frames decoded for an identity with given addressing weights: (T, S) -> uint8 (T, H, W, 3).
-
-    A one-hot row decodes exactly one slot's value V_s; f_aud is that of silence (mel=None,
-    the model's rule for decoding without audio).
-    """
-    address = np.asarray(address, dtype=np.float32)  # (T, S)
-    if address.ndim != 2 or address.shape[1] != model.cfg.n_slots:
-        raise ValueError(f"address must be (T, {model.cfg.n_slots}), got {address.shape}")
-    was_training = model.training
-    model.eval()
-    param = next(model.parameters())
-    out = []
-    try:
-        for lo in range(0, len(address), batch_size):
-            a = torch.from_numpy(address[lo : lo + batch_size]).to(param.device, param.dtype)  # (b, S)
-            face = _face_input(identity, model.cfg.img_size, len(a)).to(param.device, param.dtype)
-            frames = model.decode_with_address(face, None, a[:, None, :])  # (b, 3, 1, H, W)
-            img = ((frames[:, :, 0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (b, 3, H, W)
-            out.append(img.permute(0, 2, 3, 1).cpu().numpy())  # (b, H, W, 3)
-    finally:
-        model.train(was_training)
-    size = model.cfg.img_size
-    return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
 def slot_gallery(

@@ -4,7 +4,7 @@ Two strips of mouth crops over time (`analysis.compare.mouth_strip`), stacked in
 
 1. a held-out SynthTalk test clip: the corpus's own frames (ground truth), the memory model and
    the no-memory ablation, both driven by the clip's audio on the clip's own frames (exactly
-   as `lipmem_core.evaluate` runs them);
+   as `lipmem_core.evaluation.evaluate` runs them);
 2. real human speech (default: the CMU ARCTIC recording shipped in the pysptk sdist) on an
    identity no corpus speaker has: SynthTalk's renderer driven by the phones PocketSphinx
    force-aligns to the recording (a reference, not ground truth: the mouth the renderer would
@@ -28,14 +28,13 @@ from analysis.align import align_pocketsphinx
 from analysis.compare import ground_truth_frames, mouth_strip
 from lipmem_core import cli
 from lipmem_core.audio import load_audio
-from lipmem_core.checkpoint import load_checkpoint
 from lipmem_core.config import SAMPLES_PER_FRAME
 from lipmem_core.data import corpus
-from lipmem_core.data.face_render import FaceRenderer, Identity
-from lipmem_core.data.mouth import PHONE_TARGETS
+from lipmem_core.data.synth.face_render import FaceRenderer, Identity
+from lipmem_core.data.synth.mouth import PHONE_TARGETS
 from lipmem_core.errors import LipMemError
-from lipmem_core.evaluate import generate, load_clip
-from lipmem_core.pipeline import TalkingFacePipeline
+from lipmem_core.evaluation.evaluate import load_clip
+from lipmem_core.infer.pipeline import TalkingFacePipeline
 
 ARCTIC_TEXT = "and you always want to see it in the superlative degree"  # arctic_a0007
 
@@ -70,7 +69,7 @@ def test_clip_strip(
     clip = load_clip(data, row, size)
     renderings = {"ground truth": clip.frames}
     for name, pipe in pipes.items():
-        renderings[name] = generate(pipe, clip)[0]
+        renderings[name] = np.stack(pipe.generate(clip.frames, clip.wav, face_is_crop=True).crops)
     title = f'SynthTalk test clip {clip.key}: "{row.text}"'
     return mouth_strip(renderings, max_columns=max_columns), title
 
@@ -109,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cli.check_output(args.out, [args.memory, args.ablation, args.data, args.audio])
         pipes = {
-            f"{label}: {Path(path).name}": TalkingFacePipeline(load_checkpoint(path), device="cpu")
+            f"{label}: {Path(path).name}": TalkingFacePipeline(path, device="cpu")
             for label, path in (("memory", args.memory), ("no memory", args.ablation))
         }
         audio = args.audio or arctic_recording()

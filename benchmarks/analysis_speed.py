@@ -41,7 +41,7 @@ from analysis.addressing import (  # noqa: E402
 from analysis.align import align_espeak  # noqa: E402
 from analysis.slots import slot_labels, slot_map  # noqa: E402
 from lipmem_core.config import SAMPLE_RATE, ModelConfig  # noqa: E402
-from lipmem_core.model import LipMemGenerator  # noqa: E402
+from lipmem_core.model.generator import LipMemGenerator  # noqa: E402
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog while the farmer watches from his porch",

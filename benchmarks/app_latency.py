@@ -48,7 +48,7 @@ def _checkpoints(arg: str | None) -> tuple[Path, str]:
     if (shipped / "lipmem-synthtalk" / "config.json").is_file():  # the memory model every tab needs
         return shipped, "shipped"
     sys.path.insert(0, str(REPO))
-    from tests.app_support import make_checkpoint_root
+    from tests.app.app_support import make_checkpoint_root
 
     return make_checkpoint_root(
         Path(tempfile.mkdtemp(prefix="lipmem_bench_"))
@@ -146,7 +146,7 @@ def main() -> None:
         )
 
         from lipmem_core.audio import num_frames
-        from lipmem_core.data.speech import synthesize
+        from lipmem_core.data.synth.speech import synthesize
 
         expected = [num_frames(len(synthesize(t).audio)) for t in CONCURRENT_TEXTS]
         clients = [Client(f"http://127.0.0.1:{port}/", verbose=False) for _ in CONCURRENT_TEXTS]

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lipmem_core.config import SAMPLE_RATE, ModelConfig  # noqa: E402
-from lipmem_core.pipeline import DEFAULT_CHECKPOINT, TalkingFacePipeline  # noqa: E402
-from lipmem_core.video import VideoWriter  # noqa: E402
+from lipmem_core.infer.pipeline import DEFAULT_CHECKPOINT, TalkingFacePipeline  # noqa: E402
+from lipmem_core.infer.video import VideoWriter  # noqa: E402
 
 W, H, FPS = 1280, 720, 25
 
@@ -71,7 +71,7 @@ def load_pipeline(checkpoint: str | None) -> tuple[TalkingFacePipeline, str]:
         return TalkingFacePipeline(path), str(path)
     import torch
 
-    from lipmem_core.model import LipMemGenerator
+    from lipmem_core.model.generator import LipMemGenerator
 
     torch.manual_seed(0)
     return TalkingFacePipeline(

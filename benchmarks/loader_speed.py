@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from lipmem_core.data.augment import AudioAugment
 from lipmem_core.data.datasets import ClipStore, GeneratorWindows, SyncWindows
-from lipmem_core.distributed import single_blas_thread
+from lipmem_core.train.distributed import single_blas_thread
 
 
 def samples_per_second(dataset, batch: int, batches: int, workers: int, repeats: int) -> tuple[float, float]:

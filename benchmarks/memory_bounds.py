@@ -33,9 +33,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lipmem_core import metrics  # noqa: E402
 from lipmem_core.data import corpus  # noqa: E402
-from lipmem_core.data.mouth import MOUTH_PARAMS  # noqa: E402
+from lipmem_core.data.synth.mouth import MOUTH_PARAMS  # noqa: E402
+from lipmem_core.evaluation import metrics  # noqa: E402
 from lipmem_core.phones import SILENCE, viseme_of  # noqa: E402
 
 CONTEXT = 2  # frames either side: a 5-frame window, as the lip encoder sees

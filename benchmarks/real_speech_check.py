@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.strips import ARCTIC_TEXT, arctic_recording  # noqa: E402
 from lipmem_core.audio import load_audio  # noqa: E402
 from lipmem_core.config import SAMPLES_PER_FRAME  # noqa: E402
-from lipmem_core.data.face_render import FaceRenderer, Identity  # noqa: E402
-from lipmem_core.data.mouth import MOUTH_PARAMS, PHONE_TARGETS, mouth_trajectory  # noqa: E402
-from lipmem_core.data.speech import synthesize  # noqa: E402
-from lipmem_core.oracle import load_oracle, predict_mouth  # noqa: E402
-from lipmem_core.pipeline import TalkingFacePipeline  # noqa: E402
+from lipmem_core.data.synth.face_render import FaceRenderer, Identity  # noqa: E402
+from lipmem_core.data.synth.mouth import MOUTH_PARAMS, PHONE_TARGETS, mouth_trajectory  # noqa: E402
+from lipmem_core.data.synth.speech import synthesize  # noqa: E402
+from lipmem_core.evaluation.oracle import load_oracle, predict_mouth  # noqa: E402
+from lipmem_core.infer.pipeline import TalkingFacePipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 JAW = MOUTH_PARAMS.index("jaw")

@@ -1,11 +1,13 @@
 """SynthTalk speed: the face renderer alone, and the whole corpus generator.
 
     python benchmarks/synth_speed.py [--speakers 8] [--utterances 20] [--workers 2] [--runs 3]
-        [--tmp DIR]
+        [--size 128] [--render-sizes 64 128 256] [--tmp DIR]
 
 Prints, as medians of --runs:
-- the renderer: FaceRenderer.render per frame (one process, face already built), in frames
-  per wall second and per CPU second, and a 250-frame render_clip of a new face (wall);
+- the renderer, at each of --render-sizes: FaceRenderer.render per frame (one process, face
+  already built), in frames per wall second and per CPU second, also with the corpus writer's
+  JPEG encoding, the one-off static layers per identity (CPU ms), and a 250-frame render_clip
+  of a new face (wall);
 - the generator: build_corpus at 128 px with --workers processes (plan + speech + trajectory
   + render + JPEG + files) into a fresh directory per run, in frames per wall second and per
   CPU second (the CPU figure does not depend on other load on the machine);
@@ -25,36 +27,46 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from lipmem_core.data.face_render import FaceRenderer, Identity, head_motion, render_clip
-from lipmem_core.data.mouth import mouth_trajectory
-from lipmem_core.data.speech import synthesize
-from lipmem_core.data.synth import build_corpus, pad_to_frames
+from lipmem_core.data.synth.build import JPEG_QUALITY, build_corpus, pad_to_frames
+from lipmem_core.data.synth.face_render import FaceRenderer, Identity, head_motion, render_clip
+from lipmem_core.data.synth.mouth import mouth_trajectory
+from lipmem_core.data.synth.speech import synthesize
 
 
-def renderer_fps(size: int, runs: int) -> tuple[float, float, float]:
-    """(frames/s wall, frames per CPU second) of FaceRenderer.render, and frames/s wall of a
-    fresh 250-frame render_clip (which builds the face first); medians over runs."""
+def renderer_fps(size: int, runs: int) -> dict[str, float]:
+    """Medians over runs: frames/s wall and per CPU second of FaceRenderer.render, frames per
+    CPU second with JPEG encoding (what the corpus writer does per frame), CPU ms to build a
+    new face's static layers, and frames/s wall of a fresh 250-frame render_clip."""
     rng = np.random.default_rng(0)
-    identity = Identity.sample(rng)
     utt = synthesize("The quick brown fox jumps over the lazy dog, and then it runs away. " * 3)
     _, phones, n = pad_to_frames(utt.audio, utt.phones)
     mouth = mouth_trajectory(phones, n)  # (n, 7)
-    renderer = FaceRenderer(identity, size)
     poses, blinks = head_motion(n, rng)
     out = np.empty((size, size, 3), np.uint8)
-    wall, cpu, clip = [], [], []
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    wall, cpu, with_jpeg, setup, clip = [], [], [], [], []
     for r in range(runs):
+        c = time.process_time()
+        renderer = FaceRenderer(Identity.sample(np.random.default_rng(100 + r)), size)
+        setup.append(1000 * (time.process_time() - c))
         t, c = time.perf_counter(), time.process_time()
         for k in range(n):
             renderer.render(mouth[k], poses[k], blinks[k], out=out)
         wall.append(n / (time.perf_counter() - t))
         cpu.append(n / (time.process_time() - c))
+        c = time.process_time()
+        for k in range(n):
+            frame = renderer.render(mouth[k], poses[k], blinks[k], out=out)
+            cv2.imencode(".jpg", np.ascontiguousarray(frame[:, :, ::-1]), jpeg)
+        with_jpeg.append(n / (time.process_time() - c))
         t = time.perf_counter()
-        render_clip(Identity.sample(np.random.default_rng(100 + r)), mouth[:250], rng, size)
+        render_clip(Identity.sample(np.random.default_rng(200 + r)), mouth[:250], rng, size)
         clip.append(min(n, 250) / (time.perf_counter() - t))
-    return statistics.median(wall), statistics.median(cpu), statistics.median(clip)
+    medians = {"wall": wall, "cpu": cpu, "jpeg": with_jpeg, "setup_ms": setup, "clip": clip}
+    return {k: statistics.median(v) for k, v in medians.items()}
 
 
 def _cpu_seconds() -> float:
@@ -91,14 +103,21 @@ def main() -> None:
     p.add_argument("--speakers", type=int, default=8)
     p.add_argument("--utterances", type=int, default=20)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--size", type=int, default=128, help="the generator's frame size")
+    p.add_argument("--render-sizes", type=int, nargs="+", default=[64, 128, 256])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--tmp", default=None, help="where to write the corpora (default: system temp)")
     args = p.parse_args()
 
-    wall, cpu, clip = renderer_fps(args.size, args.runs)
-    print(f"renderer, {args.size}px, 1 process: {wall:,.0f} frames/s wall, {cpu:,.0f} frames per "
-          f"CPU second; {clip:,.0f} frames/s wall for a 250-frame render_clip of a new face")  # fmt: skip
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # the renderer figures are for one core
+    for size in args.render_sizes:
+        r = renderer_fps(size, args.runs)
+        print(f"renderer, {size}px, 1 process: {r['wall']:,.0f} frames/s wall, {r['cpu']:,.0f} frames "
+              f"per CPU second ({r['jpeg']:,.0f} with JPEG encoding); static layers "
+              f"{r['setup_ms']:.0f} CPU-ms per identity; {r['clip']:,.0f} frames/s wall for a "
+              f"250-frame render_clip of a new face")  # fmt: skip
+    cv2.setNumThreads(threads)
     fps, cpu_fps, frames = generator_fps(
         args.speakers, args.utterances, args.workers, args.size, args.runs, args.tmp
     )

@@ -31,10 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lipmem_core.config import LossWeights, ModelConfig  # noqa: E402
-from lipmem_core.discriminator import QualityDiscriminator  # noqa: E402
-from lipmem_core.losses import discriminator_loss, generator_loss  # noqa: E402
-from lipmem_core.model import LipMemGenerator, to_channels_last  # noqa: E402
-from lipmem_core.syncnet import SyncNet  # noqa: E402
+from lipmem_core.model.discriminator import QualityDiscriminator  # noqa: E402
+from lipmem_core.model.generator import LipMemGenerator, to_channels_last  # noqa: E402
+from lipmem_core.model.losses import discriminator_loss, generator_loss  # noqa: E402
+from lipmem_core.model.syncnet import SyncNet  # noqa: E402
 
 OPTIONS = ("plain", "channels_last", "bf16", "bf16_cl", "compile")
 # For comparison: the cpu preset's widths with full-resolution face features (its first design).

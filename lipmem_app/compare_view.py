@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from lipmem_app.context import ABLATION_SUFFIX, AppContext, read_checkpoint_config
+from lipmem_app.context import ABLATION_SUFFIX, AppContext
 from lipmem_app.generate import Progress, phones_for
 from lipmem_app.inputs import Face, Speech
 from lipmem_app.limits import MAX_SECONDS
@@ -42,7 +42,9 @@ class Comparison:
 
 def has_memory(ctx: AppContext, name: str) -> bool:
     """Whether checkpoint `name` has an Audio-Lip Memory (config.json only, no weights)."""
-    config = read_checkpoint_config(ctx.checkpoint_dir(name))
+    from lipmem_core.checkpoint import read_config
+
+    config = read_config(ctx.checkpoint_dir(name))
     return bool((config.get("model_config") or {}).get("use_memory", True))
 
 
@@ -60,7 +62,7 @@ def default_pair(ctx: AppContext) -> tuple[str | None, str | None]:
 
 def mouth_oracle(ctx: AppContext):
     """The mouth oracle in the checkpoint root (loaded once), or None when it is not there."""
-    from lipmem_core.oracle import load_oracle
+    from lipmem_core.evaluation.oracle import load_oracle
 
     directory = Path(ctx.checkpoints_root) / ORACLE_CHECKPOINT
     if not (directory / "config.json").is_file():
@@ -72,8 +74,7 @@ def model_frames(ctx: AppContext, checkpoint: str, face_name: str, speech: Speec
     """The frames a generator draws for an example identity and speech: (n, img, img, 3) uint8."""
     pipeline = ctx.pipeline(checkpoint)
     face = ctx.example_face(face_name, size=ctx.checkpoint(checkpoint).config.img_size)
-    chunks = pipeline.stream(face, speech.audio, use_memory=True, face_is_crop=True, max_seconds=MAX_SECONDS)
-    return np.stack([f for chunk in chunks for f in chunk.frames])
+    return pipeline.generate(face, speech.audio, face_is_crop=True, max_seconds=MAX_SECONDS).frames
 
 
 def compare(
@@ -121,7 +122,7 @@ def compare(
 
 def side_by_side_video(comparison: Comparison, out_path: Path) -> Path:
     """The three renderings as one MP4 with the speech, each panel titled."""
-    from lipmem_core.video import VideoWriter
+    from lipmem_core.infer.video import VideoWriter
 
     panels = []
     for name, frames in comparison.renderings.items():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -51,17 +50,6 @@ def default_checkpoints_root() -> Path:
     return Path(env) if env else REPO_ROOT / "checkpoints"
 
 
-def read_checkpoint_config(directory: Path) -> dict[str, Any]:
-    """config.json of a checkpoint directory, without loading weights (cheap: for listings)."""
-    path = directory / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path} is missing or not valid JSON: re-download or re-save that checkpoint"
-        ) from exc
-
-
 def private_work_root() -> Path:
     """A new folder for this process's request files, private to its user (mkdtemp: mode 0700),
     inside Gradio's cache so outputs are served without a copy and expire with Gradio's
@@ -92,15 +80,17 @@ class AppContext:
         root = Path(self.checkpoints_root)
         if not root.is_dir():
             return []
+        from lipmem_core.checkpoint import read_config
+
         names = []
         for d in sorted(root.iterdir()):
             if not (d / "config.json").is_file():
                 continue
             try:
-                if read_checkpoint_config(d).get("kind") == kind:
-                    names.append(d.name)
+                read_config(d, kind=kind)  # verified: an edited config.json is not listed
+                names.append(d.name)
             except CheckpointError:
-                continue  # a broken directory is reported when someone selects it, not listed
+                continue  # another kind, or broken: reported when someone selects it, not listed
         return sorted(names, key=lambda n: (n != DEFAULT_CHECKPOINT, n))
 
     def checkpoint_dir(self, name: str | None) -> Path:
@@ -146,7 +136,7 @@ class AppContext:
         The app always draws with the memory as trained; the no-memory ablation is a
         checkpoint of its own (`<name>-nomem`), chosen by name like any other.
         """
-        from lipmem_core.pipeline import TalkingFacePipeline
+        from lipmem_core.infer.pipeline import TalkingFacePipeline
 
         directory = self.checkpoint_dir(name)
         loaded = self.checkpoint(name)
@@ -155,7 +145,7 @@ class AppContext:
     # ---- example identities ----------------------------------------------------------------
     def identity(self, name: str):
         """The example SynthTalk Identity called `name`."""
-        from lipmem_core.data.face_render import Identity
+        from lipmem_core.data.synth.face_render import Identity
 
         if name not in EXAMPLE_IDENTITIES:
             raise LipMemError(f"choose an example identity: one of {', '.join(EXAMPLE_IDENTITIES)}")
@@ -164,17 +154,10 @@ class AppContext:
 
     def example_face(self, name: str, size: int = 128) -> np.ndarray:
         """A neutral (mouth at rest, eyes open, no head motion) render: (size, size, 3) uint8 RGB."""
-        from lipmem_core.data.face_render import FaceRenderer
-        from lipmem_core.data.mouth import PHONE_TARGETS
-        from lipmem_core.phones import SILENCE
+        from lipmem_core.data.synth.face_render import neutral_face
 
         identity = self.identity(name)
-
-        def render() -> np.ndarray:
-            renderer = FaceRenderer(identity, size=size)
-            return renderer.render(PHONE_TARGETS[SILENCE], pose=(0.0, 0.0, 0.0, 1.0), blink=0.0)
-
-        return self.cached(("face", f"{name}@{size}"), render)
+        return self.cached(("face", f"{name}@{size}"), lambda: neutral_face(identity, size))
 
     # ---- per-request directories -----------------------------------------------------------
     def request_dir(self) -> Path:

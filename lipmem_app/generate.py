@@ -2,7 +2,7 @@
 
 Two renderers share one entry point:
 - a LipMem checkpoint (the model; the audio-addressed path of SyncTalkFace), through
-  lipmem_core.pipeline.TalkingFacePipeline;
+  lipmem_core.infer.pipeline.TalkingFacePipeline;
 - the *oracle renderer*: SynthTalk's own ground truth (phones -> mouth trajectory -> face
   renderer), which needs no checkpoint and shows what a perfect SynthTalk model would draw.
 """
@@ -54,9 +54,9 @@ def phones_for(speech: Speech, progress: Progress) -> pd.DataFrame:
 def render_oracle(ctx: AppContext, face: Face, speech: Speech, out_path: Path, progress: Progress) -> Clip:
     """SynthTalk's ground truth for this speech on an example identity: (n, 256, 256, 3) -> MP4."""
     from lipmem_core.audio import num_frames
-    from lipmem_core.data.face_render import render_clip
-    from lipmem_core.data.mouth import mouth_trajectory
-    from lipmem_core.video import VideoWriter
+    from lipmem_core.data.synth.face_render import render_clip
+    from lipmem_core.data.synth.mouth import mouth_trajectory
+    from lipmem_core.infer.video import VideoWriter
 
     if not face.is_synthtalk:
         raise LipMemError(

@@ -27,7 +27,7 @@ PROGRESS = gr.Progress()
 
 @cache
 def _voices() -> tuple[str, ...]:
-    from lipmem_core.data.speech import list_voices
+    from lipmem_core.data.synth.speech import list_voices
 
     return tuple(list_voices())
 

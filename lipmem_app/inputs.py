@@ -54,7 +54,7 @@ def resolve_speech(source: str, text: str | None, voice: str | None, audio_path:
     """Speech from typed text (espeak-ng, exact phones) or from an uploaded/recorded file."""
     if source == SPEECH_SOURCES[0]:
         from analysis.align import align_espeak
-        from lipmem_core.data.speech import Voice
+        from lipmem_core.data.synth.speech import Voice
 
         aligned = align_espeak(check_text(text or ""), Voice.parse(voice or DEFAULT_VOICE), utterance=CLIP_ID)
         return Speech(aligned.audio, aligned.table, aligned.text)

@@ -2,7 +2,7 @@
 
 The app's own limits (duration, upload size, typed text) are here; the limits every entry point
 shares (image side, working size) are in lipmem_core/limits.py, and the header readers in
-lipmem_core/audio.py (`media_duration`, re-exported here) and lipmem_core/video.py.
+lipmem_core/audio.py (`media_duration`, re-exported here) and lipmem_core/infer/video.py.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from lipmem_core.audio import check_duration
 from lipmem_core.errors import InputTooLongError, LipMemError, SpeechSynthesisError
+from lipmem_core.infer.video import check_frame_size, image_size
 from lipmem_core.limits import MAX_IMAGE_SIDE
-from lipmem_core.video import check_frame_size, image_size
 
 MAX_SECONDS = 60.0  # longest audio or video accepted
 MAX_UPLOAD_MB = 50  # also given to Gradio's launch(max_file_size=...)

@@ -153,8 +153,8 @@ def probe_frames(ctx: AppContext, checkpoint: str | None) -> pd.DataFrame:
     def build() -> pd.DataFrame:
         from analysis.addressing import corpus_addressing, join_phones
         from analysis.align import align_espeak
-        from lipmem_core.data.sentences import SentenceGenerator
-        from lipmem_core.data.speech import Voice
+        from lipmem_core.data.synth.sentences import SentenceGenerator
+        from lipmem_core.data.synth.speech import Voice
 
         sentences = SentenceGenerator(seed=0).sentences(PROBE_SENTENCES)
         aligned = [

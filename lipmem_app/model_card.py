@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lipmem_app.context import AppContext, read_checkpoint_config
+from lipmem_app.context import AppContext
 from lipmem_core.config import paper_deviations
 
 DOMAIN_CARD = (
@@ -62,7 +62,7 @@ def _key_value_table(rows: list[tuple[str, Any]]) -> str:
 def evaluation_markdown(directory: Path) -> str:
     """The evaluation tables of results*.json files in the checkpoint directory, if any."""
     from lipmem_core.errors import LipMemError
-    from lipmem_core.results import load_results, render_markdown
+    from lipmem_core.evaluation.results import load_results, render_markdown
 
     files = sorted(directory.glob("results*.json"))
     if not files:
@@ -82,7 +82,9 @@ def evaluation_markdown(directory: Path) -> str:
 def model_card(ctx: AppContext, name: str | None) -> str:
     """Markdown for checkpoint `name` (the default when None)."""
     directory = ctx.checkpoint_dir(name)
-    config = read_checkpoint_config(directory)
+    from lipmem_core.checkpoint import read_config
+
+    config = read_config(directory)
     metadata = config.get("metadata") or {}
     model_config = config.get("model_config") or {}
     memory = model_config.get("use_memory", True)

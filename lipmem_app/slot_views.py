@@ -112,7 +112,7 @@ def gallery_images(
 
 def mouth_tiles(images: np.ndarray, scale: float = GALLERY_ZOOM) -> np.ndarray:
     """The mouth region (metrics.MOUTH_BOX) of decoded faces, enlarged: (K, h, w, 3) uint8."""
-    from lipmem_core.metrics import mouth_crop
+    from lipmem_core.evaluation.metrics import mouth_crop
 
     crops = mouth_crop(np.asarray(images))  # (K, h, w, 3)
     size = (round(crops.shape[2] * scale), round(crops.shape[1] * scale))
@@ -257,8 +257,9 @@ def steer(
     ctx: AppContext, checkpoint: str | None, face: np.ndarray, text: str, frames_per_step: int, out_path: Path
 ) -> tuple[Path, np.ndarray, pd.DataFrame]:
     """Decode a hand-made slot sequence: -> (silent MP4, image strip, steps with top phones)."""
-    from analysis.slots import address_sequence, decode_addresses
-    from lipmem_core.video import VideoWriter
+    from analysis.slots import address_sequence
+    from lipmem_core.infer.addressing import decode_addresses
+    from lipmem_core.infer.video import VideoWriter
 
     model = decoding_model(ctx, checkpoint)
     n_slots = model.cfg.n_slots

@@ -41,11 +41,11 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from lipmem_core.config import ModelConfig
-from lipmem_core.discriminator import QualityDiscriminator
 from lipmem_core.errors import CheckpointError
-from lipmem_core.model import LipMemGenerator
+from lipmem_core.model.discriminator import QualityDiscriminator
+from lipmem_core.model.generator import LipMemGenerator
+from lipmem_core.model.syncnet import SyncNet
 from lipmem_core.provenance import portable
-from lipmem_core.syncnet import SyncNet
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -266,6 +266,29 @@ def _resolve(path_or_hub_id: str | Path) -> Path:
         ) from exc
 
 
+KIND_NAMES = {"generator": "a generator", "syncnet": "a SyncNet", "discriminator": "a discriminator"}
+
+
+def read_config(path_or_hub_id: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """A checkpoint's config.json, verified (JSON, its `config_sha256`, a known kind) without
+    loading the weights; `kind` is checked when given (see `load_checkpoint`)."""
+    directory = _resolve(path_or_hub_id)
+    config = _read_config(directory)
+    _check_kind(config, kind, path_or_hub_id)
+    return config
+
+
+def _check_kind(config: dict[str, Any], kind: str | None, where: str | Path) -> None:
+    """The one check that a checkpoint is of the kind its user needs."""
+    if kind is None or config["kind"] == kind:
+        return
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}; use one of {sorted(KINDS)}")
+    raise CheckpointError(
+        f"{where} is {KIND_NAMES[config['kind']]} checkpoint; this needs {KIND_NAMES[kind]} checkpoint"
+    )
+
+
 def _read_config(directory: Path) -> dict[str, Any]:
     cfg_path = directory / CONFIG_NAME
     if not cfg_path.is_file():
@@ -368,15 +391,19 @@ def _model_config(config: dict[str, Any], cfg_path: Path) -> ModelConfig:
     return model_cfg
 
 
-def load_checkpoint(path_or_hub_id: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+def load_checkpoint(
+    path_or_hub_id: str | Path, device: str | torch.device = "cpu", *, kind: str | None = None
+) -> LoadedCheckpoint:
     """Load a checkpoint directory (or a Hub repo id) -> LoadedCheckpoint with the model in eval mode.
 
-    Raises CheckpointError for a missing directory or file, damaged JSON, an unknown config
-    field, a truncated or modified weights file (sha256 mismatch), or missing / unexpected /
-    mis-shaped tensors.
+    `kind` ("generator", "syncnet", "discriminator"): the kind the caller needs, checked from
+    config.json before anything is built. Raises CheckpointError for a missing directory or
+    file, damaged JSON, another kind, an unknown config field, a truncated or modified weights
+    file (sha256 mismatch), or missing / unexpected / mis-shaped tensors.
     """
     directory = _resolve(path_or_hub_id)
     config = _read_config(directory)
+    _check_kind(config, kind, path_or_hub_id)
     model_cfg = _model_config(config, directory / CONFIG_NAME)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import OutputPathError
+from lipmem_core.errors import OutputPathError
 
 EXIT_USER_ERROR = 2  # the exit code of every refused input (argparse uses 2 too)
 
@@ -52,22 +52,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _existing(text: str, kind: str) -> Path:
+    """argparse type body: `text` names an existing "file" or "directory"."""
+    path = Path(text)
+    if not (path.is_file() if kind == "file" else path.is_dir()):
+        other = "a directory" if kind == "file" else "a file"
+        what = f"{other}, not a {kind}" if path.exists() else "not found"
+        raise argparse.ArgumentTypeError(f"{text} is {what}: give a {kind}")
+    return path
+
+
 def existing_dir(text: str) -> Path:
     """argparse type: a directory that exists."""
-    path = Path(text)
-    if not path.is_dir():
-        what = "a file, not a directory" if path.exists() else "not found"
-        raise argparse.ArgumentTypeError(f"{text} is {what}: give a directory")
-    return path
+    return _existing(text, "directory")
 
 
 def existing_file(text: str) -> Path:
     """argparse type: a file that exists."""
-    path = Path(text)
-    if not path.is_file():
-        what = "a directory, not a file" if path.is_dir() else "not found"
-        raise argparse.ArgumentTypeError(f"{text} is {what}: give a file")
-    return path
+    return _existing(text, "file")
 
 
 def device(text: str) -> str:

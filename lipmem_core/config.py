@@ -58,7 +58,7 @@ class ModelConfig(_Presets):
     # False (a deviation, docs/TRAINING.md): it decodes from r_lip alone (f_aud zeroed), so the
     # lips must pass through the memory and the lip encoder has to carry the mouth shape.
     lip_path_audio: bool = True
-    # Not in the paper: q and v minus their running means before the cosine (memory.py).
+    # Not in the paper: q and v minus their running means before the cosine (model/memory.py).
     centre_queries: bool = False
     face_widths: tuple[int, ...] = (32, 64, 128, 256, 512, 512)  # face maps, stem resolution .. 4 x 4
     stem_stride: int = 1  # 1: face features from full resolution; 2: from H/2 (no full-res convs)

@@ -13,7 +13,7 @@ import numpy as np
 import skimage.data
 
 from lipmem_core.config import SAMPLE_RATE
-from lipmem_core.video import VideoWriter
+from lipmem_core.infer.video import VideoWriter
 
 WIDTH, HEIGHT, FPS = 192, 160, 25
 N_FRAMES = 16

@@ -19,7 +19,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import fftconvolve, resample_poly
 
-from ..config import SAMPLE_RATE
+from lipmem_core.config import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

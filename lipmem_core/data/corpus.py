@@ -165,7 +165,7 @@ def phones_table(clip: str | Path) -> pd.DataFrame:
 
 def read_mouth(clip: str | Path) -> pd.DataFrame:
     """mouth.csv: one row per frame (frame, the MOUTH_PARAMS, phone at the frame centre)."""
-    from lipmem_core.data.mouth import MOUTH_PARAMS
+    from lipmem_core.data.synth.mouth import MOUTH_PARAMS
 
     path = _require(Path(clip) / "mouth.csv")
     df = pd.read_csv(path, keep_default_na=False)

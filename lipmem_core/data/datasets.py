@@ -22,12 +22,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..audio import mel_windows, melspectrogram
-from ..config import SAMPLES_PER_FRAME
-from ..encoders import identity_input
-from ..errors import CorpusError
-from .augment import AudioAugment, augment_audio
-from .corpus import clip_dir, read_audio, read_frames, read_manifest
+from lipmem_core.audio import mel_windows, melspectrogram
+from lipmem_core.config import SAMPLES_PER_FRAME
+from lipmem_core.data.augment import AudioAugment, augment_audio
+from lipmem_core.data.corpus import clip_dir, read_audio, read_frames, read_manifest
+from lipmem_core.errors import CorpusError
+from lipmem_core.model.encoders import identity_input
+from lipmem_core.pixels import to_unit
 
 # Crop audio for augmentation at multiples of 5 video frames = 3200 samples = 16 mel hops,
 # so that the crop's mel frames are the clip's shifted by a whole number of windows.
@@ -44,11 +45,6 @@ class Clip:
     path: Path
     clip_id: str  # "split/speaker/utterance"
     n_frames: int
-
-
-def to_unit(frames: np.ndarray) -> torch.Tensor:
-    """uint8 RGB (..., H, W, 3) -> float32 tensor in [-1, 1] of the same shape."""
-    return torch.from_numpy(frames).float().div_(127.5).sub_(1.0)
 
 
 def lip_frame_indices(centres: np.ndarray, n: int) -> np.ndarray:

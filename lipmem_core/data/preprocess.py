@@ -4,7 +4,7 @@
         [--alignments DIR_OF_TEXTGRIDS] [--split-lists DIR] [--size 128] [--min-frames 25]
 
 Each video `.../SPEAKER/UTT.mp4` (LRS2: `main/SPEAKERID/UTT.mp4`) becomes
-`OUT/SPLIT/SPEAKER/UTT/` with face crops framed like SynthTalk (lipmem_core.face), audio.wav
+`OUT/SPLIT/SPEAKER/UTT/` with face crops framed like SynthTalk (lipmem_core.infer.face), audio.wav
 (16 kHz mono, exactly frames * 640 samples) and, when `--alignments` holds an MFA TextGrid for
 it, phones.TextGrid. Frames are resampled to 25 fps. The longest run of consecutive frames with
 a face is kept (a cut-away or a lost face would break audio-lip sync inside a window).
@@ -194,8 +194,8 @@ def process_video(job: Job) -> dict[str, Any]:
 
     from lipmem_core.audio import load_audio
     from lipmem_core.data.corpus import write_textgrid
-    from lipmem_core.face import FaceTracker, crop_face
-    from lipmem_core.video import FrameReader
+    from lipmem_core.infer.face import FaceTracker, crop_face
+    from lipmem_core.infer.video import FrameReader
 
     text = read_lrs2_text(job.video)
     if job.out.is_dir():

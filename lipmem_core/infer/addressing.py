@@ -1,0 +1,113 @@
+"""The memory views of a generator: audio -> addressing A_aud, addressing -> lip images.
+
+`address_audio` gives A_aud per video frame from 16 kHz audio (no decoder run): the input of
+every memory analysis (analysis.addressing joins it with phones). `decode_addresses` draws a
+face from given addressing weights instead of audio; a one-hot row draws one slot's value V_s
+(`decode_slot`), a hand-made track steers the lips through memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lipmem_core.audio import mel_windows, melspectrogram, num_frames
+from lipmem_core.errors import LipMemError
+from lipmem_core.model.encoders import identity_input
+from lipmem_core.model.generator import LipMemGenerator
+from lipmem_core.pixels import to_uint8, to_unit
+
+AddressFn = Callable[[torch.Tensor], torch.Tensor]  # mel windows (N, 1, 80, 16) -> A_aud (N, S)
+SHAPE_BUCKET = 64  # address_audio's batches are padded to a multiple of this many windows
+
+
+@torch.inference_mode()
+def address_audio(
+    model: LipMemGenerator,
+    audio: np.ndarray,
+    batch_size: int = 512,
+    progress: bool = False,
+    address_fn: AddressFn | None = None,
+) -> np.ndarray:
+    """A_aud of every video frame of 16 kHz `audio`: (n_samples,) -> (n_frames, S) float32.
+
+    Frame k is addressed from its 16-mel-frame window centred on (k + 0.5) / 25 s.
+    `address_fn` replaces `model.address` (e.g. by `lipmem_core.infer.fast.inference_copy(model)`'s).
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1 or audio.size == 0:
+        raise LipMemError(f"expected non-empty mono audio (n_samples,), got shape {audio.shape}")
+    was_training = model.training
+    model.eval()
+    address = address_fn or model.address
+    try:
+        mel = melspectrogram(audio)  # (80, M)
+        n = num_frames(len(audio))
+        param = next(model.parameters())
+        out = np.empty((n, model.cfg.n_slots), dtype=np.float32)
+        starts = range(0, n, batch_size)
+        for lo in tqdm(starts, desc="addressing", unit="batch", disable=not progress):
+            idx = np.arange(lo, min(lo + batch_size, n))
+            # Pad the batch to a multiple of SHAPE_BUCKET windows (repeating the last): oneDNN
+            # keeps compiled kernels per input shape, so one shape per clip length grew the
+            # server's memory with every new length (benchmarks/soak.py); rows are independent.
+            padded = np.concatenate([idx, np.full(-len(idx) % SHAPE_BUCKET, idx[-1])])
+            win = torch.from_numpy(mel_windows(mel, padded)).unsqueeze(1)  # (n', 1, 80, 16)
+            out[lo : lo + len(idx)] = (
+                address(win.to(param.device, param.dtype)).float().cpu().numpy()[: len(idx)]
+            )  # (n, S)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _face_input(identity: np.ndarray, img_size: int, n: int) -> torch.Tensor:
+    """Identity crop uint8 (H, W, 3) -> model face input (n, 6, 1, H, W): lower half hidden ++ reference."""
+    img = np.asarray(identity)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"identity must be a uint8 RGB image (H, W, 3), got {img.dtype} {img.shape}")
+    if img.shape[:2] != (img_size, img_size):
+        img = cv2.resize(img, (img_size, img_size), interpolation=cv2.INTER_AREA)
+    ref = to_unit(img).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
+    face = identity_input(ref[:, None], ref[:, None])  # (6, 1, H, W): the lower half always hidden
+    return face.expand(n, -1, -1, -1, -1)  # (n, 6, 1, H, W)
+
+
+@torch.inference_mode()
+def decode_addresses(
+    model: LipMemGenerator, identity: np.ndarray, address: np.ndarray, batch_size: int = 32
+) -> np.ndarray:
+    """Frames decoded for an identity with given addressing weights: (T, S) -> uint8 (T, H, W, 3).
+
+    A one-hot row decodes exactly one slot's value V_s; f_aud is that of silence (mel=None,
+    the model's rule for decoding without audio).
+    """
+    address = np.asarray(address, dtype=np.float32)  # (T, S)
+    if address.ndim != 2 or address.shape[1] != model.cfg.n_slots:
+        raise ValueError(f"address must be (T, {model.cfg.n_slots}), got {address.shape}")
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters())
+    out = []
+    try:
+        for lo in range(0, len(address), batch_size):
+            a = torch.from_numpy(address[lo : lo + batch_size]).to(param.device, param.dtype)  # (b, S)
+            face = _face_input(identity, model.cfg.img_size, len(a)).to(param.device, param.dtype)
+            frames = model.decode_with_address(face, None, a[:, None, :])  # (b, 3, 1, H, W)
+            img = to_uint8(frames[:, :, 0])  # (b, 3, H, W)
+            out.append(img.permute(0, 2, 3, 1).cpu().numpy())  # (b, H, W, 3)
+    finally:
+        model.train(was_training)
+    size = model.cfg.img_size
+    return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
+
+
+def decode_slot(model: LipMemGenerator, identity: np.ndarray, slot: int) -> np.ndarray:
+    """The lip image slot `slot` stores, drawn on an identity crop: uint8 (H, W, 3)."""
+    if not 0 <= slot < model.cfg.n_slots:
+        raise LipMemError(f"slot {slot} does not exist: this memory has slots 0..{model.cfg.n_slots - 1}")
+    return decode_addresses(model, identity, np.eye(model.cfg.n_slots, dtype=np.float32)[[slot]])[0]

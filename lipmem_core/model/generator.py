@@ -1,0 +1,194 @@
+"""LipMemGenerator: SyncTalkFace's generator (face/audio/lip encoders, Audio-Lip Memory, U-Net).
+
+Shapes (docs/ARCHITECTURE.md "Model I/O"): face (B, 6, T, H, W), mel (B, T, 1, 80, 16),
+lips (B, T, 3, 5, H, W). Frames are decoded independently (N = B * T); T only groups them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lipmem_core.audio import SILENCE_VALUE
+from lipmem_core.config import ModelConfig
+from lipmem_core.model.decoder import UNetDecoder
+from lipmem_core.model.encoders import AudioEncoder, FaceEncoder, LipEncoder
+from lipmem_core.model.memory import AudioLipMemory
+
+
+@dataclass
+class GeneratorOutput:
+    """What one generator pass returns; analysis reads addressing straight from here.
+
+    Lip-path fields (and the memory losses) are None without lips; every memory field is None
+    when the model has no memory (use_memory=False).
+    """
+
+    frames: Tensor  # (B, 3, T, H, W) audio-addressed path (the inference path), in [-1, 1]
+    f_aud: Tensor  # (B, T, D) audio feature
+    frames_lip: Tensor | None = None  # (B, 3, T, H, W) lip-addressed path
+    addr_aud: Tensor | None = None  # (B, T, S) A_aud
+    addr_lip: Tensor | None = None  # (B, T, S) A_lip
+    recall_aud: Tensor | None = None  # (B, T, D) A_aud @ V
+    recall_lip: Tensor | None = None  # (B, T, D) A_lip @ V
+    lip_query: Tensor | None = None  # (B, T, D) v = Linear_v(f_lip)
+    audio_query: Tensor | None = None  # (B, T, D) q = Linear_q(f_aud)
+    loss_store: Tensor | None = None  # scalar L_store
+    loss_align: Tensor | None = None  # scalar L_align
+
+
+def frames_first(x: Tensor) -> Tensor:
+    """(B, C, T, H, W) -> (B * T, C, H, W)."""
+    b, c, t, h, w = x.shape
+    return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+
+
+def frames_back(x: Tensor, b: int) -> Tensor:
+    """(B * T, C, H, W) -> (B, C, T, H, W)."""
+    n, c, h, w = x.shape
+    return x.reshape(b, n // b, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Store every 4-D weight channels-last (NHWC), in place; returns `module`.
+
+    oneDNN convolutions on CPU run faster on NHWC, and a conv with an NHWC weight produces NHWC
+    output, so converting the weights switches the whole 2D network. Module.to(memory_format=)
+    cannot be used: it rejects the lip encoder's 5-D Conv3d weight.
+    """
+    for p in module.parameters():
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return module
+
+
+class LipMemGenerator(nn.Module):
+    """Generator of SyncTalkFace, built from one ModelConfig.
+
+    use_memory=False is the no-memory ablation: the decoder gets Linear(Dropout(f_aud)) and the
+    model has no memory. Without `ablation_lip_path` it has no lip encoder either (nothing would
+    train it); with it, a lip path decodes Linear(Dropout(Linear_v(f_lip))) through the same
+    fusion, so the lip encoder trains as in the memory model and L_vv can be applied.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.face_encoder = FaceEncoder(cfg)
+        self.audio_encoder = AudioEncoder(cfg.audio_width, cfg.dim)
+        self.decoder = UNetDecoder(cfg)
+        self.lip_encoder: LipEncoder | None = None
+        self.memory: AudioLipMemory | None = None
+        self.fusion: nn.Module | None = None
+        self.lip_proj: nn.Module | None = None  # Linear_v of the ablation's lip path
+        if cfg.use_memory:
+            self.lip_encoder = LipEncoder(cfg)
+            self.memory = AudioLipMemory(
+                cfg.dim, cfg.n_slots, cfg.kappa, cfg.fusion_dropout, cfg.lip_path_audio, cfg.centre_queries
+            )
+        else:
+            self.fusion = nn.Sequential(nn.Dropout(cfg.fusion_dropout), nn.Linear(cfg.dim, cfg.dim))
+            if cfg.ablation_lip_path:
+                self.lip_encoder = LipEncoder(cfg)
+                self.lip_proj = nn.Linear(cfg.dim, cfg.dim)
+
+    def encode_audio(self, mel: Tensor) -> Tensor:
+        """f_aud: (B, T, 1, 80, 16) -> (B, T, D)."""
+        b, t = mel.shape[:2]
+        return self.audio_encoder(mel.reshape(b * t, *mel.shape[2:])).reshape(b, t, -1)  # (B, T, D)
+
+    def forward(self, face: Tensor, mel: Tensor, lips: Tensor | None = None) -> GeneratorOutput:
+        """face (B, 6, T, H, W), mel (B, T, 1, 80, 16), lips (B, T, 3, 5, H, W) | None.
+
+        With lips (training) both the audio-addressed and the lip-addressed paths are decoded.
+        """
+        b, _, t = face.shape[:3]
+        skips = self.face_encoder(frames_first(face))  # [(B*T, w0, H, W), ..., (B*T, D, 1, 1)]
+        f_aud = self.encode_audio(mel)  # (B, T, D)
+        f_aud_n = f_aud.reshape(b * t, -1)  # (N, D)
+        f_lip = (
+            None
+            if lips is None or self.lip_encoder is None
+            else self.lip_encoder(lips.reshape(b * t, *lips.shape[2:]))
+        )  # (N, D)
+        if self.memory is None:
+            assert self.fusion is not None
+            if f_lip is None or self.lip_proj is None:
+                frames = self.decoder(self.fusion(f_aud_n), skips)  # (N, 3, H, W)
+                return GeneratorOutput(frames=frames_back(frames, b), f_aud=f_aud)
+            fused = self.fusion(torch.cat([f_aud_n, self.lip_proj(f_lip)]))  # (2N, D)
+            frames, frames_lip = self.decoder(fused, [torch.cat([s, s]) for s in skips]).chunk(2)
+            return GeneratorOutput(
+                frames=frames_back(frames, b), f_aud=f_aud, frames_lip=frames_back(frames_lip, b)
+            )
+
+        mem = self.memory(f_aud_n, f_lip)
+
+        def bt(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x.reshape(b, t, -1)  # (B, T, .)
+
+        if mem.fused_lip is None:
+            frames, frames_lip = self.decoder(mem.fused_aud, skips), None  # (N, 3, H, W)
+        else:
+            # Decode both paths as one batch: the face skips are shared, and one big batch runs
+            # faster than two on CPU.
+            both = self.decoder(
+                torch.cat([mem.fused_aud, mem.fused_lip]), [torch.cat([s, s]) for s in skips]
+            )  # (2N, 3, H, W)
+            frames, frames_lip = both.chunk(2)  # (N, 3, H, W) each
+        return GeneratorOutput(
+            frames=frames_back(frames, b),
+            f_aud=f_aud,
+            frames_lip=None if frames_lip is None else frames_back(frames_lip, b),
+            addr_aud=bt(mem.addr_aud),
+            addr_lip=bt(mem.addr_lip),
+            recall_aud=bt(mem.recall_aud),
+            recall_lip=bt(mem.recall_lip),
+            lip_query=bt(mem.lip_query),
+            audio_query=bt(mem.audio_query),
+            loss_store=mem.loss_store,
+            loss_align=mem.loss_align,
+        )
+
+    def _require_memory(self) -> AudioLipMemory:
+        if self.memory is None:
+            raise ValueError("this generator was built with use_memory=False: it has no memory to address")
+        return self.memory
+
+    def address(self, mel: Tensor) -> Tensor:
+        """A_aud only (audio encoder + addressing, no decoder): (N, 1, 80, 16) -> (N, S)."""
+        return self._require_memory().address_audio(self.audio_encoder(mel))  # (N, S)
+
+    def address_lips(self, lips: Tensor) -> Tensor:
+        """A_lip only (lip encoder + addressing): (N, 3, 5, H, W) -> (N, S)."""
+        memory = self._require_memory()
+        assert self.lip_encoder is not None
+        return memory.address_lip(self.lip_encoder(lips))  # (N, S)
+
+    def silent_mel(self, b: int, t: int) -> Tensor:
+        """The mel windows of digital silence (all -4): (B, T, 1, 80, 16)."""
+        p = next(self.parameters())
+        return torch.full(
+            (b, t, 1, self.cfg.mel_bins, self.cfg.mel_window), SILENCE_VALUE, device=p.device, dtype=p.dtype
+        )
+
+    def decode_with_address(self, face: Tensor, mel: Tensor | None, address: Tensor) -> Tensor:
+        """Decode with given addressing weights instead of A_aud: -> frames (B, 3, T, H, W).
+
+        face (B, 6, T, H, W), mel (B, T, 1, 80, 16) | None, address (B, T, S) (rows need not be
+        normalised: a one-hot row decodes exactly one slot's value V_s). The fusion still needs
+        f_aud; one rule: f_aud comes from `mel`, and mel=None means the silent window (all -4),
+        so a slot gallery shows each slot's lips against a neutral, silent audio feature.
+        """
+        memory = self._require_memory()
+        b, _, t = face.shape[:3]
+        if mel is None:
+            mel = self.silent_mel(b, t)
+        f_aud = self.encode_audio(mel).reshape(b * t, -1)  # (N, D)
+        recall = memory.recall(address.reshape(b * t, -1).to(f_aud.dtype))  # (N, D)
+        frames = self.decoder(
+            memory.fuse(f_aud, recall), self.face_encoder(frames_first(face))
+        )  # (N, 3, H, W)
+        return frames_back(frames, b)

@@ -1,0 +1,164 @@
+"""The paper's losses: gradient routing (frozen judges), weighting, and that training works."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lipmem_core.config import LossWeights
+from lipmem_core.model.discriminator import QualityDiscriminator
+from lipmem_core.model.generator import LipMemGenerator
+from lipmem_core.model.losses import (
+    av_sync_loss,
+    discriminator_loss,
+    frozen_call,
+    generator_loss,
+    vv_sync_loss,
+)
+from lipmem_core.model.syncnet import SyncNet
+from tests.lipmem_core.model.test_model import B, H, T, tiny_inputs
+from tests.tiny_model import tiny_config
+
+
+def _batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A learnable batch laid out like GeneratorWindows: smooth frames, masked targets, refs."""
+    g = torch.Generator().manual_seed(seed)
+    _, mel, _ = tiny_inputs(seed)
+    coarse = torch.rand(B, 3, T + 4, 4, 4, generator=g) * 2 - 1
+    video = torch.nn.functional.interpolate(coarse, size=(T + 4, H, H), mode="trilinear")  # (B, 3, T+4, H, W)
+    gt = video[:, :, 2:-2]  # (B, 3, T, H, W)
+    masked = gt.clone()
+    masked[..., H // 2 :, :] = 0.0
+    face = torch.cat([masked, gt.flip(2)], dim=1)  # (B, 6, T, H, W)
+    lips = torch.stack([video[:, :, i : i + 5] for i in range(T)], dim=1).clone()  # (B, T, 3, 5, H, W)
+    lips[..., : H // 2, :] = 0.0
+    return {"face": face, "mel": mel, "lips": lips, "gt": gt, "clip_mel": mel[:, T // 2]}
+
+
+def _nets(**cfg_overrides):
+    torch.manual_seed(0)
+    cfg = tiny_config(**cfg_overrides)
+    return LipMemGenerator(cfg).train(), SyncNet(cfg).eval(), QualityDiscriminator(cfg).train()
+
+
+@pytest.mark.parametrize("lip_path_audio", [True, False])
+def test_total_loss_reaches_every_generator_parameter_and_no_judge(lip_path_audio):
+    gen, sync, disc = _nets(lip_path_audio=lip_path_audio)
+    batch = _batch()
+    sync_state = {k: v.clone() for k, v in sync.state_dict().items()}
+    total, logs = generator_loss(gen(batch["face"], batch["mel"], batch["lips"]), batch, sync, gen, disc)
+    total.backward()
+    missing = [n for n, p in gen.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing, missing
+    assert all(p.grad is None for p in sync.parameters())
+    assert all(p.grad is None for p in disc.parameters())
+    for k, v in sync.state_dict().items():
+        assert torch.equal(v, sync_state[k]), k
+    assert set(logs) >= {"l1", "av_sync", "vv_sync", "gan", "align", "store", "total"}
+
+
+def test_total_is_the_weighted_sum():
+    gen, sync, disc = _nets()
+    gen.eval()  # deterministic dropout so the two passes agree
+    batch = _batch()
+    out = gen(batch["face"], batch["mel"], batch["lips"])
+    w = LossWeights(
+        l1=1.5,
+        av_sync=0.3,
+        vv_sync=0.7,
+        gan=0.11,
+        memory=2.0,
+        usage=0.4,
+        l1_lower=3.0,
+        align=0.9,
+        sharpness=0.7,
+    )
+    total, logs = generator_loss(out, batch, sync, gen, disc, w)
+    expected = (
+        w.l1 * logs["l1"]
+        + w.av_sync * logs["av_sync"]
+        + w.vv_sync * logs["vv_sync"]
+        + w.gan * logs["gan"]
+        + w.memory * (logs["align"] + logs["store"])
+        + w.align * logs["align"]
+        + w.sharpness * logs["sharpness"]
+        + w.usage * logs["usage"]
+        + w.l1_lower * logs["l1_lower"]
+    )
+    assert abs(total.item() - expected) < 1e-4 * max(1.0, abs(expected))
+    l1_both = 0.5 * ((out.frames - batch["gt"]).abs().mean() + (out.frames_lip - batch["gt"]).abs().mean())
+    assert abs(logs["l1"] - l1_both.item()) < 1e-5
+    h = batch["gt"].shape[-2] // 2
+    lower = [(f[..., h:, :] - batch["gt"][..., h:, :]).abs().mean() for f in (out.frames, out.frames_lip)]
+    assert abs(logs["l1_lower"] - 0.5 * (lower[0] + lower[1]).item()) < 1e-5
+    agree = (out.addr_aud.argmax(-1) == out.addr_lip.argmax(-1)).float().mean().item()
+    assert logs["agree"] == agree
+    only_l1, logs1 = generator_loss(out, batch, None, gen, None, LossWeights(vv_sync=0.0, memory=0.0))
+    # memory terms and the A_aud/A_lip agreement are logged at weight 0
+    assert set(logs1) == {"l1", "l1_aud", "align", "store", "agree", "total"}
+    assert abs(only_l1.item() - 10 * logs["l1"]) < 1e-4
+
+
+def test_vv_loss_gives_no_gradient_to_the_lip_encoder():
+    gen, _, _ = _nets()
+    frames = (torch.rand(B, 3, T, H, H) * 2 - 1).requires_grad_()
+    loss = vv_sync_loss(frames, torch.rand(B, 3, T, H, H), gen.lip_encoder)
+    loss.backward()
+    assert frames.grad is not None and frames.grad.abs().sum() > 0
+    assert all(p.grad is None for p in gen.lip_encoder.parameters())
+    # Only the mouth region is read by the lip encoder.
+    assert frames.grad[..., : H // 2, :].abs().sum() == 0
+
+
+def test_live_lip_encoder_learns_from_its_own_path():
+    gen, _, _ = _nets()
+    batch = _batch()
+    out = gen(batch["face"], batch["mel"], batch["lips"])
+    torch.nn.functional.l1_loss(out.frames_lip, batch["gt"]).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.lip_encoder.parameters())
+
+
+def test_av_loss_frozen_and_depends_on_mouth_only():
+    _, sync, _ = _nets()
+    sync.train()  # even in train mode the BatchNorm statistics must stay untouched
+    before = {k: v.clone() for k, v in sync.state_dict().items()}
+    frames = (torch.rand(B, 3, T, H, H) * 2 - 1).requires_grad_()
+    av_sync_loss(frames, torch.rand(B, 1, 80, 16), sync).backward()
+    assert all(p.grad is None for p in sync.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in sync.state_dict().items())
+    assert frames.grad[..., H // 2 :, :].abs().sum() > 0 and frames.grad[..., : H // 2, :].abs().sum() == 0
+
+
+def test_discriminator_loss_trains_only_the_discriminator():
+    gen, _, disc = _nets()
+    batch = _batch()
+    fake = gen(batch["face"], batch["mel"]).frames
+    loss, logs = discriminator_loss(disc, batch["gt"], fake)
+    loss.backward()
+    assert all(p.grad is not None for p in disc.parameters())
+    assert all(p.grad is None for p in gen.parameters())
+    assert 0.0 <= logs["disc_acc"] <= 1.0
+
+
+def test_frozen_call_matches_module_in_eval():
+    _, sync, _ = _nets()
+    clip, mel = torch.rand(3, 3, 5, H // 2, H), torch.rand(3, 1, 80, 16)
+    v1, a1 = sync(clip, mel)
+    v2, a2 = frozen_call(sync, clip, mel)
+    torch.testing.assert_close(v1, v2)
+    torch.testing.assert_close(a1, a2)
+
+
+def test_tiny_generator_overfits_a_tiny_batch():
+    gen, _, _ = _nets(fusion_dropout=0.0)
+    batch = _batch()
+    opt = torch.optim.Adam(gen.parameters(), lr=5e-3, betas=(0.5, 0.999))
+    history = []
+    for _ in range(60):
+        out = gen(batch["face"], batch["mel"], batch["lips"])
+        total, logs = generator_loss(out, batch, None, gen, None)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append(logs["l1"])
+    assert min(history[-5:]) < history[0] / 2.5, history

@@ -1,0 +1,266 @@
+"""Training CLIs on a tiny corpus: they train, log, export, stop on budget and resume exactly."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lipmem_core.checkpoint import load_checkpoint
+from lipmem_core.config import LossWeights
+from lipmem_core.errors import CheckpointError
+from lipmem_core.train import generator as train_generator
+from lipmem_core.train import syncnet as train_syncnet
+from lipmem_core.train.args import base_parser, train_config
+from lipmem_core.train.distributed import DistEnv, ResumableSampler
+from lipmem_core.train.loop import CsvLog
+from tests.tiny_corpus import make_tiny_corpus
+from tests.tiny_model import model_flags, tiny_config
+
+CFG = tiny_config(face_widths=(8, 8, 16, 16), audio_width=8)
+TINY = [*model_flags(CFG), "--workers", "0", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
+    return make_tiny_corpus(root, clips, size=32)
+
+
+@pytest.fixture(scope="module")
+def syncnet_run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sync")
+    metrics = train_syncnet.main(
+        ["--data", str(corpus), "--out", str(out), "--steps", "3", "--batch-size", "4", "--log-every", "1",
+         "--val-every", "2", *TINY]
+    )  # fmt: skip
+    return out, metrics
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _gen_args(corpus, syncnet_dir, out, steps, *extra):
+    return ["--data", str(corpus), "--out", str(out), "--syncnet", str(syncnet_dir / "checkpoint"),
+            "--steps", str(steps), "--batch-size", "2", "--log-every", "1", "--val-every", "100",
+            "--gan-start", "1", *TINY, *extra]  # fmt: skip
+
+
+def test_syncnet_trains_logs_and_exports(syncnet_run, corpus):
+    out, metrics = syncnet_run
+    rows = _rows(out / "log.csv")
+    assert [r["step"] for r in rows[:3]] == ["1", "2", "3"]
+    assert rows[1]["val_sync_loss"] != "" and float(rows[0]["sync_loss"]) > 0
+    assert set(metrics) == {"val_sync_loss", "val_sync_acc"}
+    loaded = load_checkpoint(out / "checkpoint")
+    assert loaded.kind == "syncnet"
+    meta = json.loads((out / "checkpoint" / "config.json").read_text())["metadata"]
+    assert meta["steps"] == 3 and meta["training_data"]["train"]["clips"] == 2
+    assert meta["training_data"]["kind"] == "synthtalk"  # read by the pipeline's domain notice
+    assert meta["final_metrics"] == pytest.approx(metrics)
+    assert "--steps" in meta["command"] and "git_commit" in meta
+
+
+def test_generator_resumes_exactly(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_generator.main(_gen_args(corpus, sync_dir, straight, 4))
+    train_generator.main(_gen_args(corpus, sync_dir, split, 2))
+    assert json.loads((split / "state.json").read_text())["step"] == 2
+    before = load_file(str(split / "state.safetensors"))
+    train_generator.main(_gen_args(corpus, sync_dir, split, 4))  # the same command, longer: resumes at 2
+    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
+    assert a.keys() == b.keys() and any(k.startswith("optim/discriminator/") for k in a)
+    assert "module/slot_reseeder/usage" in a  # the re-seeder's counts resume with the run
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    changed = [k for k in before if k.startswith("module/") and not torch.equal(before[k], b[k])]
+    assert changed  # steps 3 and 4 did train
+    assert [r["step"] for r in _rows(split / "log.csv")] == [r["step"] for r in _rows(straight / "log.csv")]
+    assert {"l1", "av_sync", "vv_sync", "gan", "align", "store", "disc", "reseeded"} <= set(
+        _rows(split / "log.csv")[-2]
+    )
+    assert load_checkpoint(split / "checkpoint").kind == "generator"
+
+
+def test_time_budget_stops_cleanly_and_no_memory_ablation(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    out = tmp_path / "budget"
+    metrics = train_generator.main(
+        _gen_args(corpus, sync_dir, out, 1000, "--minutes", "0.0001", "--no-memory")
+    )
+    assert json.loads((out / "state.json").read_text())["step"] == 1
+    assert "val_slots_used" not in metrics and metrics["val_psnr"] > 0
+    assert load_checkpoint(out / "checkpoint").config.use_memory is False
+
+
+@pytest.mark.parametrize("flag", ["--bf16", "--channels-last"])
+def test_speed_flags_train(corpus, syncnet_run, tmp_path, flag):
+    sync_dir, _ = syncnet_run
+    metrics = train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "run", 2, flag))
+    row = _rows(tmp_path / "run" / "log.csv")[-1]
+    assert all(math.isfinite(float(row[k])) for k in ("l1", "av_sync", "vv_sync", "gan", "disc"))
+    assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_resuming_with_another_model_is_refused(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    out = tmp_path / "mismatch"
+    train_generator.main(_gen_args(corpus, sync_dir, out, 1))
+    with pytest.raises(CheckpointError, match="start the run over"):
+        train_generator.main(_gen_args(corpus, sync_dir, out, 2, "--model", "n_slots=4"))
+
+
+def test_syncnet_checkpoint_is_required_for_the_generator(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    gen = tmp_path / "gen"
+    train_generator.main(_gen_args(corpus, sync_dir, gen, 1))
+    args = _gen_args(corpus, sync_dir, tmp_path / "bad", 1)
+    args[args.index("--syncnet") + 1] = str(gen / "checkpoint")
+    with pytest.raises(CheckpointError, match="SyncNet"):
+        train_generator.main(args)
+
+
+def test_csv_log_widens_and_drops_steps_a_resume_repeats(tmp_path):
+    path = tmp_path / "log.csv"
+    log = CsvLog(path, keep_until=0)
+    log.write({"step": 1, "time": 0.1, "l1": 0.5})
+    log.write({"step": 2, "time": 0.2, "l1": 0.4, "val_l1": 0.3})
+    log.write({"step": 3, "time": 0.3, "l1": 0.3})
+    log.write({"step": 3, "time": 0.35, "val_psnr": 20.0})  # final validation of the same step
+    rows = _rows(path)
+    assert [r["val_l1"] for r in rows] == ["", "0.3", ""]
+    assert [r["val_psnr"] for r in rows] == ["", "", "20.0"] and rows[2]["l1"] == "0.3"
+    CsvLog(path, keep_until=2).write({"step": 3, "time": 9.0, "l1": 0.2})
+    rows = _rows(path)
+    assert [(r["step"], r["l1"]) for r in rows] == [("1", "0.5"), ("2", "0.4"), ("3", "0.2")]
+
+
+def test_sampler_shards_resume_and_tag_epochs():
+    data = list(range(10))
+    one = ResumableSampler(data, DistEnv(0, 1, 0, torch.device("cpu")), seed=5)
+    one.set_position(3, 0)
+    order = list(one)
+    assert sorted(i for _, i in order) == data and {e for e, _ in order} == {3}
+    one.set_position(3, 4)  # resume after 4 samples of epoch 3
+    assert list(one) == order[4:] and len(one) == 6
+    ranks = [ResumableSampler(data, DistEnv(r, 2, r, torch.device("cpu")), seed=5) for r in (0, 1)]
+    for r in ranks:
+        r.set_position(3, 0)
+    shards = [list(r) for r in ranks]
+    assert [x for pair in zip(*shards, strict=True) for x in pair] == order  # interleaved = one process
+    one.set_position(4, 0)
+    assert [i for _, i in one] != [i for _, i in order]  # a new epoch, a new order
+
+
+def test_no_reseed_trains_without_the_reseeder(corpus, syncnet_run, tmp_path):
+    sync_dir, _ = syncnet_run
+    train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "plain", 1, "--no-reseed"))
+    state = load_file(str(tmp_path / "plain" / "state.safetensors"))
+    assert not any(k.startswith("module/slot_reseeder/") for k in state)
+    meta = json.loads((tmp_path / "plain" / "checkpoint" / "config.json").read_text())["metadata"]
+    assert meta["train_config"]["reseed_dead_slots"] is False
+
+
+def test_loss_weights_from_the_command_line():
+    parser = base_parser("train", "test")
+    args = parser.parse_args(["--data", "d", "--out", "o", "--loss", "memory=1", "--loss", "gan=0"])
+    loss = train_config(args).loss
+    assert (loss.memory, loss.gan, loss.l1) == (1.0, 0.0, LossWeights().l1)
+    for bad in ("memory", "sparsity=1", "memory=lots"):
+        with pytest.raises(SystemExit, match="TERM=WEIGHT"):
+            train_config(parser.parse_args(["--data", "d", "--out", "o", "--loss", bad]))
+
+
+def test_train_overrides_and_memory_learning_rate():
+    from lipmem_core.model.generator import LipMemGenerator
+    from lipmem_core.train.generator import generator_param_groups
+
+    parser = base_parser("train", "test")
+    args = parser.parse_args(
+        ["--data", "d", "--out", "o", "--train", "lr=3e-4", "--train", "memory_lr_scale=10"]
+    )
+    tcfg = train_config(args)
+    assert (tcfg.lr, tcfg.memory_lr_scale) == (3e-4, 10.0)
+    for bad in ("lr", "loss=1", "nonsense=2"):
+        with pytest.raises(SystemExit):
+            train_config(parser.parse_args(["--data", "d", "--out", "o", "--train", bad]))
+    cfg = tiny_config(dim=16, face_widths=(8, 8, 16, 16), audio_width=8)
+    gen = LipMemGenerator(cfg)
+    opt = torch.optim.Adam(generator_param_groups(gen, tcfg), lr=tcfg.lr)
+    rest, memory = opt.param_groups
+    assert rest["lr"] == 3e-4 and memory["lr"] == pytest.approx(3e-3)
+    assert memory["params"] == [gen.memory.key, gen.memory.value]
+    assert len(rest["params"]) + 2 == len(list(gen.parameters()))  # every parameter exactly once
+    nomem = LipMemGenerator(dataclasses.replace(cfg, use_memory=False))
+    assert len(generator_param_groups(nomem, tcfg)) == 1
+
+
+def test_train_step_reseeds_dead_slots(corpus):
+    """On a re-seeding step, dead value/key rows are replaced, live rows only trained, and the
+    re-seeded rows get a fresh usage share."""
+    from torch.utils.data import DataLoader
+
+    from lipmem_core.config import TrainConfig
+    from lipmem_core.data.datasets import ClipStore, GeneratorWindows
+    from lipmem_core.model.syncnet import SyncNet
+    from lipmem_core.train.generator import GeneratorTask
+
+    cfg = dataclasses.replace(CFG, lip_path_audio=False)
+    env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    syncnet = SyncNet(cfg).eval().requires_grad_(False)
+    task = GeneratorTask(cfg, TrainConfig(reseed_dead_slots=True), env, syncnet, val=None, bf16=False)
+    windows = GeneratorWindows(ClipStore(corpus, "train", 32), cfg.n_frames, None, seed=0)
+    batch = next(iter(DataLoader(windows, batch_size=4)))
+    task.reseeder.usage.zero_()  # every slot dead before the step
+    before = task.gen.memory.value.detach().clone()
+    logs = task.train_step(batch, task.reseeder.every)
+    after = task.gen.memory.value.detach()
+    moved = (after - before).norm(dim=1) / before.norm(dim=1)
+    n = int(logs["reseeded"])
+    assert 1 <= n <= cfg.n_slots
+    assert torch.all(moved[:n] > 0.5)  # replaced by lip queries, not nudged by one Adam step
+    assert torch.all(moved[n:] < 0.01)
+    assert torch.all(task.reseeder.usage[:n] == 1.0 / cfg.n_slots)
+
+
+def test_memory_initialised_from_data_at_its_step(corpus):
+    """At memory_init_step K and V jump to k-means means of lip/audio queries, and their Adam
+    moments start again; before that step nothing of the kind happens."""
+    from torch.utils.data import DataLoader
+
+    from lipmem_core.config import TrainConfig
+    from lipmem_core.data.datasets import ClipStore, GeneratorWindows
+    from lipmem_core.model.syncnet import SyncNet
+    from lipmem_core.train.generator import GeneratorTask
+    from lipmem_core.train.syncnet import val_loader
+
+    cfg = CFG
+    env = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    windows = GeneratorWindows(ClipStore(corpus, "train", 32), cfg.n_frames, None, seed=0)
+    tcfg = TrainConfig(memory_init_step=2, memory_init_windows=8)
+    task = GeneratorTask(
+        cfg, tcfg, env, SyncNet(cfg).eval().requires_grad_(False), val=None, bf16=False,
+        init_windows=val_loader(windows, tcfg.memory_init_windows, 4),
+    )  # fmt: skip
+    batch = next(iter(DataLoader(windows, batch_size=2)))
+    memory = task.gen.memory
+    task.train_step(batch, 1)
+    before = memory.value.detach().clone()
+    task.train_step(batch, 1)  # not the init step: an ordinary Adam step
+    assert ((memory.value - before).norm(dim=1) / before.norm(dim=1)).max() < 0.01
+    assert task.opt_g.state[memory.value]["step"] == 2
+    before = memory.value.detach().clone()
+    task.train_step(batch, 2)
+    assert ((memory.value - before).norm(dim=1) / before.norm(dim=1)).min() > 0.5  # every slot moved
+    assert task.opt_g.state[memory.value]["step"] == 1  # moments restarted at the init
