@@ -1,8 +1,10 @@
 """LipMem: a research app for SyncTalkFace's Audio-Lip Memory (Gradio wiring only).
 
-`demo = build_demo()` is built at import but loads no model: the first request that needs one
-loads it once and every later request reuses it. `python app.py` and `gradio app.py` both
-serve it; host and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT. Handlers live in
+`import app` builds nothing and sets no thread count: `python app.py` builds the UI with
+`build_demo(AppContext())`, sets the thread count and serves it; `gradio app.py` reads
+`app.demo`, built on first access. Neither loads a model: the first request that needs one
+loads it once and every later request reuses it. Host and port come from
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT. Handlers live in
 lipmem_app/ (plain functions); the science lives in lipmem_core/ and analysis/.
 """
 
@@ -17,7 +19,7 @@ import gradio as gr
 from lipmem_app import compare_view
 from lipmem_app.components import face_image as face_image_input
 from lipmem_app.context import CACHE_MAX_AGE_S, CACHE_SWEEP_S, EXAMPLE_IDENTITIES, AppContext
-from lipmem_app.generate import ORACLE
+from lipmem_app.generate_view import GROUND_TRUTH, GROUND_TRUTH_LABEL
 from lipmem_app.handlers import Handlers
 from lipmem_app.inputs import FACE_SOURCES, SPEECH_SOURCES
 from lipmem_app.limits import LIMITS_MARKDOWN, MAX_UPLOAD_MB
@@ -45,7 +47,7 @@ def _status_markdown(handlers: Handlers) -> str:
     if names:
         return f"Checkpoints found: {', '.join(f'`{n}`' for n in names)}."
     return (
-        f"**No trained checkpoint found** in `{handlers.ctx.checkpoints_root}`. The *oracle renderer* "
+        f"**No trained checkpoint found** in `{handlers.ctx.checkpoints_root}`. The *ground-truth renderer* "
         "(SynthTalk's ground truth) still works; model tabs say what is missing."
     )
 
@@ -55,12 +57,12 @@ def _generate_tab(
 ) -> tuple[gr.Dropdown, gr.Image]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
-            face_source = gr.Radio(list(FACE_SOURCES), value=FACE_SOURCES[0], label="Face")
+            face_source = gr.Radio(list(FACE_SOURCES), value="example", label="Face")
             example = gr.Dropdown(examples, value=examples[0], label="Example SynthTalk identity")
             preview = gr.Image(label="Identity", height=180, interactive=False, show_label=False)
             face_image = face_image_input(label="Face image", visible=False)
             face_video = gr.Video(label="Face video", visible=False)
-            speech_source = gr.Radio(list(SPEECH_SOURCES), value=SPEECH_SOURCES[0], label="Speech")
+            speech_source = gr.Radio(list(SPEECH_SOURCES), value="text", label="Speech")
             text = gr.Textbox(
                 value="The quick brown fox jumps over the lazy dog.",
                 label="Text to speak (espeak-ng)",
@@ -71,10 +73,10 @@ def _generate_tab(
             audio = gr.Audio(
                 sources=["upload", "microphone"], type="filepath", label="Speech audio", visible=False
             )
-            renderers = generators + [ORACLE]
+            renderers = [(name, name) for name in generators] + [(GROUND_TRUTH_LABEL, GROUND_TRUTH)]
             checkpoint = gr.Dropdown(
                 renderers,
-                value=renderers[0],
+                value=renderers[0][1],
                 label="Renderer",
                 info="A checkpoint draws with its memory as trained; `…-nomem` is the no-memory ablation.",
             )
@@ -84,51 +86,51 @@ def _generate_tab(
             video_out = gr.Video(label="Talking face", autoplay=True, height=360, elem_id="generate-video")
             notices = gr.Markdown(elem_classes="lm-notice")
             timeline = gr.Plot(label="Memory addressing over time", elem_id="generate-timeline")
-    renderer = generators[0] if generators else ORACLE
+    renderer = generators[0] if generators else GROUND_TRUTH
     # Not cached: examples run on demand (a few seconds each), so start-up stays fast.
     gr.Examples(
         examples=[
             [
-                FACE_SOURCES[0],
+                "example",
                 examples[0],
                 None,
-                SPEECH_SOURCES[0],
+                "text",
                 "Bob made a big map of Maui.",
                 None,
                 renderer,
             ],
             [
-                FACE_SOURCES[0],
+                "example",
                 examples[2],
                 None,
-                SPEECH_SOURCES[0],
+                "text",
                 "Five very fine violins.",
                 None,
                 renderer,
             ],
             [
-                FACE_SOURCES[0],
+                "example",
                 examples[4],
                 None,
-                SPEECH_SOURCES[0],
+                "text",
                 "We all see the moon, Ruth.",
                 None,
-                ORACLE,
+                GROUND_TRUTH,
             ],
             [
-                FACE_SOURCES[0],
+                "example",
                 examples[1],
                 None,
-                SPEECH_SOURCES[1],
+                "audio",
                 "",
                 str(EXAMPLES_DIR / "hello.wav"),
                 renderer,
             ],
             [
-                FACE_SOURCES[1],
+                "image",
                 examples[0],
                 str(EXAMPLES_DIR / "astronaut.jpg"),
-                SPEECH_SOURCES[0],
+                "text",
                 "A real photo is outside SynthTalk's domain.",
                 None,
                 renderer,
@@ -174,6 +176,12 @@ def _generate_tab(
     return example, preview
 
 
+def _tab_intro(text: str) -> gr.State:
+    """A view's explanation on screen, and the state its Export button reads."""
+    gr.Markdown(text)
+    return gr.State(None)
+
+
 def _export_row(h: Handlers, export_state: gr.State, name: str) -> None:
     """An Export button and the files it writes: the view's figure as self-contained HTML,
     its table as CSV (and images as PNG), each naming the checkpoint and data it shows."""
@@ -188,18 +196,17 @@ def _export_row(h: Handlers, export_state: gr.State, name: str) -> None:
 def _compare_tab(h: Handlers, examples: list[str], voices: list[str]) -> None:
     memory_default, ablation_default = compare_view.default_pair(h.ctx)
     names = h.ctx.list_checkpoints()
-    gr.Markdown(
+    export_state = _tab_intro(
         "One input drawn three ways: the **ground truth** (SynthTalk's renderer driven by the exact "
         "phones), the **memory model** and the **ablation** without memory. The strip shows the mouth "
         "crops over time; the curves show how open, closed and rounded the mouth model *reads* each "
         "rendering (the mouth oracle, a CNN trained on SynthTalk renders). The closer a line follows "
         "the thick black ground truth, the better that model speaks this input."
     )
-    export_state = gr.State(None)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             identity = gr.Dropdown(examples, value=examples[0], label="Identity")
-            speech_source = gr.Radio(list(SPEECH_SOURCES), value=SPEECH_SOURCES[0], label="Speech")
+            speech_source = gr.Radio(list(SPEECH_SOURCES), value="text", label="Speech")
             text = gr.Textbox(value="Bob made a big map of Maui.", label="Text to speak (espeak-ng)", lines=2)
             voice = gr.Dropdown(voices, value=voices[0], label="Voice")
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech audio",
@@ -231,8 +238,7 @@ def _compare_tab(h: Handlers, examples: list[str], voices: list[str]) -> None:
 
 def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_state: gr.State) -> None:
     analysis_state = gr.State(None)
-    export_state = gr.State(None)
-    gr.Markdown(
+    export_state = _tab_intro(
         "Which phonemes does each slot answer to? Frames are labelled with the phone at their centre; "
         "each frame's *argmax slot* of A_aud is its unit. **PNMI** = I(phone; slot) / H(phone): 1 when "
         "slots determine phones, 0 when independent. Pick a second checkpoint to see two recipes side "
@@ -241,19 +247,19 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
     memory_models = [n for n in generators if compare_view.has_memory(h.ctx, n)]
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            source = gr.Radio(list(ANALYSIS_SOURCES), value=ANALYSIS_SOURCES[0], label="Analyse")
+            source = gr.Radio(list(ANALYSIS_SOURCES), value="clip", label="Analyse")
             checkpoint = gr.Dropdown(
                 memory_models, value=memory_models[0] if memory_models else None, label="Checkpoint"
             )
             other = gr.Dropdown(memory_models, value=None, label="Second checkpoint, side by side (optional)")
             with gr.Group(visible=False) as upload_group:
                 upload = gr.File(label="Audio or video clip", file_types=["audio", "video"], type="filepath")
-                aligner = gr.Radio(list(ALIGNERS), value=ALIGNERS[0], label="Phone alignment")
+                aligner = gr.Radio(list(ALIGNERS), value="pocketsphinx", label="Phone alignment")
                 transcript = gr.Textbox(label="Transcript (optional: recognised when empty)")
                 textgrid = gr.File(
                     label="TextGrid (words + phones tiers)", file_types=[".TextGrid"], type="filepath"
                 )
-            statistic = gr.Radio(list(STATISTICS), value=next(iter(STATISTICS)), label="Heatmap statistic")
+            statistic = gr.Radio(list(STATISTICS), value="p_label_given_slot", label="Heatmap statistic")
             level = gr.Radio(list(LEVELS), value=LEVELS[0], label="Level")
             show_all = gr.Checkbox(value=False, label="Show unused slots too", elem_id="show-all-slots")
             run = gr.Button("Analyse", variant="primary")
@@ -314,19 +320,18 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
 
 
 def _slot_map_tab(h: Handlers, generators: list[str]) -> None:
-    gr.Markdown(
+    export_state = _tab_intro(
         "Each diamond is one slot: its value row of **V** (what it draws) or key row of **K** (what "
         "audio calls it), laid out by UMAP (cosine) or PCA: slots close together store similar vectors. "
         "Colour = the phone (or viseme class) that most often picks the slot on a probe set of synthetic "
         "sentences with exact phones; the legend names each colour, grey slots are never picked. Hover "
         "a slot for its viseme and top phones."
     )
-    export_state = gr.State(None)
     with gr.Row():
         checkpoint = gr.Dropdown(generators, value=generators[0] if generators else None, label="Checkpoint")
         memory = gr.Radio(list(MEMORIES), value=MEMORIES[0], label="Memory")
         colour = gr.Radio(["viseme", "phone"], value="viseme", label="Colour by")
-        layout = gr.Radio(list(LAYOUTS), value="UMAP", label="Layout")
+        layout = gr.Radio(list(LAYOUTS), value="umap", label="Layout")
         run = gr.Button("Draw slot map", variant="primary")
     plot = gr.Plot(label="Slot map", elem_id="slot-map")
     _export_row(h, export_state, "slot_map")
@@ -340,17 +345,16 @@ def _slot_map_tab(h: Handlers, generators: list[str]) -> None:
 
 
 def _gallery_tab(h: Handlers, generators: list[str], examples: list[str]) -> None:
-    gr.Markdown(
+    export_state = _tab_intro(
         "What each slot stores: its value decoded alone (a one-hot address, silent audio feature) "
         "on one identity, shown as the **mouth region, enlarged**. Slots are grouped under the viseme "
         "class of the phone that picks them most on the probe set; tile labels give the slot and its "
         "top phones (hover for shares). Slots never picked are listed under the montage."
     )
-    export_state = gr.State(None)
     with gr.Row():
         checkpoint = gr.Dropdown(generators, value=generators[0] if generators else None, label="Checkpoint")
         identity = gr.Dropdown(examples, value=examples[0], label="Identity")
-        order = gr.Radio(list(GALLERY_ORDERS), value=GALLERY_ORDERS[0], label="Order")
+        order = gr.Radio(list(GALLERY_ORDERS), value="viseme", label="Order")
         show_unused = gr.Checkbox(value=False, label="Show unused slots too")
         run = gr.Button("Decode all slots", variant="primary")
     gallery = gr.Plot(label="Slot gallery", elem_id="slot-gallery")
@@ -361,12 +365,11 @@ def _gallery_tab(h: Handlers, generators: list[str], examples: list[str]) -> Non
 
 
 def _playground_tab(h: Handlers, generators: list[str], examples: list[str]) -> None:
-    gr.Markdown(
+    export_state = _tab_intro(
         "Steer the lips through the memory. Write slots (`12 40 7`) or ARPAbet phones (`M AA P`: "
         "each becomes its most likely slot), optionally with a length in frames (`AA*8`). Consecutive "
         "steps cross-fade over 2 frames; the audio feature is that of silence."
     )
-    export_state = gr.State(None)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             checkpoint = gr.Dropdown(
@@ -389,27 +392,11 @@ def _playground_tab(h: Handlers, generators: list[str], examples: list[str]) -> 
     )
 
 
-def build_demo(
-    checkpoint_dir: str | Path | None = None,
-    analysis_dir: str | Path | None = None,
-    torch_threads: int | None = max(1, (os.cpu_count() or 1) // CONCURRENCY),
-) -> gr.Blocks:
-    """The whole UI. `checkpoint_dir` overrides LIPMEM_CHECKPOINTS / ./checkpoints (tests use it).
-
-    torch_threads: intra-op threads per request. The queue runs CONCURRENCY requests at once;
-    giving each cores / CONCURRENCY threads keeps the CPU busy without oversubscription (on a
-    loaded 2-core machine, 2 threads per request made addressing 4x slower than 1). None
-    leaves torch's setting alone.
-    """
-    if torch_threads is not None:
-        import torch
-
-        torch.set_num_threads(torch_threads)
-    ctx = AppContext()
-    if checkpoint_dir is not None:
-        ctx.checkpoints_root = Path(checkpoint_dir)
-    if analysis_dir is not None:
-        ctx.analysis_dir = Path(analysis_dir)
+def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
+    """The whole UI around `ctx` (checkpoints, analysis assets, request folders; the default
+    reads LIPMEM_CHECKPOINTS or ./checkpoints). Loads no model: the first request that needs
+    one loads it into `ctx` once."""
+    ctx = ctx if ctx is not None else AppContext()
     h = Handlers(ctx)
     generators = ctx.list_checkpoints()
     examples = list(EXAMPLE_IDENTITIES)
@@ -444,8 +431,16 @@ def build_demo(
         # Unqueued: the preview must not wait behind long generations of other users.
         demo.load(h.example_face, example, preview, api_name="initial_example_face", queue=False)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
-    demo.lipmem_handlers = h  # tests and the warm-up reach the handlers through the demo
     return demo
+
+
+def set_threads(threads: int = max(1, (os.cpu_count() or 1) // CONCURRENCY)) -> None:
+    """Intra-op threads per request, set when the app is launched (never on import). The
+    queue runs CONCURRENCY requests at once; giving each cores / CONCURRENCY threads keeps the
+    CPU busy without oversubscription (docs/ARCHITECTURE.md "Measured figures")."""
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 # The default theme's fonts are served by Gradio itself: the page makes no outside request.
@@ -455,10 +450,21 @@ LAUNCH_KWARGS = {
     "theme": gr.themes.Default(primary_hue="indigo", secondary_hue="pink"),
 }
 
-demo = build_demo()
+
+def __getattr__(name: str) -> gr.Blocks:
+    """`app.demo`, built on first access (Gradio's `gradio app.py` reads it), not on import."""
+    if name != "demo":
+        raise AttributeError(f"module 'app' has no attribute {name!r}")
+    global demo
+    demo = build_demo()
+    return demo
+
 
 if __name__ == "__main__":
+    set_threads()
+    context = AppContext()
+    demo = build_demo(context)
     # The first user should not pay for loading the model, the probe set and UMAP's JIT.
-    threading.Thread(target=demo.lipmem_handlers.warm_up, name="lipmem-warm-up", daemon=True).start()
+    threading.Thread(target=Handlers(context).warm_up, name="lipmem-warm-up", daemon=True).start()
     # launch() reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself when they are set.
     demo.launch(**LAUNCH_KWARGS)

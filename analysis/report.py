@@ -55,7 +55,7 @@ _STAT_COLUMNS = ["utterance", "n_frames", "pnmi", "phone_purity", "slot_purity",
 
 
 @dataclass
-class Clip:
+class Utterance:
     """One utterance to analyse: id, 16 kHz audio (n_samples,) and its phone table."""
 
     utterance: str
@@ -73,7 +73,7 @@ class Report:
 
 def analyse(
     model,
-    clips: list[Clip],
+    clips: list[Utterance],
     identity: np.ndarray,
     cache_dir: Path | None = None,
     seed: int = 0,
@@ -268,7 +268,7 @@ def _read_identity(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _audio_clip(args: argparse.Namespace) -> tuple[Clip, list[str]]:
+def _audio_clip(args: argparse.Namespace) -> tuple[Utterance, list[str]]:
     from lipmem_core.audio import check_duration, load_audio
     from lipmem_core.limits import MAX_ALIGN_SECONDS
 
@@ -279,13 +279,13 @@ def _audio_clip(args: argparse.Namespace) -> tuple[Clip, list[str]]:
     audio = load_audio(args.audio)
     utt = args.audio.stem
     if args.textgrid is not None:
-        return Clip(utt, audio, read_textgrid(args.textgrid, utterance=utt)), [f"Alignment: {args.textgrid}."]
+        return Utterance(utt, audio, read_textgrid(args.textgrid, utterance=utt)), [f"Alignment: {args.textgrid}."]
     result = align_pocketsphinx(audio, args.text, utterance=utt, oov=args.oov)
     how = "the given transcript" if args.text else "recognised text (no transcript given)"
-    return Clip(utt, audio, result.table), [f"Aligned with PocketSphinx to {how}: \u201c{result.text}\u201d."]
+    return Utterance(utt, audio, result.table), [f"Aligned with PocketSphinx to {how}: \u201c{result.text}\u201d."]
 
 
-def _corpus_clips(root: Path, split: str, max_clips: int | None) -> tuple[list[Clip], np.ndarray, list[str]]:
+def _corpus_clips(root: Path, split: str, max_clips: int | None) -> tuple[list[Utterance], np.ndarray, list[str]]:
     from lipmem_core.data import corpus
 
     from .textgrids import read_textgrid
@@ -302,7 +302,7 @@ def _corpus_clips(root: Path, split: str, max_clips: int | None) -> tuple[list[C
     for row in rows.itertuples(index=False):
         d = corpus.clip_dir(root, row)
         utt = f"{row.split}/{row.speaker}/{row.utterance}"
-        clips.append(Clip(utt, corpus.read_audio(d), read_textgrid(d / "phones.TextGrid", utterance=utt)))
+        clips.append(Utterance(utt, corpus.read_audio(d), read_textgrid(d / "phones.TextGrid", utterance=utt)))
     first = corpus.clip_dir(root, rows.iloc[0])
     identity = _read_identity(corpus.frame_paths(first)[0])
     seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE

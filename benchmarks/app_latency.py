@@ -14,18 +14,16 @@ memory tab needs a generator with memory (checkpoints/lipmem-synthtalk).
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from app_server import REPO, served_app
+
 TEXT_5S = "The quick brown fox jumps over the lazy dog, and seven brave men play fine violins."
 CONCURRENT_TEXTS = (
     "Bob made a map.",
@@ -33,12 +31,6 @@ CONCURRENT_TEXTS = (
     "We see the moon.",
     "Ruth sang.",
 )
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _checkpoints(arg: str | None) -> tuple[Path, str]:
@@ -85,63 +77,44 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from lipmem_app.compare_view import default_pair
     from lipmem_app.context import AppContext
+    from tests.app.app_support import generate_args
 
     checkpoint = AppContext(checkpoints_root=root).list_checkpoints()[0]
     memory, ablation = default_pair(AppContext(checkpoints_root=root))
-    port = _port()
-    env = dict(
-        os.environ,
-        LIPMEM_CHECKPOINTS=str(root),
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
-    tic = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-    try:
-        client = None
-        while client is None:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            except Exception:  # not listening yet
-                if server.poll() is not None:
-                    raise SystemExit("app.py exited during start-up") from None
-                time.sleep(0.2)
+    with served_app({"LIPMEM_CHECKPOINTS": str(root)}) as app:
+        client = app.client
         client.predict("Speaker A", api_name="/example_face")
-        cold = time.perf_counter() - tic
+        cold = time.perf_counter() - app.started
 
         def generate(text: str = TEXT_5S, c: Client = client):
-            return c.predict(
-                "Example identity", "Speaker A", None, None, "Text", text, "en-us", None, checkpoint,
-                api_name="/generate",
-            )  # fmt: skip
+            return c.predict(*generate_args(text=text, checkpoint=checkpoint).values(), api_name="/generate")
 
         seconds = _frames(generate()[0]) / 25
         t_generate = _median(generate, args.runs)
         t_heatmap = _median(
             lambda: client.predict(
-                "Clip just made", checkpoint, None, None, "PocketSphinx", "", None, "P(phone | slot)", "phone",
+                "clip", checkpoint, None, None, "pocketsphinx", "", None, "p_label_given_slot", "phone",
                 False, api_name="/analyse",
             ),
             args.runs,
         )  # fmt: skip
         t_redraw = _median(
-            lambda: client.predict("Argmax count", "viseme", False, api_name="/heatmap"), args.runs
+            lambda: client.predict("counts", "viseme", False, api_name="/heatmap"), args.runs
         )
         t_map = _median(
-            lambda: client.predict(checkpoint, "value", "viseme", "UMAP", api_name="/slot_map"), args.runs
+            lambda: client.predict(checkpoint, "value", "viseme", "umap", api_name="/slot_map"), args.runs
         )
         t_compare = None
         if memory and ablation:  # the Compare tab needs both (and draws curves with a mouth oracle)
             t_compare = _median(
                 lambda: client.predict(
-                    "Speaker A", "Text", "Bob made a big map of Maui.", "en-us", None, memory, ablation,
+                    "Speaker A", "text", "Bob made a big map of Maui.", "en-us", None, memory, ablation,
                     api_name="/compare",
                 ),
                 args.runs,
             )  # fmt: skip
         t_gallery = _median(
-            lambda: client.predict(checkpoint, "Speaker A", "by viseme", False, api_name="/gallery"),
+            lambda: client.predict(checkpoint, "Speaker A", "viseme", False, api_name="/gallery"),
             args.runs,
         )
 
@@ -149,7 +122,7 @@ def main() -> None:
         from lipmem_core.data.synth.speech import synthesize
 
         expected = [num_frames(len(synthesize(t).audio)) for t in CONCURRENT_TEXTS]
-        clients = [Client(f"http://127.0.0.1:{port}/", verbose=False) for _ in CONCURRENT_TEXTS]
+        clients = [Client(app.url, verbose=False) for _ in CONCURRENT_TEXTS]
         tic = time.perf_counter()
         with ThreadPoolExecutor(len(clients)) as pool:
             outs = list(
@@ -157,9 +130,6 @@ def main() -> None:
             )
         t_concurrent = time.perf_counter() - tic
         got = [_frames(o[0]) for o in outs]
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     print(f"checkpoint: {checkpoint} ({which}, {root})")

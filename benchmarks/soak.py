@@ -1,4 +1,4 @@
-"""Soak test: server RSS and temporary-file counts over many mixed requests (issue 15).
+"""Soak test: server RSS and temporary-file counts over many mixed requests.
 
     python benchmarks/soak.py [--requests 120] [--max-age 60] [--checkpoints DIR]
 
@@ -15,16 +15,16 @@ bounded (`--requests`); nothing listens beyond 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from app_server import REPO, served_app
+
+sys.path.insert(0, str(REPO))  # for tests.app.app_support
+
 WORDS = [
     "bob",
     "made",
@@ -44,12 +44,6 @@ WORDS = [
     "the",
     "moon",
 ]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -76,93 +70,72 @@ def main() -> None:
     parser.add_argument("--max-age", type=int, default=60, help="LIPMEM_CACHE_MAX_AGE_S for the server")
     parser.add_argument("--checkpoints", default=str(REPO / "checkpoints"))
     args = parser.parse_args()
-    from gradio_client import Client, handle_file
-    from gradio_client.exceptions import AppError
-
     cache = Path(tempfile.mkdtemp(prefix="lipmem-soak-"))
     not_image = cache.parent / f"{cache.name}-notes.png"
     not_image.write_text("not an image\n" * 20)
-    port = _port()
     env = dict(
-        os.environ,
         LIPMEM_CHECKPOINTS=args.checkpoints,
         LIPMEM_CACHE_MAX_AGE_S=str(args.max_age),
         GRADIO_TEMP_DIR=str(cache),
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-        GRADIO_ANALYTICS_ENABLED="False",
     )
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    # Generous HTTP timeouts: on a loaded 2-core machine the server may answer slowly.
+    served = served_app(env, download_files=False, httpx_kwargs={"timeout": 300})
     try:
-        client = None
-        for _ in range(600):  # up to 2 minutes to start
-            try:
-                # Generous HTTP timeouts: on a loaded 2-core machine the server may answer slowly.
-                client = Client(
-                    f"http://127.0.0.1:{port}/",
-                    verbose=False,
-                    download_files=False,
-                    httpx_kwargs={"timeout": 300},
-                )
-                break
-            except Exception:  # not listening yet
-                if server.poll() is not None:
-                    raise SystemExit("app.py exited during start-up") from None
-                time.sleep(0.2)
-        if client is None:
-            raise SystemExit("app.py did not start within 2 minutes")
-
-        def generate(text: str, **overrides):
-            values = dict(
-                face_source="Example identity", example="Speaker A", image=None, video=None,
-                speech_source="Text", text=text, voice="en-us", audio=None,
-                checkpoint="lipmem-synthtalk", use_memory=True,
-            )  # fmt: skip
-            values.update(overrides)
-            return client.predict(*values.values(), api_name="/generate")
-
-        kinds = ("generate", "generate", "refused upload", "playground", "generate", "heatmap", "gallery")
-        counts = dict.fromkeys(kinds, 0)
-        refused, failed = 0, []
-        print(f"server pid {server.pid}, GRADIO_TEMP_DIR {cache}, file max age {args.max_age} s")
-        print(f"{'requests':>8} {'seconds':>8} {'RSS MB':>8} {'files':>6}")
-        print(f"{0:8d} {0.0:8.1f} {_rss_mb(server.pid):8.0f} {_files(cache):6d}")
-        tic = time.perf_counter()
-        for i in range(args.requests):
-            kind = kinds[i % len(kinds)]
-            counts[kind] += 1
-            try:
-                if kind == "generate":
-                    generate(_text(i))
-                elif kind == "refused upload":
-                    generate("", face_source="Image", image=handle_file(str(not_image)))
-                elif kind == "playground":
-                    client.predict(
-                        "lipmem-synthtalk", "Speaker B", f"sil M AA {i % 90} sil", 3, api_name="/playground"
-                    )
-                elif kind == "heatmap":
-                    client.predict(
-                        "Clip just made", "lipmem-synthtalk", None, "PocketSphinx", "", None,
-                        "P(phone | slot)", "phone", api_name="/analyse",
-                    )  # fmt: skip
-                else:
-                    client.predict("lipmem-synthtalk", "Speaker C", "by slot number", api_name="/gallery")
-            except AppError as exc:
-                if kind != "refused upload":
-                    failed.append(f"request {i + 1} ({kind}): {exc}")
-                refused += kind == "refused upload"
-            if (i + 1) % 10 == 0:
-                elapsed = time.perf_counter() - tic
-                print(f"{i + 1:8d} {elapsed:8.1f} {_rss_mb(server.pid):8.0f} {_files(cache):6d}", flush=True)
-        print("requests by kind: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        print(f"refused uploads answered with a message: {refused}; unexpected failures: {len(failed)}")
-        for line in failed[:10]:
-            print("  " + line)
+        with served as app:
+            _soak(args, app, cache, not_image)
     finally:
-        server.terminate()
-        server.wait(timeout=60)
         not_image.unlink(missing_ok=True)
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def _soak(args: argparse.Namespace, app, cache: Path, not_image: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    from tests.app.app_support import generate_args
+
+    client, server = app.client, app.server
+
+    def generate(text: str, **overrides):
+        return client.predict(*generate_args(text=text, **overrides).values(), api_name="/generate")
+
+    kinds = ("generate", "generate", "refused upload", "playground", "generate", "heatmap", "gallery")
+    counts = dict.fromkeys(kinds, 0)
+    refused, failed = 0, []
+    print(f"server pid {server.pid}, GRADIO_TEMP_DIR {cache}, file max age {args.max_age} s")
+    print(f"{'requests':>8} {'seconds':>8} {'RSS MB':>8} {'files':>6}")
+    print(f"{0:8d} {0.0:8.1f} {_rss_mb(server.pid):8.0f} {_files(cache):6d}")
+    tic = time.perf_counter()
+    for i in range(args.requests):
+        kind = kinds[i % len(kinds)]
+        counts[kind] += 1
+        try:
+            if kind == "generate":
+                generate(_text(i))
+            elif kind == "refused upload":
+                generate("", face_source="image", image=handle_file(str(not_image)))
+            elif kind == "playground":
+                client.predict(
+                    "lipmem-synthtalk", "Speaker B", f"sil M AA {i % 90} sil", 3, api_name="/playground"
+                )
+            elif kind == "heatmap":
+                client.predict(
+                    "clip", "lipmem-synthtalk", None, "pocketsphinx", "", None,
+                    "p_label_given_slot", "phone", api_name="/analyse",
+                )  # fmt: skip
+            else:
+                client.predict("lipmem-synthtalk", "Speaker C", "slot", api_name="/gallery")
+        except AppError as exc:
+            if kind != "refused upload":
+                failed.append(f"request {i + 1} ({kind}): {exc}")
+            refused += kind == "refused upload"
+        if (i + 1) % 10 == 0:
+            elapsed = time.perf_counter() - tic
+            print(f"{i + 1:8d} {elapsed:8.1f} {_rss_mb(server.pid):8.0f} {_files(cache):6d}", flush=True)
+    print("requests by kind: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"refused uploads answered with a message: {refused}; unexpected failures: {len(failed)}")
+    for line in failed[:10]:
+        print("  " + line)
 
 
 if __name__ == "__main__":

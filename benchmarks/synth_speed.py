@@ -1,4 +1,4 @@
-"""SynthTalk speed: the face renderer alone, and the whole corpus generator.
+"""SynthTalk speed: the face renderer alone, and the whole corpus builder.
 
     python benchmarks/synth_speed.py [--speakers 8] [--utterances 20] [--workers 2] [--runs 3]
         [--size 128] [--render-sizes 64 128 256] [--tmp DIR]
@@ -8,11 +8,11 @@ Prints, as medians of --runs:
   already built), in frames per wall second and per CPU second, also with the corpus writer's
   JPEG encoding, the one-off static layers per identity (CPU ms), and a 250-frame render_clip
   of a new face (wall);
-- the generator: build_corpus at 128 px with --workers processes (plan + speech + trajectory
+- the corpus builder: build_corpus at 128 px with --workers processes (plan + speech + trajectory
   + render + JPEG + files) into a fresh directory per run, in frames per wall second and per
   CPU second (the CPU figure does not depend on other load on the machine);
 - the peak RSS of this process and of its largest worker.
-Target: >= 1,000 frames/s for the generator on 2 cores (a 3-hour corpus, 270k frames, in
+Target: >= 1,000 frames/s for the corpus builder on 2 cores (a 3-hour corpus, 270k frames, in
 under 5 minutes). Write to the file system the real corpus will use (--tmp): creating a
 file per frame costs very different CPU time on different file systems.
 """
@@ -75,7 +75,7 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def generator_fps(
+def builder_fps(
     speakers: int, utterances: int, workers: int, size: int, runs: int, tmp: str | None
 ) -> tuple[float, float, int]:
     """(frames per wall second, frames per CPU second, frames per run), medians over runs."""
@@ -103,7 +103,7 @@ def main() -> None:
     p.add_argument("--speakers", type=int, default=8)
     p.add_argument("--utterances", type=int, default=20)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--size", type=int, default=128, help="the generator's frame size")
+    p.add_argument("--size", type=int, default=128, help="the corpus builder's frame size")
     p.add_argument("--render-sizes", type=int, nargs="+", default=[64, 128, 256])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--tmp", default=None, help="where to write the corpora (default: system temp)")
@@ -118,10 +118,10 @@ def main() -> None:
               f"{r['setup_ms']:.0f} CPU-ms per identity; {r['clip']:,.0f} frames/s wall for a "
               f"250-frame render_clip of a new face")  # fmt: skip
     cv2.setNumThreads(threads)
-    fps, cpu_fps, frames = generator_fps(
+    fps, cpu_fps, frames = builder_fps(
         args.speakers, args.utterances, args.workers, args.size, args.runs, args.tmp
     )
-    print(f"generator, {args.size}px, {args.workers} workers, {args.speakers}x{args.utterances} "
+    print(f"corpus builder, {args.size}px, {args.workers} workers, {args.speakers}x{args.utterances} "
           f"utterances ({frames} frames): {fps:,.0f} frames/s wall "
           f"(3 h = 270k frames in {270_000 / fps / 60:.1f} min); {cpu_fps:,.0f} frames per CPU "
           f"second (load-independent: an idle {args.workers}-core machine reaches about "

@@ -1,6 +1,6 @@
 """The Compare tab: one input drawn by the ground truth, the memory model and the ablation.
 
-The ground truth is SynthTalk's renderer driven by the speech's phones (the "oracle renderer"
+The ground truth is SynthTalk's renderer driven by the speech's phones (the ground-truth renderer
 of the Generate tab, here at the neutral pose the models draw on); the two generators animate
 the same identity's neutral face with the same audio. The view shows them side by side (one
 MP4), their mouth crops over time (analysis.compare.mouth_strip) and the mouth oracle's reading
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lipmem_app.context import ABLATION_SUFFIX, AppContext
-from lipmem_app.generate import Progress, phones_for
+from lipmem_app.generate_view import Progress, phones_for
 from lipmem_app.inputs import Face, Speech
 from lipmem_app.limits import MAX_SECONDS
 from lipmem_core.config import FPS

@@ -100,7 +100,7 @@ class AppContext:
             raise CheckpointError(
                 f"no generator checkpoint found in {self.checkpoints_root}: train one "
                 "(python -m lipmem_core.train, see docs/TRAINING.md) or set LIPMEM_CHECKPOINTS "
-                "to a directory holding checkpoints; the 'oracle renderer' needs none"
+                "to a directory holding checkpoints; the ground-truth renderer needs none"
             )
         name = name or names[0]
         if name not in names:

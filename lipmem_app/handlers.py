@@ -1,7 +1,7 @@
 """Gradio event handlers: thin functions from UI values to lipmem_app / analysis calls.
 
 Each public method is one event of app.py. LipMemError becomes gr.Error (`user_errors`);
-progress goes through gr.Progress. No science here: see generate.py, inputs.py and analysis/.
+progress goes through gr.Progress. No science here: see generate_view.py, inputs.py and analysis/.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import numpy as np
 
 from lipmem_app import memory_views as mv
 from lipmem_app import slot_views as sv
+from lipmem_app.choices import values
 from lipmem_app.context import AppContext
 from lipmem_app.errors import user_errors
-from lipmem_app.generate import ORACLE, Clip, render_oracle, run_model
-from lipmem_app.inputs import FACE_SOURCES, SPEECH_SOURCES, resolve_face, resolve_speech
-from lipmem_app.memory_views import ANALYSIS_SOURCES, clip_timeline
+from lipmem_app.generate_view import GROUND_TRUTH, GeneratedClip, render_ground_truth, run_model
+from lipmem_app.inputs import FACE_SOURCES, resolve_face, resolve_speech
+from lipmem_app.memory_views import clip_timeline
 from lipmem_core.errors import LipMemError
 
 # Gradio finds progress trackers by a gr.Progress default; the tracker itself is request-local
@@ -45,7 +46,7 @@ class Handlers:
             return
         try:
             self.ctx.pipeline(names[0])
-            sv.slot_map_figure(self.ctx, names[0], "value", "viseme", "UMAP")
+            sv.slot_map_figure(self.ctx, names[0], "value", "viseme", "umap")
         except LipMemError:
             pass  # e.g. a checkpoint without memory: its tabs explain that when used
 
@@ -56,7 +57,7 @@ class Handlers:
 
     def face_source_visibility(self, source: str):
         """Show the input that matches the chosen face source."""
-        example, image, video = (source == s for s in FACE_SOURCES)
+        example, image, video = (source == value for value in values(FACE_SOURCES))
         return (
             gr.update(visible=example),
             gr.update(visible=example),
@@ -66,7 +67,7 @@ class Handlers:
 
     def speech_source_visibility(self, source: str):
         """Text + voice for typed text, the audio component otherwise."""
-        typed = source == SPEECH_SOURCES[0]
+        typed = source == "text"
         return gr.update(visible=typed), gr.update(visible=typed), gr.update(visible=not typed)
 
     @user_errors
@@ -88,7 +89,11 @@ class Handlers:
         checkpoint: str | None,
         progress: gr.Progress = PROGRESS,
     ):
-        """Face + speech -> (MP4 path, addressing timeline, notices markdown, Clip state)."""
+        """Face + speech -> (MP4 path, addressing timeline, notices markdown, GeneratedClip state).
+
+        Sources are the values of inputs.FACE_SOURCES / SPEECH_SOURCES ("example", "text", ...);
+        `checkpoint` names a checkpoint directory, or is generate_view.GROUND_TRUTH for SynthTalk's
+        own renderer."""
         face = resolve_face(face_source, example, image, video)
         progress(0.02, desc="preparing the speech")
         speech = resolve_speech(speech_source, text, voice, audio)
@@ -98,8 +103,8 @@ class Handlers:
 
         with self.ctx.request_files() as directory:
             out_path = directory / "lipmem.mp4"
-            if checkpoint == ORACLE:
-                clip = render_oracle(self.ctx, face, speech, out_path, report)
+            if checkpoint == GROUND_TRUTH:
+                clip = render_ground_truth(self.ctx, face, speech, out_path, report)
             else:
                 clip = run_model(self.ctx, face, speech, checkpoint, out_path, report)
         progress(0.95, desc="drawing the addressing timeline")
@@ -108,13 +113,13 @@ class Handlers:
     # ---- Phonemes <-> slots tab ------------------------------------------------------------
     def analysis_source_visibility(self, source: str):
         """The upload inputs show only for 'Upload a clip'."""
-        return gr.update(visible=source == ANALYSIS_SOURCES[1])
+        return gr.update(visible=source == "upload")
 
     @user_errors
     def analyse(
         self,
         source: str,
-        clip: Clip | None,
+        clip: GeneratedClip | None,
         checkpoint: str | None,
         other_checkpoint: str | None,
         upload: str | None,
@@ -238,12 +243,12 @@ class Handlers:
         ablation: str | None,
         progress: gr.Progress = PROGRESS,
     ):
-        """One input, three renderings -> (side-by-side MP4, mouth strip, oracle curves,
+        """One input, three renderings -> (side-by-side MP4, mouth strip, mouth-oracle curves,
         error table, notices markdown, Export state)."""
         from analysis.compare import mouth_strip
         from lipmem_app import compare_view as cv
 
-        face = resolve_face(FACE_SOURCES[0], example, None, None)
+        face = resolve_face("example", example, None, None)
         progress(0.02, desc="preparing the speech")
         speech = resolve_speech(speech_source, text, voice, audio)
 
@@ -288,11 +293,11 @@ def _second(figure):
     return gr.update(value=figure, visible=figure is not None)
 
 
-def notices_markdown(clip: Clip) -> str:
+def notices_markdown(clip: GeneratedClip) -> str:
     """What the user should know about this clip, one bullet each."""
     lines = list(clip.notices)
     if clip.checkpoint is None:
         lines.insert(
-            0, "Rendered by the **oracle renderer**: SynthTalk's ground-truth mouth motion, no model."
+            0, "Rendered by the **ground-truth renderer**: SynthTalk's ground-truth mouth motion, no model."
         )
     return "\n".join(f"- {line}" for line in lines)

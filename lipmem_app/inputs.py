@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lipmem_app.choices import check
 from lipmem_app.limits import check_image, check_media, check_text
 from lipmem_core.audio import check_speech
 from lipmem_core.config import SAMPLE_RATE
 from lipmem_core.errors import AudioDecodeError, LipMemError, VideoDecodeError
 
-SPEECH_SOURCES = ("Text", "Audio (upload or record)")
-FACE_SOURCES = ("Example identity", "Image", "Video")
+SPEECH_SOURCES = (("Text", "text"), ("Audio (upload or record)", "audio"))
+FACE_SOURCES = (("Example identity", "example"), ("Image", "image"), ("Video", "video"))
 DEFAULT_VOICE = "en-us"
 CLIP_ID = "clip"  # utterance id of a single clip in frame and phone tables
 
@@ -41,25 +42,23 @@ class Speech:
 class Face:
     """The face to animate: an example identity's name, or a user image/video path."""
 
-    source: str  # one of FACE_SOURCES
+    source: str  # a value of FACE_SOURCES
     example: str | None = None
     path: Path | None = None
 
     @property
     def is_synthtalk(self) -> bool:
-        return self.source == FACE_SOURCES[0]
+        return self.source == "example"
 
 
 def resolve_speech(source: str, text: str | None, voice: str | None, audio_path: str | None) -> Speech:
     """Speech from typed text (espeak-ng, exact phones) or from an uploaded/recorded file."""
-    if source == SPEECH_SOURCES[0]:
+    if check(source, SPEECH_SOURCES, "speech source") == "text":
         from analysis.align import align_espeak
         from lipmem_core.data.synth.speech import Voice
 
         aligned = align_espeak(check_text(text or ""), Voice.parse(voice or DEFAULT_VOICE), utterance=CLIP_ID)
         return Speech(aligned.audio, aligned.table, aligned.text)
-    if source not in SPEECH_SOURCES:
-        raise LipMemError(f"unknown speech source {source!r}; choose one of {SPEECH_SOURCES}")
     if not audio_path:
         raise AudioDecodeError(
             "no audio was given: upload a file or record with the microphone, or choose 'Text'"
@@ -72,21 +71,18 @@ def resolve_speech(source: str, text: str | None, voice: str | None, audio_path:
 
 def resolve_face(source: str, example: str | None, image_path: str | None, video_path: str | None) -> Face:
     """The chosen face, checked (size, duration) but not decoded."""
-    if source == FACE_SOURCES[0]:
+    check(source, FACE_SOURCES, "face source")
+    if source == "example":
         if not example:
             raise LipMemError("choose an example identity")
         return Face(source, example=example)
-    if source == FACE_SOURCES[1]:
+    if source == "image":
         if not image_path:
             raise VideoDecodeError(
                 "no image was given: upload a photo of a face, or choose an example identity"
             )
         return Face(source, path=check_image(image_path))
-    if source == FACE_SOURCES[2]:
-        if not video_path:
-            raise VideoDecodeError(
-                "no video was given: upload a video of a face, or choose an example identity"
-            )
-        check_media(video_path, "video")
-        return Face(source, path=Path(video_path))
-    raise LipMemError(f"unknown face source {source!r}; choose one of {FACE_SOURCES}")
+    if not video_path:
+        raise VideoDecodeError("no video was given: upload a video of a face, or choose an example identity")
+    check_media(video_path, "video")
+    return Face(source, path=Path(video_path))

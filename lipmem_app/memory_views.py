@@ -17,19 +17,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lipmem_app.choices import check, label
 from lipmem_app.context import AppContext
 from lipmem_app.inputs import CLIP_ID, check_speech
 from lipmem_app.limits import check_media, check_size
 from lipmem_core.errors import AlignmentError, CheckpointError, LipMemError
 
-ANALYSIS_SOURCES = ("Clip just made", "Upload a clip", "Test corpus (precomputed)")
-ALIGNERS = ("PocketSphinx", "TextGrid (e.g. Montreal Forced Aligner)")
-STATISTICS = {
-    "P(phone | slot)": "p_label_given_slot",
-    "P(slot | phone)": "p_slot_given",
-    "Mean addressing weight": "mean_weight",
-    "Argmax count": "counts",
-}
+ANALYSIS_SOURCES = (
+    ("Clip just made", "clip"),
+    ("Upload a clip", "upload"),
+    ("Test corpus (precomputed)", "corpus"),
+)
+ALIGNERS = (("PocketSphinx", "pocketsphinx"), ("TextGrid (e.g. Montreal Forced Aligner)", "textgrid"))
+# Values: the matrices of analysis.addressing.phone_slot_matrices.
+STATISTICS = (
+    ("P(phone | slot)", "p_label_given_slot"),
+    ("P(slot | phone)", "p_slot_given"),
+    ("Mean addressing weight", "mean_weight"),
+    ("Argmax count", "counts"),
+)
 LEVELS = ("phone", "viseme")
 PROBE_SENTENCES = 14  # ~35 s of speech: the fewest (seed 0) with every ARPAbet phone
 PROBE_VOICES = ("en-us", "en-gb+f2", "en-us+m3")
@@ -73,14 +79,12 @@ def align_upload(
     audio: np.ndarray, aligner: str, transcript: str | None, textgrid: str | None
 ) -> pd.DataFrame:
     """The phone table of an uploaded clip: a TextGrid as given, or PocketSphinx alignment."""
-    if aligner == ALIGNERS[1]:
+    if check(aligner, ALIGNERS, "aligner") == "textgrid":
         from analysis.textgrids import read_textgrid
 
         if not textgrid:
             raise AlignmentError("choose a TextGrid file (tiers 'words' and 'phones', as MFA writes them)")
         return read_textgrid(check_size(textgrid), utterance=CLIP_ID)
-    if aligner != ALIGNERS[0]:
-        raise LipMemError(f"unknown aligner {aligner!r}; choose one of {ALIGNERS}")
     from analysis.align import align_pocketsphinx
 
     text = (transcript or "").strip() or None
@@ -108,7 +112,7 @@ def upload_analysis(
 
 
 def clip_analysis(ctx: AppContext, checkpoint: str | None, clip) -> Analysis:
-    """Analysis of the clip just made on the Generate tab (generate.Clip)."""
+    """Analysis of the clip just made on the Generate tab (generate_view.GeneratedClip)."""
     if clip is None:
         raise LipMemError("no clip yet: make one on the Generate tab first, or upload a clip")
     phones = clip.phones
@@ -190,19 +194,18 @@ def analysis_for(
     textgrid: str | None,
 ) -> Analysis:
     """The Analysis of the chosen source with the chosen checkpoint."""
-    if source == ANALYSIS_SOURCES[0]:
+    check(source, ANALYSIS_SOURCES, "source")
+    if source == "clip":
         return clip_analysis(ctx, checkpoint, clip)
-    if source == ANALYSIS_SOURCES[1]:
+    if source == "upload":
         return upload_analysis(ctx, checkpoint, upload, aligner, transcript, textgrid)
-    if source == ANALYSIS_SOURCES[2]:
-        analysis = corpus_analysis(ctx)
-        if checkpoint and analysis.checkpoint and checkpoint != analysis.checkpoint:
-            raise LipMemError(
-                f"the precomputed test corpus was addressed by {analysis.checkpoint!r} only: choose it, "
-                "or compare checkpoints on a clip (the clip just made, or an upload)"
-            )
-        return analysis
-    raise LipMemError(f"unknown source {source!r}; choose one of {ANALYSIS_SOURCES}")
+    analysis = corpus_analysis(ctx)
+    if checkpoint and analysis.checkpoint and checkpoint != analysis.checkpoint:
+        raise LipMemError(
+            f"the precomputed test corpus was addressed by {analysis.checkpoint!r} only: choose it, "
+            "or compare checkpoints on a clip (the clip just made, or an upload)"
+        )
+    return analysis
 
 
 def heatmap_parts(analysis: Analysis, statistic: str, level: str, show_all: bool = False):
@@ -213,8 +216,7 @@ def heatmap_parts(analysis: Analysis, statistic: str, level: str, show_all: bool
     from analysis.plots import slot_phone_heatmap
     from analysis.slots import slot_labels
 
-    if statistic not in STATISTICS:
-        raise LipMemError(f"unknown statistic {statistic!r}; choose one of {list(STATISTICS)}")
+    check(statistic, STATISTICS, "statistic")
     if level not in LEVELS:
         raise LipMemError(f"unknown level {level!r}; choose one of {LEVELS}")
     matrices = phone_slot_matrices(analysis.frames, by=level)
@@ -224,12 +226,12 @@ def heatmap_parts(analysis: Analysis, statistic: str, level: str, show_all: bool
     order = slot_order_by_label(counts)
     if not show_all:
         order = order[:used]
-    matrix = matrices[STATISTICS[statistic]][order]
+    matrix = matrices[statistic][order]
     info = slot_labels(slot_counts(analysis.frames, "phone"))
     unused = n_slots - used
     shown = "shown" if show_all else "hidden"
     title = (
-        f"{statistic} by {level} · {analysis.checkpoint or 'checkpoint'} · {analysis.title}<br>"
+        f"{label(STATISTICS, statistic)} by {level} · {analysis.checkpoint or 'checkpoint'} · {analysis.title}<br>"
         f"<sup>{used} slots used; {unused} of {n_slots} slots unused ({shown}); "
         f"{len(analysis.frames)} frames</sup>"
     )
@@ -317,7 +319,7 @@ def analysis_export(analyses: list[Analysis], statistic: str, level: str, show_a
         "phonemes-slots",
         " vs ".join(a.checkpoint for a in analyses),
         f"{first.title}, {len(first.frames)} frames",
-        statistic=statistic,
+        statistic=label(STATISTICS, statistic),
         level=level,
         unused_slots="shown" if show_all else "hidden",
     )

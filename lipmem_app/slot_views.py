@@ -15,14 +15,15 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from lipmem_app.choices import check
 from lipmem_app.context import AppContext
 from lipmem_app.memory_views import PROBE_SENTENCES, generator, reference_counts
 from lipmem_core.config import FPS
 from lipmem_core.errors import LipMemError, UnknownPhoneError
 
 MEMORIES = ("value", "key")  # V (lip side) and K (audio side)
-LAYOUTS = {"UMAP": "umap", "PCA": "pca"}  # PCA is linear and instant; UMAP shows neighbourhoods
-GALLERY_ORDERS = ("by viseme", "by slot number")
+LAYOUTS = (("UMAP", "umap"), ("PCA", "pca"))  # PCA is linear and instant; UMAP shows neighbourhoods
+GALLERY_ORDERS = (("by viseme", "viseme"), ("by slot number", "slot"))
 DISPLAY_SIZE = 160  # px: lip images are upscaled for the browser
 DEFAULT_FRAMES_PER_STEP = 4  # 160 ms per slot, about one phone
 MAX_STEPS = 64
@@ -55,7 +56,7 @@ def slot_info(ctx: AppContext, checkpoint: str | None) -> pd.DataFrame:
     return slot_labels(reference_counts(ctx, checkpoint, "phone"))
 
 
-def slot_map_figure(ctx: AppContext, checkpoint: str | None, memory: str, colour: str, layout: str = "UMAP"):
+def slot_map_figure(ctx: AppContext, checkpoint: str | None, memory: str, colour: str, layout: str = "umap"):
     """UMAP (or PCA) of the value (or key) slots coloured by dominant phone or viseme (map cached)
     -> (figure, Export of the figure and the map's table)."""
     from analysis.exports import Export, export_metadata
@@ -64,15 +65,14 @@ def slot_map_figure(ctx: AppContext, checkpoint: str | None, memory: str, colour
 
     if memory not in MEMORIES:
         raise LipMemError(f"unknown memory {memory!r}; choose one of {MEMORIES}")
-    if layout not in LAYOUTS:
-        raise LipMemError(f"unknown layout {layout!r}; choose one of {list(LAYOUTS)}")
+    check(layout, LAYOUTS, "layout")
     if colour not in ("phone", "viseme"):
         raise LipMemError(f"colour by 'phone' or 'viseme', not {colour!r}")
     name = ctx.checkpoint_dir(checkpoint).name
     counts = reference_counts(ctx, checkpoint, "phone")
     table = ctx.cached(
         ("slot_map", f"{name}/{memory}/{layout}"),
-        lambda: slot_map(generator(ctx, checkpoint), counts, memory, method=LAYOUTS[layout]),
+        lambda: slot_map(generator(ctx, checkpoint), counts, memory, method=layout),
     )
     symbol = "V" if memory == "value" else "K"
     n_unused = int((table["n_frames"] == 0).sum()) if "n_frames" in table else 0
@@ -123,7 +123,7 @@ def gallery(
     ctx: AppContext,
     checkpoint: str | None,
     face: np.ndarray,
-    order: str = GALLERY_ORDERS[0],
+    order: str = "viseme",
     show_unused: bool = False,
 ):
     """Every used slot's value V_s decoded for one identity, as enlarged mouth crops in one
@@ -138,12 +138,11 @@ def gallery(
     from analysis.slots import UNUSED, slot_gallery
     from lipmem_core.phones import VISEMES
 
-    if order not in GALLERY_ORDERS:
-        raise LipMemError(f"unknown order {order!r}; choose one of {GALLERY_ORDERS}")
+    check(order, GALLERY_ORDERS, "order")
     info = slot_info(ctx, checkpoint).set_index("slot")
     used = [int(s) for s in info.index if info.at[s, "phone"] != UNUSED]
     unused = [int(s) for s in info.index if info.at[s, "phone"] == UNUSED]
-    if order == GALLERY_ORDERS[0]:
+    if order == "viseme":
         # one group per viseme class (in VISEMES order), the most confident slot first
         sections = [
             (f"{viseme} ({' '.join(members)})", sorted(

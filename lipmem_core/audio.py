@@ -1,6 +1,6 @@
 """The one audio front end: decode any file to 16 kHz mono, mel spectrogram, mel windows.
 
-Numbers follow PAPER.md ("Inputs"): pre-emphasis 0.97, n_fft 800, hop 200, win 800 (80 mel
+Numbers follow docs/PAPER.md ("Inputs"): pre-emphasis 0.97, n_fft 800, hop 200, win 800 (80 mel
 frames per second), 80 mel bands 55-7600 Hz, min level -100 dB, ref 20 dB, normalised
 symmetrically to [-4, 4]. The window of video frame k is the 16 mel frames centred on the frame
 centre (docs/ARCHITECTURE.md, "Time and sizes").

@@ -274,18 +274,18 @@ def read_config(path_or_hub_id: str | Path, kind: str | None = None) -> dict[str
     loading the weights; `kind` is checked when given (see `load_checkpoint`)."""
     directory = _resolve(path_or_hub_id)
     config = _read_config(directory)
-    _check_kind(config, kind, path_or_hub_id)
+    check_kind(config["kind"], kind, path_or_hub_id)
     return config
 
 
-def _check_kind(config: dict[str, Any], kind: str | None, where: str | Path) -> None:
-    """The one check that a checkpoint is of the kind its user needs."""
-    if kind is None or config["kind"] == kind:
+def check_kind(found: str, needed: str | None, where: str | Path) -> None:
+    """The one check that a checkpoint (`found`: its kind) is of the kind its user needs."""
+    if needed is None or found == needed:
         return
-    if kind not in KINDS:
-        raise ValueError(f"unknown checkpoint kind {kind!r}; use one of {sorted(KINDS)}")
+    if needed not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {needed!r}; use one of {sorted(KINDS)}")
     raise CheckpointError(
-        f"{where} is {KIND_NAMES[config['kind']]} checkpoint; this needs {KIND_NAMES[kind]} checkpoint"
+        f"{where} is {KIND_NAMES[found]} checkpoint; this needs {KIND_NAMES[needed]} checkpoint"
     )
 
 
@@ -316,8 +316,8 @@ def _read_config(directory: Path) -> dict[str, Any]:
 def _inside_preset_envelope(cfg: ModelConfig) -> bool:
     """True when no size field exceeds the larger of the `paper` and `cpu` presets' values
     (face_widths: at most as many stages, each at most the widest). Parameter counts only grow
-    with these fields, and the envelope itself builds 86 M parameters (measured), so such a
-    config needs no parameter count."""
+    with these fields, and the envelope itself stays far below MAX_PARAMETERS
+    (docs/ARCHITECTURE.md "Measured figures"), so such a config needs no parameter count."""
     presets = (ModelConfig.paper(), ModelConfig.cpu())
     for name in INT_RANGES:
         value = getattr(cfg, name)
@@ -373,7 +373,7 @@ def _model_config(config: dict[str, Any], cfg_path: Path) -> ModelConfig:
         return model_cfg
     # Larger than both presets somewhere: count the parameters on the meta device (shapes
     # only, no memory) before allocating. Not done for every load because PyTorch's first
-    # meta-device operation costs about 2 s (it imports its decompositions).
+    # meta-device operation is slow (it imports its decompositions; docs/ARCHITECTURE.md "Measured figures").
     try:
         with torch.device("meta"):
             probe = KINDS[config["kind"]](model_cfg)
@@ -403,7 +403,7 @@ def load_checkpoint(
     """
     directory = _resolve(path_or_hub_id)
     config = _read_config(directory)
-    _check_kind(config, kind, path_or_hub_id)
+    check_kind(config["kind"], kind, path_or_hub_id)
     model_cfg = _model_config(config, directory / CONFIG_NAME)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-# Timing constants shared by audio, data and video code (PAPER.md "Inputs").
+# Timing constants shared by audio, data and video code (docs/PAPER.md "Inputs").
 SAMPLE_RATE = 16_000  # Hz
 FPS = 25  # video frames per second
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640 audio samples per video frame
@@ -36,7 +36,7 @@ class _Presets:
 class ModelConfig(_Presets):
     """Everything that determines the generator's architecture.
 
-    Symbols follow PAPER.md: S slots of key memory K (audio) and value memory V (lips),
+    Symbols follow docs/PAPER.md: S slots of key memory K (audio) and value memory V (lips),
     feature size `dim`, addressing inverse temperature kappa, T frames per window.
     """
 
@@ -113,7 +113,7 @@ class ModelConfig(_Presets):
 
 @dataclass
 class LossWeights:
-    """total = 10 L1 + 0.2 L_av + 0.2 L_vv + 0.2 L_gan + 0.2 (L_align + L_store) (PAPER.md)."""
+    """total = 10 L1 + 0.2 L_av + 0.2 L_vv + 0.2 L_gan + 0.2 (L_align + L_store) (docs/PAPER.md)."""
 
     l1: float = 10.0
     av_sync: float = 0.2
@@ -133,7 +133,7 @@ class LossWeights:
 
 @dataclass
 class TrainConfig(_Presets):
-    """Optimisation settings of both training CLIs (PAPER.md "Losses"; docs/TRAINING.md).
+    """Optimisation settings of both training CLIs (docs/PAPER.md "Losses"; docs/TRAINING.md).
 
     `paper` is the published recipe (batch 40, SyncNet batch 256); `cpu` fits a 2-core CPU.
     The GAN term and the discriminator start at `gan_start_step` (a warm-up, as Wav2Lip's

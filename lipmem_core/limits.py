@@ -11,10 +11,9 @@ MAX_IMAGE_SIDE = 4096  # px: photos and video frames larger than this on either 
 # px: accepted faces larger than this (long side) are downscaled while they are decoded, so a
 # request's memory and encoding cost stay those of a 1080p video whatever the input's size.
 WORK_SIDE = 1920
-# Speech given to the inference CLI: 30 min (it streams in bounded memory and shows progress;
-# about 7 min of CPU on 2 cores for the longest).
+# Speech given to the inference CLI: 30 min (it streams in bounded memory and shows progress).
 MAX_INFER_SECONDS = 1800.0
-# Speech given to an aligner (analysis.align, analysis.report --audio): PocketSphinx aligns one
-# utterance at about 0.2x real time here (11 s for 64 s), so 5 min costs about a minute.
+# Speech given to an aligner (analysis.align, analysis.report --audio): PocketSphinx's time
+# grows with the utterance, so 5 min keeps an alignment to about a minute (docs/ARCHITECTURE.md "Measured figures").
 MAX_ALIGN_SECONDS = 300.0
 MIN_SPEECH_PEAK = 1e-3  # -60 dBFS: a recording whose peak stays below this holds no speech

@@ -21,7 +21,7 @@ ARPABET: tuple[str, ...] = (
 SILENCE = "sil"
 PHONES: tuple[str, ...] = ARPABET + (SILENCE,)
 
-# Visual classes (SYNTHTALK.md "From phones to mouth shapes"), in a fixed order.
+# Visual classes (docs/SYNTHTALK.md "From phones to mouth shapes"), in a fixed order.
 VISEMES: dict[str, tuple[str, ...]] = {
     "bilabial": ("P", "B", "M"),
     "labiodental": ("F", "V"),

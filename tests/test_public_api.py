@@ -70,6 +70,15 @@ def test_importing_the_packages_loads_no_torch():
     assert out.stdout.strip() == "False"
 
 
+def test_importing_the_app_builds_nothing_and_leaves_torch_alone():
+    code = "import sys, app; print('torch' in sys.modules, 'demo' in vars(app))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == "False False"  # no UI built, no model, no thread count set
+
+
 def test_every_export_resolves():
     for package in (lm, analysis):
         for name in package.__all__:

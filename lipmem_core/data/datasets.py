@@ -39,7 +39,7 @@ _CONTEXT_FRAMES = 4
 
 
 @dataclass(frozen=True)
-class Clip:
+class UtteranceDir:
     """One utterance directory `root/split/speaker/utterance` with `n_frames` frames."""
 
     path: Path
@@ -54,7 +54,7 @@ def lip_frame_indices(centres: np.ndarray, n: int) -> np.ndarray:
 
 def lip_input(pix: torch.Tensor) -> torch.Tensor:
     """The lip encoder's input from 5-frame windows: (T, 5, H, W, 3) in [-1, 1] -> (T, 3, 5, H, W)
-    with the upper half zeroed (PAPER.md: only the mouth region is seen)."""
+    with the upper half zeroed (docs/PAPER.md: only the mouth region is seen)."""
     lips = pix.permute(0, 4, 1, 2, 3).clone()  # (T, 3, 5, H, W)
     lips[..., : pix.shape[2] // 2, :] = 0.0
     return lips
@@ -93,7 +93,7 @@ class ClipStore:
                 f"{self.root} has no {split!r} clips in manifest.csv: build the corpus with that split"
             )
         self.clips = [
-            Clip(clip_dir(self.root, r), f"{r.split}/{r.speaker}/{r.utterance}", int(r.frames))
+            UtteranceDir(clip_dir(self.root, r), f"{r.split}/{r.speaker}/{r.utterance}", int(r.frames))
             for r in rows.itertuples(index=False)
         ]
         self._mels: dict[int, np.ndarray] = {}
@@ -192,7 +192,7 @@ class _Windows(Dataset):
 
 
 class GeneratorWindows(_Windows):
-    """Samples for the generator (PAPER.md "Inputs"); all image tensors in [-1, 1].
+    """Samples for the generator (docs/PAPER.md "Inputs"); all image tensors in [-1, 1].
 
     face (6, T, H, W): targets with the lower half zeroed ++ T reference frames (a random
         other window of the same clip, non-overlapping when the clip is long enough)

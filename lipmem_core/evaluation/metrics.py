@@ -6,10 +6,10 @@ Three families, all pure numpy (no torch), used by `lipmem_core.evaluation.evalu
 - Image quality: PSNR and SSIM (Wang et al. 2004, Gaussian window sigma 1.5) on the full face
   and on a fixed mouth-region crop (`MOUTH_BOX`).
 - Lip sync: LSE-D, LSE-C and the AV offset from SyncNet embeddings, following
-  syncnet_python's `calc_pdist` / `evaluate` exactly (PAPER.md "Evaluation").
+  syncnet_python's `calc_pdist` / `evaluate` exactly (docs/PAPER.md "Evaluation").
 - Memory: the joint P(phone, slot) of frame-level phone labels and the argmax slot of A_aud,
   with PNMI, purities, slot-usage entropy and dead slots (HuBERT's measure_teacher_quality;
-  PAPER.md "The memory analysis").
+  docs/PAPER.md "The memory analysis").
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ def dead_slots(joint: pd.DataFrame | np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class SlotStats:
-    """Summary of P(phone, slot) over a set of frames (PAPER.md "The memory analysis")."""
+    """Summary of P(phone, slot) over a set of frames (docs/PAPER.md "The memory analysis")."""
 
     n_frames: int
     n_phones: int  # distinct phone labels observed

@@ -12,7 +12,8 @@ clip by clip as the corpus does, and with --real-data on a corpus split's real f
 
 Input: any RGB face crop, resized to 128 x 128, of which the mouth region
 (`metrics.MOUTH_BOX`, the lower-middle of the face) is read at 48 x 64 (`--crop face` reads
-the whole lower face instead; 2.7x slower per step, and worse at equal time).
+the whole lower face instead: slower per step, and worse at equal time, docs/ARCHITECTURE.md
+"Measured figures").
 
     python -m lipmem_core.oracle --out checkpoints/mouth-oracle --minutes 45 --threads 1 --fresh 1 \
         --mouths-from DATA --uniform-share 0.2 --balance --soften 0.4 --real-data DATA --real-split val

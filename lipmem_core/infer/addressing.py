@@ -53,7 +53,7 @@ def address_audio(
         for lo in tqdm(starts, desc="addressing", unit="batch", disable=not progress):
             idx = np.arange(lo, min(lo + batch_size, n))
             # Pad the batch to a multiple of SHAPE_BUCKET windows (repeating the last): oneDNN
-            # keeps compiled kernels per input shape, so one shape per clip length grew the
+            # keeps compiled kernels per input shape, so a shape per clip length would grow a
             # server's memory with every new length (benchmarks/soak.py); rows are independent.
             padded = np.concatenate([idx, np.full(-len(idx) % SHAPE_BUCKET, idx[-1])])
             win = torch.from_numpy(mel_windows(mel, padded)).unsqueeze(1)  # (n', 1, 80, 16)

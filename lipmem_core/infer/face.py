@@ -1,13 +1,13 @@
 """Faces in real frames: detect, track, frame a SynthTalk-style crop, paste the mouth back.
 
-Detection uses OpenCV's Haar frontal-face cascade (it ships inside the opencv wheel, runs
-offline, and costs ~10 ms on a downscaled frame). Detecting every frame would be slow and
+Detection uses OpenCV's Haar frontal-face cascade (it ships inside the opencv wheel and runs
+offline; its cost is in docs/ARCHITECTURE.md "Measured figures"). Detecting every frame would be slow and
 jittery, so `FaceTracker` detects on a downscaled frame every `every` frames (inside a region
 around the last face once it has one), follows the face in between by normalised template
 matching (which also notices when the face is gone: the match score collapses), and smooths
 the crop box with an alpha-beta filter (no lag for steady motion, unlike a moving average).
 
-Crop framing follows SynthTalk (SYNTHTALK.md): the face fills a square crop with the eyes in
+Crop framing follows SynthTalk (docs/SYNTHTALK.md): the face fills a square crop with the eyes in
 the upper half and the mouth centre near 0.72 of the height. A crop box is `(cx, cy, size)`
 in frame pixels; `crop_face` samples it to `img_size` and `paste_mouth` maps a generated crop
 back through the same box, changing only pixels under a feathered mouth mask.

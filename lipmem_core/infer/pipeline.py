@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from lipmem_core.audio import check_speech, load_audio, mel_windows, melspectrogram
+from lipmem_core.checkpoint import LoadedCheckpoint, check_kind, load_checkpoint
 from lipmem_core.config import FPS, SAMPLE_RATE
 from lipmem_core.errors import CheckpointError, InputTooLongError, LipMemError, NoFaceFoundError
 from lipmem_core.infer.face import FaceTracker, crop_face, full_frame_box, mouth_mask, paste_mouth, still_box
@@ -162,15 +163,15 @@ class TalkingFacePipeline:
     no-memory ablation, used by `recall="ablation"`. Loaded once, reused by every call;
     calls may run concurrently (no state is shared between calls apart from the read-only
     model). `precision="auto"` runs the generator under bf16 autocast where the hardware has
-    native bf16 (about 2x faster on this CPU; pixels differ by a level or two) and computes
+    native bf16 (faster there, docs/ARCHITECTURE.md "Measured figures"; pixels differ by a level or two) and computes
     the returned addressing A_aud in fp32 either way.
     """
 
     def __init__(
         self,
-        model: str | os.PathLike | LipMemGenerator | object | None = None,
+        model: str | os.PathLike | LoadedCheckpoint | LipMemGenerator | None = None,
         *,
-        ablation: str | os.PathLike | LipMemGenerator | object | None = None,
+        ablation: str | os.PathLike | LoadedCheckpoint | LipMemGenerator | None = None,
         device: str | None = None,
         chunk_frames: int = 20,
         batch_windows: int = 4,
@@ -192,7 +193,9 @@ class TalkingFacePipeline:
         self.detect_every = detect_every
         self._mask = mouth_mask(self.img_size)
 
-    def _load(self, model: object) -> tuple[LipMemGenerator, dict]:
+    def _load(
+        self, model: str | os.PathLike | LoadedCheckpoint | LipMemGenerator
+    ) -> tuple[LipMemGenerator, dict]:
         """An inference copy of the generator (see `inference_copy`) and its metadata."""
         if isinstance(model, LipMemGenerator):
             return inference_copy(model, self.device), {}
@@ -202,14 +205,13 @@ class TalkingFacePipeline:
                     f"no checkpoint was given and the default {DEFAULT_CHECKPOINT} is not there: "
                     "train one (python -m lipmem_core.train) or pass a generator checkpoint"
                 )
-            from lipmem_core.checkpoint import load_checkpoint
-
             model = load_checkpoint(model, kind="generator")
-        if getattr(model, "kind", None) != "generator" or not isinstance(model.model, LipMemGenerator):
+        if not isinstance(model, LoadedCheckpoint):
             raise CheckpointError(
-                f"expected a generator checkpoint, got kind {getattr(model, 'kind', None)!r}: "
-                "pass a directory written by `python -m lipmem_core.train`"
+                f"expected a generator: a checkpoint directory, a LoadedCheckpoint or a LipMemGenerator, "
+                f"not {type(model).__name__}"
             )
+        check_kind(model.kind, "generator", model.path)
         return inference_copy(model.model, self.device), dict(model.metadata or {})
 
     @property

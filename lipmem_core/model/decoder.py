@@ -1,4 +1,4 @@
-"""U-Net decoder (PAPER.md "Networks"): fused audio-lip feature + face skips -> frame in [-1, 1]."""
+"""U-Net decoder (docs/PAPER.md "Networks"): fused audio-lip feature + face skips -> frame in [-1, 1]."""
 
 from __future__ import annotations
 

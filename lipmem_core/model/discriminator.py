@@ -1,4 +1,4 @@
-"""Visual-quality discriminator on the lower half of frames (PAPER.md "Networks").
+"""Visual-quality discriminator on the lower half of frames (docs/PAPER.md "Networks").
 
 Wav2Lip-style: unnormalised convs with LeakyReLU, stride 2 until the mouth map is 1 row high.
 Returns logits; lipmem_core.model.losses applies the BCE.

@@ -1,4 +1,4 @@
-"""Face (identity), audio and lip encoders of SyncTalkFace (PAPER.md "Networks").
+"""Face (identity), audio and lip encoders of SyncTalkFace (docs/PAPER.md "Networks").
 
 Conv blocks follow Wav2Lip: Conv2d -> BatchNorm -> ReLU, with an identity skip when the block
 keeps its shape. Every image pyramid halves the resolution per stage, so any `img_size` of the
@@ -16,7 +16,7 @@ from lipmem_core.config import ModelConfig
 
 
 def identity_input(targets: Tensor, refs: Tensor) -> Tensor:
-    """The face encoder's input (PAPER.md "Inputs"): the targets with their lower half zeroed,
+    """The face encoder's input (docs/PAPER.md "Inputs"): the targets with their lower half zeroed,
     so the generator must draw the mouth, concatenated on channels with the references.
 
     targets, refs (..., 3, T, H, W) in [-1, 1] -> (..., 6, T, H, W).
@@ -86,7 +86,7 @@ def face_levels(cfg: ModelConfig) -> list[int]:
 class FaceEncoder(nn.Module):
     """Identity encoder: (N, 6, H, W) -> skip features, stem resolution down to 1 x 1.
 
-    For H = 128: 128 -> 64 -> 32 -> 16 -> 8 -> 4 -> 1 (PAPER.md); the last feature has `dim`
+    For H = 128: 128 -> 64 -> 32 -> 16 -> 8 -> 4 -> 1 (docs/PAPER.md); the last feature has `dim`
     channels. With stem_stride=2 the first map is already H/2 (the cheap CPU variant).
     Input channels: target frame with lower half zeroed ++ reference frame.
     """
@@ -164,7 +164,7 @@ class LipEncoder(nn.Module):
     """Lip-motion encoder: a 5-frame clip (N, 3, 5, H, W) -> f_lip (N, D).
 
     Conv3d(3, w, (5, 7, 7), stride 2, pad (0, 3, 3)) collapses the 5 frames, then a 2D residual
-    CNN (PAPER.md). Only the lower half of the frames is read: the lip input has its upper half
+    CNN (docs/PAPER.md). Only the lower half of the frames is read: the lip input has its upper half
     zeroed anyway, and reading the mouth region alone halves the cost and makes the encoder
     ignore whatever a generated clip holds above the mouth (L_vv feeds it generated frames).
     """

@@ -1,4 +1,4 @@
-"""SyncTalkFace's losses (PAPER.md "Losses") as plain functions; the training loop lives in train.py.
+"""SyncTalkFace's losses (docs/PAPER.md "Losses") as plain functions; the training loop lives in train.py.
 
 total = 10 L1 + 0.2 L_av + 0.2 L_vv + 0.2 L_gan + 0.2 (L_align + L_store)
 

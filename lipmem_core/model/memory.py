@@ -1,4 +1,4 @@
-"""Audio-Lip Memory (SyncTalkFace, PAPER.md "Audio-Lip Memory"). Pure tensor maths, no I/O.
+"""Audio-Lip Memory (SyncTalkFace, docs/PAPER.md "Audio-Lip Memory"). Pure tensor maths, no I/O.
 
 S slots: key memory K (S x D) is addressed by audio, value memory V (S x D) stores lip motion.
 

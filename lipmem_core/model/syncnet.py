@@ -1,4 +1,4 @@
-"""SyncNet expert (PAPER.md "Networks"): lower-half 5-frame clip vs its 0.2 s mel window.
+"""SyncNet expert (docs/PAPER.md "Networks"): lower-half 5-frame clip vs its 0.2 s mel window.
 
 Trained first with a cosine-similarity binary cross-entropy, then frozen and used by L_av and by
 the LSE-D / LSE-C metrics (lipmem_core.evaluation.metrics). Both embeddings pass a ReLU before L2

@@ -67,7 +67,7 @@ def single_blas_thread(_worker_id: int | None = None) -> None:
     """One thread for numpy/scipy's BLAS (torch keeps its own pool); a data-loader worker_init_fn.
 
     The data code only does small matmuls (the mel filterbank); with several BLAS threads on
-    a busy CPU they spin and cost 4x the CPU time of one thread (measured on melspectrogram).
+    a busy CPU they spin and waste CPU time (docs/ARCHITECTURE.md "Measured figures").
     """
     from threadpoolctl import threadpool_limits
 

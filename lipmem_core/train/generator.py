@@ -4,7 +4,7 @@
         [--preset cpu|paper] [--no-memory] [--steps N] [--minutes M]
     torchrun --nproc_per_node N -m lipmem_core.train ...   (same arguments; DDP)
 
-Per step (PAPER.md "Losses"): the generator minimises
+Per step (docs/PAPER.md "Losses"): the generator minimises
 10 L1 + 0.2 L_av + 0.2 L_vv + 0.2 L_gan + 0.2 (L_align + L_store) with Adam(1e-4, (0.5, 0.999));
 from `gan_start_step` on, the quality discriminator is trained too (Adam 5e-4) and L_gan is
 added. Before that (the warm-up) the generator learns reconstruction and sync alone, so the

@@ -1,4 +1,4 @@
-"""Train the SyncNet expert (PAPER.md: cosine BCE, batch 256, lr 1e-4), then freeze it for train.py.
+"""Train the SyncNet expert (docs/PAPER.md: cosine BCE, batch 256, lr 1e-4), then freeze it for train.py.
 
     python -m lipmem_core.train_syncnet --data DIR --out runs/syncnet [--preset cpu] [--steps N]
     torchrun --nproc_per_node N -m lipmem_core.train_syncnet --data DIR --out runs/syncnet

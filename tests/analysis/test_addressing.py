@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from analysis.addressing import (
     clip_addressing,
@@ -21,23 +20,19 @@ from analysis.addressing import (
 from analysis.tables import phone_table
 from lipmem_core.model.generator import LipMemGenerator
 from lipmem_core.phones import SILENCE, Interval
-from tests.tiny_model import tiny_config
+from tests.tiny_model import SLOTS, chirp, slot_generator
 
-S = 12
+S = SLOTS
 
 
 @pytest.fixture(scope="module")
 def model() -> LipMemGenerator:
-    torch.manual_seed(0)
-    cfg = tiny_config(face_widths=(8, 16, 32, 32), n_slots=S, audio_width=8)
-    return LipMemGenerator(cfg).eval()
+    return slot_generator()
 
 
 @pytest.fixture(scope="module")
 def audio() -> np.ndarray:
-    t = np.arange(int(1.3 * 16000)) / 16000
-    chirp = 0.3 * np.sin(2 * np.pi * (200 + 600 * t) * t) * (t % 0.4 < 0.25)
-    return (chirp + np.random.default_rng(0).normal(0, 0.01, t.size)).astype(np.float32)
+    return chirp()
 
 
 def test_frame_table_columns(model, audio):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from analysis.align import align_espeak
-from analysis.report import Clip, analyse, main, write_report
+from analysis.report import Utterance, analyse, main, write_report
 from lipmem_core.model.generator import LipMemGenerator
 from tests.conftest import ARCTIC_TRANSCRIPT
 from tests.tiny_model import tiny_config
@@ -24,11 +24,11 @@ def model() -> LipMemGenerator:
 
 
 @pytest.fixture(scope="module")
-def clips() -> list[Clip]:
+def clips() -> list[Utterance]:
     out = []
     for i, text in enumerate(["the quick brown fox", "jumps over the lazy dog"]):
         r = align_espeak(text, utterance=f"u{i}")
-        out.append(Clip(f"u{i}", r.audio, r.table))
+        out.append(Utterance(f"u{i}", r.audio, r.table))
     return out
 
 

@@ -22,16 +22,14 @@ from analysis.slots import (
 )
 from lipmem_core.infer.addressing import decode_addresses
 from lipmem_core.model.generator import LipMemGenerator
-from tests.tiny_model import tiny_config
+from tests.tiny_model import SLOTS, slot_generator
 
-S = 12
+S = SLOTS
 
 
 @pytest.fixture(scope="module")
 def model() -> LipMemGenerator:
-    torch.manual_seed(0)
-    cfg = tiny_config(face_widths=(8, 16, 32, 32), n_slots=S, audio_width=8)
-    return LipMemGenerator(cfg).eval()
+    return slot_generator()
 
 
 @pytest.fixture(scope="module")

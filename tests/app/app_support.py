@@ -69,19 +69,38 @@ def launch(demo, **kwargs) -> str:
     raise AssertionError("unreachable")
 
 
-def generate_request(client, **overrides):
-    """POST /generate through gradio_client with named arguments (an example identity speaking
-    a short sentence with the tiny checkpoint unless overridden)."""
+def generate_args(**overrides) -> dict:
+    """The Generate tab's inputs by name, as /generate and `Handlers.generate` take them: an
+    example identity speaking a short sentence with the tiny checkpoint unless overridden."""
     args = dict(
-        face_source="Example identity",
+        face_source="example",
         example="Speaker A",
         image=None,
         video=None,
-        speech_source="Text",
+        speech_source="text",
         text="Bob made a big map.",
         voice="en-us",
         audio=None,
         checkpoint="lipmem-synthtalk",
     )
     args.update(overrides)
-    return client.predict(*args.values(), api_name="/generate")
+    return args
+
+
+def generate_request(client, **overrides):
+    """POST /generate through gradio_client (arguments as `generate_args`)."""
+    return client.predict(*generate_args(**overrides).values(), api_name="/generate")
+
+
+def app_demo(root: Path, tmp_path_factory, private_work: bool = True):
+    """(the app's Blocks, its AppContext) for checkpoints under `root` and no precomputed
+    analysis; request files go to a test folder unless `private_work=False` (the app's own
+    folder in Gradio's cache)."""
+    import app as app_module
+    from lipmem_app.context import AppContext
+
+    fields = dict(checkpoints_root=root, analysis_dir=tmp_path_factory.mktemp("no_analysis"))
+    if private_work:
+        fields["work_root"] = tmp_path_factory.mktemp("work")
+    ctx = AppContext(**fields)
+    return app_module.build_demo(ctx), ctx

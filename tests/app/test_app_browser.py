@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.app_support import launch, make_compare_root
+from tests.app.app_support import app_demo, launch, make_compare_root
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,17 +31,11 @@ WAIT_MS = 300_000  # generous: on a machine shared with training, chromium alone
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    import torch
-
     import app as app_module
 
-    threads = torch.get_num_threads()
-    root = make_compare_root(tmp_path_factory.mktemp("checkpoints"))
-    demo = app_module.build_demo(checkpoint_dir=root, analysis_dir=tmp_path_factory.mktemp("no_analysis"))
-    demo.lipmem_handlers.ctx.work_root = tmp_path_factory.mktemp("work")
+    demo, _ = app_demo(make_compare_root(tmp_path_factory.mktemp("checkpoints")), tmp_path_factory)
     yield launch(demo, **app_module.LAUNCH_KWARGS)
     demo.close()
-    torch.set_num_threads(threads)
 
 
 def _kill_browser(profile: Path) -> None:

@@ -17,24 +17,21 @@ import soundfile as sf
 
 from analysis.exports import read_csv_metadata
 from lipmem_core.phones import PHONES, VISEMES
-from tests.app.app_support import generate_request, launch, make_checkpoint_root, make_compare_root
+from tests.app.app_support import app_demo, generate_request, launch, make_checkpoint_root, make_compare_root
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-ORACLE = "Oracle renderer (SynthTalk ground truth)"
+GROUND_TRUTH = ":ground-truth"  # the API value of the ground-truth renderer
 TEXT = "Bob made a big map."
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    import app as app_module
-
     root = make_compare_root(tmp_path_factory.mktemp("checkpoints"))
     make_checkpoint_root(root, "lipmem-variant", seed=1)  # a second memory model, another init
-    demo = app_module.build_demo(checkpoint_dir=root, analysis_dir=tmp_path_factory.mktemp("no_analysis"))
-    demo.lipmem_handlers.ctx.work_root = tmp_path_factory.mktemp("work")
+    demo, _ = app_demo(root, tmp_path_factory)
     yield launch(demo), tmp_path_factory.mktemp("downloads")
     demo.close()
 
@@ -101,7 +98,7 @@ def test_generate_from_text_with_example_identity_then_analyse(client):
     assert len(figure["data"][0]["x"]) == used  # unused slots hidden by default ...
     assert f"{16 - used} of 16 slots unused (hidden)" in figure["layout"]["title"]["text"]
     assert 0 <= int(slot) < 16 and lips is None and not top["data"]  # the inspector starts empty
-    every, _ = client.predict("Argmax count", "viseme", True, api_name="/heatmap")
+    every, _ = client.predict("counts", "viseme", True, api_name="/heatmap")
     assert len(json.loads(every["plot"])["data"][0]["x"]) == 16  # ... and shown on request
     lips, top = client.predict(int(slot), "Speaker B", api_name="/slot_details")
     assert cv2.imread(str(_video_path(lips))) is not None
@@ -119,8 +116,8 @@ def test_generate_from_text_with_example_identity_then_analyse(client):
 
 def _analyse(client, other=None, show_all=False):
     return client.predict(
-        "Clip just made", "lipmem-synthtalk", other, None, "PocketSphinx", "", None,
-        "P(phone | slot)", "phone", show_all, api_name="/analyse",
+        "clip", "lipmem-synthtalk", other, None, "pocketsphinx", "", None,
+        "p_label_given_slot", "phone", show_all, api_name="/analyse",
     )  # fmt: skip
 
 
@@ -136,7 +133,7 @@ def test_two_checkpoints_side_by_side(client):
 
 def test_compare_view_and_its_export(client):
     video, strip, curves, errors, notices = client.predict(
-        "Speaker A", "Text", "Bob made a big map.", "en-us", None,
+        "Speaker A", "text", "Bob made a big map.", "en-us", None,
         "lipmem-synthtalk", "lipmem-synthtalk-nomem", api_name="/compare",
     )  # fmt: skip
     import av
@@ -161,7 +158,7 @@ def test_compare_view_and_its_export(client):
     with pytest.raises(AppError, match="same checkpoint"):
         client.predict(
             "Speaker A",
-            "Text",
+            "text",
             "Hi.",
             "en-us",
             None,
@@ -171,26 +168,26 @@ def test_compare_view_and_its_export(client):
         )
 
 
-def test_oracle_generation(client):
-    video, _, notices = generate_request(client, checkpoint=ORACLE, example="Speaker C")
+def test_ground_truth_generation(client):
+    video, _, notices = generate_request(client, checkpoint=GROUND_TRUTH, example="Speaker C")
     assert _video_path(video).is_file()
-    assert "oracle renderer" in notices
+    assert "ground-truth renderer" in notices
 
 
 def test_slot_map_gallery_playground_model_card(client):
     value_map = json.loads(
-        client.predict("lipmem-synthtalk", "value", "viseme", "PCA", api_name="/slot_map")["plot"]
+        client.predict("lipmem-synthtalk", "value", "viseme", "pca", api_name="/slot_map")["plot"]
     )
     legend = [t["name"] for t in value_map["data"]]
     assert all(name.split(" (")[0] in {*VISEMES, "unused"} for name in legend), (
         legend
     )  # a legend entry per colour
     assert all("viseme: " in h for t in value_map["data"] for h in t["hovertext"])
-    assert client.predict("lipmem-synthtalk", "key", "phone", "PCA", api_name="/slot_map") is not None
+    assert client.predict("lipmem-synthtalk", "key", "phone", "pca", api_name="/slot_map") is not None
     files = _exported(client, "slot_map")
     assert sorted(f.suffix for f in files) == [".csv", ".html"]
     assert "probe set" in read_csv_metadata(next(f for f in files if f.suffix == ".csv"))["data"]
-    gallery = client.predict("lipmem-synthtalk", "Speaker A", "by viseme", False, api_name="/gallery")
+    gallery = client.predict("lipmem-synthtalk", "Speaker A", "viseme", False, api_name="/gallery")
     figure = json.loads(gallery["plot"])  # one plotly montage: headers, then a label per used slot
     assert figure["data"][0]["type"] == "image" and figure["data"][0]["source"].startswith("data:image/jpeg")
     texts = [a["text"] for a in figure["layout"]["annotations"]]
@@ -204,7 +201,7 @@ def test_slot_map_gallery_playground_model_card(client):
     if n_used < 16:  # unused slots are collapsed into one line under the montage
         assert f"{16 - n_used} of 16 slots unused" in texts[-1]
     full = json.loads(
-        client.predict("lipmem-synthtalk", "Speaker A", "by slot number", True, api_name="/gallery")["plot"]
+        client.predict("lipmem-synthtalk", "Speaker A", "slot", True, api_name="/gallery")["plot"]
     )
     labels = [a["text"].split()[0] for a in full["layout"]["annotations"] if not a["text"].startswith("<b>")]
     assert sorted(int(x) for x in labels) == list(range(16))  # with unused shown: every slot
@@ -232,12 +229,12 @@ def test_bad_inputs_are_refused_and_the_app_keeps_serving(client, tmp_path):
     cv2.imwrite(str(blank), np.full((240, 240, 3), 200, np.uint8))
     cases = [
         (
-            dict(speech_source="Audio (upload or record)", audio=handle_file(str(not_audio))),
+            dict(speech_source="audio", audio=handle_file(str(not_audio))),
             "not a readable audio",
         ),
-        (dict(speech_source="Audio (upload or record)", audio=handle_file(str(silent))), "silent"),
-        (dict(speech_source="Audio (upload or record)", audio=handle_file(str(long))), "limit is 60 s"),
-        (dict(face_source="Image", image=handle_file(str(blank))), "face"),
+        (dict(speech_source="audio", audio=handle_file(str(silent))), "silent"),
+        (dict(speech_source="audio", audio=handle_file(str(long))), "limit is 60 s"),
+        (dict(face_source="image", image=handle_file(str(blank))), "face"),
     ]
     for overrides, message in cases:
         with pytest.raises(AppError, match=message):

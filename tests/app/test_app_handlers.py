@@ -97,30 +97,20 @@ def handlers(tmp_path_factory):
 
 
 def _generate(h, **overrides):
-    from lipmem_app.generate import ORACLE
+    """Handlers.generate with the ground-truth renderer unless overridden."""
+    from lipmem_app.generate_view import GROUND_TRUTH
+    from tests.app.app_support import generate_args
 
-    args = dict(
-        face_source="Example identity",
-        example="Speaker A",
-        image=None,
-        video=None,
-        speech_source="Text",
-        text="Bob made a big map.",
-        voice="en-us",
-        audio=None,
-        checkpoint=ORACLE,
-    )
-    args.update(overrides)
-    return h.generate(**args, progress=_no_progress)
+    return h.generate(**generate_args(**{"checkpoint": GROUND_TRUTH, **overrides}), progress=_no_progress)
 
 
-def test_oracle_generation_from_text(handlers):
+def test_ground_truth_generation_from_text(handlers):
     import av
 
     from lipmem_core.config import SAMPLE_RATE, SAMPLES_PER_FRAME
 
     video, _, notices, clip = _generate(handlers)
-    assert "oracle renderer" in notices
+    assert "ground-truth renderer" in notices
     assert clip.phones["start"].iloc[0] == 0.0  # exact espeak phones tile the clip
     assert clip.phones["end"].iloc[-1] == pytest.approx(len(clip.audio) / SAMPLE_RATE, abs=1e-3)
     assert {"B", "M", "P"} & set(clip.phones["phone"])
@@ -140,9 +130,9 @@ def test_requests_get_separate_directories(handlers):
     ("overrides", "message"),
     [
         (dict(text="   "), "type some text"),
-        (dict(speech_source="Audio (upload or record)"), "no audio was given"),
-        (dict(face_source="Image"), "no image was given"),
-        (dict(face_source="Video"), "no video was given"),
+        (dict(speech_source="audio"), "no audio was given"),
+        (dict(face_source="image"), "no image was given"),
+        (dict(face_source="video"), "no video was given"),
         (dict(voice="xx-nowhere"), "unknown voice"),
         (dict(checkpoint="lipmem-synthtalk"), "no generator checkpoint found"),
     ],
@@ -161,7 +151,7 @@ def test_oracle_refuses_a_photo(handlers, tmp_path):
     photo = tmp_path / "face.png"
     cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
     with pytest.raises(gr.Error, match="SynthTalk identities only"):
-        _generate(handlers, face_source="Image", image=str(photo))
+        _generate(handlers, face_source="image", image=str(photo))
 
 
 def test_silent_upload_and_non_audio_upload_are_refused(handlers, tmp_path):
@@ -170,11 +160,11 @@ def test_silent_upload_and_non_audio_upload_are_refused(handlers, tmp_path):
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros(16_000, np.float32), 16_000)
     with pytest.raises(gr.Error, match="silent"):
-        _generate(handlers, speech_source="Audio (upload or record)", audio=str(silent))
+        _generate(handlers, speech_source="audio", audio=str(silent))
     text = tmp_path / "speech.mp3"
     text.write_text("not audio\n" * 100)
     with pytest.raises(gr.Error, match="not a readable audio file"):
-        _generate(handlers, speech_source="Audio (upload or record)", audio=str(text))
+        _generate(handlers, speech_source="audio", audio=str(text))
 
 
 def test_model_card_without_checkpoint_says_so(handlers):

@@ -17,25 +17,23 @@ import pytest
 
 from lipmem_core.infer.video import VideoWriter
 from lipmem_core.limits import MAX_IMAGE_SIDE
-from tests.app.app_support import generate_request, launch, make_checkpoint_root
+from tests.app.app_support import app_demo, generate_request, launch, make_checkpoint_root
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-ANALYSE_UPLOAD = "Upload a clip"
-TEXTGRID_ALIGNER = "TextGrid (e.g. Montreal Forced Aligner)"
+ANALYSE_UPLOAD = "upload"
+TEXTGRID_ALIGNER = "textgrid"
 SERVER_PATH = re.compile(r"/(tmp|work|root|home|var|usr)/")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    import app as app_module
-
     root = make_checkpoint_root(tmp_path_factory.mktemp("checkpoints"))
-    demo = app_module.build_demo(checkpoint_dir=root, analysis_dir=tmp_path_factory.mktemp("no_analysis"))
+    demo, ctx = app_demo(root, tmp_path_factory, private_work=False)
     url = launch(demo)
-    yield demo, url
+    yield demo, url, ctx
     demo.close()
 
 
@@ -82,22 +80,22 @@ def _refused(call, *words: str) -> str:
     return message
 
 
-def _request_dirs(demo) -> list[Path]:
-    return sorted(Path(demo.lipmem_handlers.ctx.work_root).glob("req-*"))
+def _request_dirs(ctx) -> list[Path]:
+    return sorted(Path(ctx.work_root).glob("req-*"))
 
 
 def test_face_uploads_that_are_not_usable_images(client, bad_files, served):
-    demo, _ = served
-    before = _request_dirs(demo)
-    image = lambda name: dict(face_source="Image", image=handle_file(str(bad_files[name])))  # noqa: E731
+    _, _, ctx = served
+    before = _request_dirs(ctx)
+    image = lambda name: dict(face_source="image", image=handle_file(str(bad_files[name])))  # noqa: E731
     _refused(lambda: generate_request(client, **image("not_image")), "not an image", "JPEG or PNG")
     _refused(lambda: generate_request(client, **image("header_png")), "not an image")
     _refused(lambda: generate_request(client, **image("huge")), f"{MAX_IMAGE_SIDE + 1} x 32", "limit")
-    video = dict(face_source="Video", video=handle_file(str(bad_files["huge_video"])))
+    video = dict(face_source="video", video=handle_file(str(bad_files["huge_video"])))
     _refused(lambda: generate_request(client, **video), f"{MAX_IMAGE_SIDE + 1} x 32", "limit")
-    faceless = dict(face_source="Video", video=handle_file(str(bad_files["faceless"])))
+    faceless = dict(face_source="video", video=handle_file(str(bad_files["faceless"])))
     _refused(lambda: generate_request(client, **faceless), "no face")
-    assert _request_dirs(demo) == before  # failed requests leave no request folder
+    assert _request_dirs(ctx) == before  # failed requests leave no request folder
 
 
 def test_text_and_cleared_fields(client):
@@ -108,7 +106,7 @@ def test_text_and_cleared_fields(client):
     _refused(lambda: pg("Speaker A", "1² 3"), "neither a slot number nor an ARPAbet phone")
     _refused(lambda: pg("Speaker A", "M @@"), "'@@'")
     _refused(
-        lambda: client.predict("lipmem-synthtalk", None, "by slot number", api_name="/gallery"),
+        lambda: client.predict("lipmem-synthtalk", None, "slot", api_name="/gallery"),
         "choose an example identity",
     )
 
@@ -116,7 +114,7 @@ def test_text_and_cleared_fields(client):
 def test_cleared_slot_field_and_a_broken_textgrid(client, bad_files):
     generate_request(client)
     client.predict(
-        "Clip just made", "lipmem-synthtalk", None, None, "PocketSphinx", "", None, "P(phone | slot)", "phone",
+        "clip", "lipmem-synthtalk", None, None, "pocketsphinx", "", None, "p_label_given_slot", "phone",
         False, api_name="/analyse",
     )  # fmt: skip
     _refused(lambda: client.predict(None, "Speaker A", api_name="/slot_details"), "slot number")
@@ -129,7 +127,7 @@ def test_cleared_slot_field_and_a_broken_textgrid(client, bad_files):
             TEXTGRID_ALIGNER,
             "",
             handle_file(str(bad_files["textgrid"])),
-            "P(phone | slot)",
+            "p_label_given_slot",
             "phone",
             False,
             api_name="/analyse",
@@ -140,8 +138,8 @@ def test_cleared_slot_field_and_a_broken_textgrid(client, bad_files):
 
 
 def test_request_files_are_private_and_expire(client, served):
-    demo, _ = served
-    work_root = Path(demo.lipmem_handlers.ctx.work_root)
+    demo, _, ctx = served
+    work_root = Path(ctx.work_root)
     assert stat.S_IMODE(work_root.stat().st_mode) == 0o700
     assert work_root.parent == Path(demo.GRADIO_CACHE)  # served in place, expired by Gradio
     assert demo.delete_cache is not None

@@ -1,4 +1,4 @@
-"""SynthTalk corpus builder (SYNTHTALK.md), a CLI:
+"""SynthTalk corpus builder (docs/SYNTHTALK.md), a CLI:
 
     python -m lipmem_core.data.synth --out DIR --speakers N --utterances M --seed S \
         [--size 128] [--workers K]

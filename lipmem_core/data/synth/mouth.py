@@ -1,4 +1,4 @@
-"""Phones -> mouth shapes over time, with coarticulation (SYNTHTALK.md "From phones to mouth shapes").
+"""Phones -> mouth shapes over time, with coarticulation (docs/SYNTHTALK.md "From phones to mouth shapes").
 
 Each phone has an articulatory target in `MOUTH_PARAMS` (all in [0, 1]). Targets are blended
 over time with dominance functions in the style of Cohen and Massaro (1993): phone i pulls

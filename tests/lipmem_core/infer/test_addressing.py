@@ -12,22 +12,19 @@ from lipmem_core.errors import LipMemError
 from lipmem_core.infer.addressing import SHAPE_BUCKET, address_audio, decode_addresses, decode_slot
 from lipmem_core.infer.fast import inference_copy
 from lipmem_core.model.generator import LipMemGenerator
-from tests.tiny_model import tiny_config
+from tests.tiny_model import SLOTS, chirp, slot_generator, tiny_config
 
-S = 12
+S = SLOTS
 
 
 @pytest.fixture(scope="module")
 def model() -> LipMemGenerator:
-    torch.manual_seed(0)
-    return LipMemGenerator(tiny_config(face_widths=(8, 16, 32, 32), n_slots=S, audio_width=8)).eval()
+    return slot_generator()
 
 
 @pytest.fixture(scope="module")
 def audio() -> np.ndarray:
-    t = np.arange(int(1.3 * 16000)) / 16000
-    chirp = 0.3 * np.sin(2 * np.pi * (200 + 600 * t) * t) * (t % 0.4 < 0.25)
-    return (chirp + np.random.default_rng(0).normal(0, 0.01, t.size)).astype(np.float32)
+    return chirp()
 
 
 def test_address_audio_follows_the_timing_rule(model, audio):

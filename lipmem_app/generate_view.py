@@ -3,7 +3,7 @@
 Two renderers share one entry point:
 - a LipMem checkpoint (the model; the audio-addressed path of SyncTalkFace), through
   lipmem_core.infer.pipeline.TalkingFacePipeline;
-- the *oracle renderer*: SynthTalk's own ground truth (phones -> mouth trajectory -> face
+- the *ground-truth renderer*: SynthTalk's own ground truth (phones -> mouth trajectory -> face
   renderer), which needs no checkpoint and shows what a perfect SynthTalk model would draw.
 """
 
@@ -23,21 +23,24 @@ from lipmem_core.config import FPS
 from lipmem_core.errors import LipMemError
 from lipmem_core.phones import Interval
 
-ORACLE = "Oracle renderer (SynthTalk ground truth)"
-ORACLE_SIZE = 256  # px: the oracle draws at any size; 256 reads well in the browser
+# The Renderer choice that draws SynthTalk's ground truth (the corpus renderer driven by the
+# exact phones) instead of a checkpoint; a name no checkpoint directory has.
+GROUND_TRUTH = ":ground-truth"
+GROUND_TRUTH_LABEL = "SynthTalk ground truth (the corpus renderer)"
+GROUND_TRUTH_SIZE = 256  # px: the renderer draws at any size; 256 reads well in the browser
 
 Progress = Callable[[float, str], None]
 
 
 @dataclass
-class Clip:
+class GeneratedClip:
     """The clip just generated, kept in gr.State for the Phonemes <-> slots tab."""
 
     video: str
     audio: np.ndarray  # (N,) float32, 16 kHz
     phones: pd.DataFrame | None  # phone table (analysis.tables): exact for typed text, else None
     text: str | None
-    checkpoint: str | None  # None for the oracle renderer
+    checkpoint: str | None  # None for the ground-truth renderer
     notices: list[str]
 
 
@@ -51,7 +54,9 @@ def phones_for(speech: Speech, progress: Progress) -> pd.DataFrame:
     return align_pocketsphinx(speech.audio, speech.text, utterance=CLIP_ID).table
 
 
-def render_oracle(ctx: AppContext, face: Face, speech: Speech, out_path: Path, progress: Progress) -> Clip:
+def render_ground_truth(
+    ctx: AppContext, face: Face, speech: Speech, out_path: Path, progress: Progress
+) -> GeneratedClip:
     """SynthTalk's ground truth for this speech on an example identity: (n, 256, 256, 3) -> MP4."""
     from lipmem_core.audio import num_frames
     from lipmem_core.data.synth.face_render import render_clip
@@ -60,7 +65,7 @@ def render_oracle(ctx: AppContext, face: Face, speech: Speech, out_path: Path, p
 
     if not face.is_synthtalk:
         raise LipMemError(
-            "the oracle renderer draws SynthTalk identities only: choose an example identity, "
+            "the ground-truth renderer draws SynthTalk identities only: choose an example identity, "
             "or pick a LipMem checkpoint to animate your own image or video"
         )
     phones = phones_for(speech, progress)
@@ -70,11 +75,11 @@ def render_oracle(ctx: AppContext, face: Face, speech: Speech, out_path: Path, p
     mouth = mouth_trajectory(intervals, n, FPS)  # (n, 7)
     # The identity's seed also drives head drift and blinks, so a clip is reproducible.
     rng = np.random.default_rng(EXAMPLE_IDENTITIES[face.example])
-    frames = render_clip(ctx.identity(face.example), mouth, rng, size=ORACLE_SIZE)  # (n, H, W, 3)
+    frames = render_clip(ctx.identity(face.example), mouth, rng, size=GROUND_TRUTH_SIZE)  # (n, H, W, 3)
     progress(0.8, "encoding the MP4")
-    with VideoWriter(out_path, ORACLE_SIZE, ORACLE_SIZE, FPS, audio=speech.audio) as writer:
+    with VideoWriter(out_path, GROUND_TRUTH_SIZE, GROUND_TRUTH_SIZE, FPS, audio=speech.audio) as writer:
         writer.write(frames)
-    return Clip(str(out_path), speech.audio, phones, speech.text, None, [])
+    return GeneratedClip(str(out_path), speech.audio, phones, speech.text, None, [])
 
 
 def run_model(
@@ -84,7 +89,7 @@ def run_model(
     checkpoint: str | None,
     out_path: Path,
     progress: Progress,
-) -> Clip:
+) -> GeneratedClip:
     """A LipMem checkpoint animates the face with the speech (TalkingFacePipeline).
 
     The checkpoint is the whole choice: the no-memory ablation is a checkpoint of its own
@@ -108,7 +113,7 @@ def run_model(
     # A video with no face in any frame and silent speech are refused by the pipeline itself
     # (the same rule as the CLI). The pipeline's notices include the out-of-domain warning for real photos and videos.
     name = ctx.checkpoint_dir(checkpoint).name
-    return Clip(
+    return GeneratedClip(
         str(result.out_path),
         speech.audio,
         speech.phones,
