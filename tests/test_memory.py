@@ -13,6 +13,7 @@ from lipmem_core.memory import (
     address_entropy,
     alignment_loss,
     cosine_logits,
+    hard_alignment_loss,
     init_from_data,
     sharpness_loss,
     spherical_kmeans,
@@ -215,6 +216,28 @@ def test_sharpness_loss_bounds_and_what_usage_misses():
     assert usage_loss(one_hot[:1].expand(10, S)).item() == pytest.approx(1.0, abs=1e-6)
     soft = torch.softmax(torch.randn(10, S), -1)
     assert 0.0 < sharpness_loss(soft).item() < 1.0
+
+
+def test_hard_alignment_loss_targets_the_lip_argmax_and_trains_the_audio_side_only():
+    S = 8
+    lip_logits = torch.randn(20, S, requires_grad=True)
+    addr_lip = lip_logits.softmax(-1)
+    target = addr_lip.argmax(-1)
+    # A_aud that puts all its weight on A_lip's top slot costs nothing, on another slot a lot
+    assert hard_alignment_loss(torch.eye(S)[target], addr_lip).item() == pytest.approx(0.0, abs=1e-6)
+    assert hard_alignment_loss(torch.eye(S)[(target + 1) % S], addr_lip).item() > 50
+    # a uniform A_aud costs log S whatever A_lip is; a soft A_lip does not soften the target
+    uniform = torch.full((20, S), 1.0 / S)
+    assert hard_alignment_loss(uniform, addr_lip).item() == pytest.approx(math.log(S), rel=1e-6)
+    assert hard_alignment_loss(torch.eye(S)[target], (lip_logits.detach() * 0.01).softmax(-1)).item() < 1e-6
+    aud_logits = torch.randn(20, S, requires_grad=True)
+    hard_alignment_loss(aud_logits.softmax(-1), addr_lip).backward()
+    assert aud_logits.grad.abs().sum() > 0 and lip_logits.grad is None
+    # lowering the loss raises the target slot's weight: one gradient step on the logits
+    with torch.no_grad():
+        before = aud_logits.softmax(-1).gather(1, target[:, None]).mean()
+        after = (aud_logits - 1.0 * aud_logits.grad).softmax(-1).gather(1, target[:, None]).mean()
+    assert after > before
 
 
 def test_centred_queries_follow_the_running_mean_in_training_only():
