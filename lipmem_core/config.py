@@ -170,6 +170,11 @@ class TrainConfig(_Presets):
     # the lip queries of `memory_init_windows` fixed training windows (memory.init_from_data).
     memory_init_step: int = 0
     memory_init_windows: int = 512
+    memory_init_by: str = "lip"  # which queries the k-means clusters: "lip" or "audio"
+
+    def __post_init__(self) -> None:
+        if self.memory_init_by not in ("lip", "audio"):
+            raise ValueError(f"memory_init_by={self.memory_init_by!r}: choose 'lip' or 'audio'")
 
     @classmethod
     def paper(cls) -> TrainConfig:
@@ -214,7 +219,10 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
         (not memory and bool(m.get("ablation_lip_path")), "a lip path without memory (so L_vv applies)"),
         (memory and t.get("reseed_dead_slots") is True, "dead memory slots re-seeded in training"),
-        (memory and init_step > 0, f"K and V set from data (k-means) at step {init_step}"),
+        (
+            memory and init_step > 0,
+            f"K and V set from data (k-means of {t.get('memory_init_by') or 'lip'} queries) at step {init_step}",
+        ),
         (memory and scale != 1.0, f"K and V trained at {scale:g}x the learning rate"),
         (lr != paper.lr, f"learning rate {lr:g} (paper {paper.lr:g})"),
         (memory and usage > 0, f"a slot-usage loss (weight {usage:g})"),

@@ -205,6 +205,31 @@ def test_init_from_data_sets_values_and_keys_to_cluster_means(mem):
     assert (nearest == labels).float().mean() > 0.9
 
 
+def test_init_from_audio_clusters_what_is_said_and_averages_the_speakers_out(mem):
+    # Lip queries = mouth shape (the phone) + a larger speaker look; audio queries = the phone.
+    g = torch.Generator().manual_seed(3)
+    n_phones, n_speakers, dim = mem.n_slots, 3, 32
+    phone_dirs = torch.randn(n_phones, dim, generator=g)
+    speaker_dirs = 3.0 * torch.randn(n_speakers, dim, generator=g)
+    phone = torch.arange(n_phones).repeat_interleave(n_speakers * 4)  # (N,)
+    speaker = torch.arange(n_speakers).repeat_interleave(4).repeat(n_phones)  # (N,)
+    noise = 0.05 * torch.randn(len(phone), dim, generator=g)
+    v = phone_dirs[phone] + speaker_dirs[speaker] + noise
+    q = phone_dirs[phone] + noise
+    init_from_data(mem, v, q, seed=0, by="audio")
+    labels = spherical_kmeans(q, mem.n_slots, seed=0)
+    for s in range(mem.n_slots):
+        members = labels == s
+        torch.testing.assert_close(mem.value[s], v[members].mean(0))
+        torch.testing.assert_close(mem.key[s], q[members].mean(0))
+    # each slot holds one phone, spoken by every speaker
+    for s in range(mem.n_slots):
+        assert len(set(phone[labels == s].tolist())) == 1
+        assert len(set(speaker[labels == s].tolist())) == n_speakers
+    with pytest.raises(ValueError, match="choose 'lip' or 'audio'"):
+        init_from_data(mem, v, q, by="both")
+
+
 def test_sharpness_loss_bounds_and_what_usage_misses():
     S = 12
     uniform = torch.full((10, S), 1.0 / S)
