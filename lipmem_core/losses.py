@@ -177,6 +177,10 @@ def generator_loss(
         hard = hard_alignment_loss(out.addr_aud, out.addr_lip)
         total = total + w.align_hard * hard
         logs["align_hard"] = hard.item()
+    if out.addr_lip is not None and out.addr_aud is not None and w.align_hard_lip > 0:
+        hard_lip = hard_alignment_loss(out.addr_lip, out.addr_aud)
+        total = total + w.align_hard_lip * hard_lip
+        logs["align_hard_lip"] = hard_lip.item()
     if out.addr_lip is not None and w.usage > 0:
         usage = usage_loss(out.addr_lip)
         total = total + w.usage * usage

@@ -157,18 +157,19 @@ def alignment_loss(addr_lip: Tensor, log_addr_aud: Tensor) -> Tensor:
     return F.kl_div(log_addr_aud, addr_lip.detach(), reduction="batchmean")
 
 
-def hard_alignment_loss(addr_aud: Tensor, addr_lip: Tensor) -> Tensor:
-    """Not in the paper: cross-entropy of A_aud against the slot A_lip chose, averaged over frames.
+def hard_alignment_loss(address: Tensor, target_address: Tensor) -> Tensor:
+    """Not in the paper: cross-entropy of one addressing against the other's argmax slot.
 
-    addr_aud, addr_lip (..., S) -> scalar >= 0. L_align (a KL to the whole of A_lip) asks A_aud to
-    copy A_lip's spread: when A_lip is soft, so is the target, and the audio side learns to
-    spread its weight rather than to pick. Inference recalls through A_aud alone, so what
-    matters is that its top slot is the one the lips wrote (argmax A_lip, detached: only the
-    audio side learns from this term).
+    address, target_address (..., S) -> scalar >= 0, averaged over frames; the target's argmax
+    is detached, so only `address` learns. Used both ways (LossWeights.align_hard: A_aud learns
+    argmax A_lip; LossWeights.align_hard_lip: A_lip learns argmax A_aud). L_align (a KL to the
+    whole of A_lip) asks A_aud to copy A_lip's spread: when A_lip is soft, so is the target,
+    and the audio side learns to spread its weight rather than to pick. Inference recalls
+    through A_aud alone, so what matters is that its top slot is the one the lips wrote.
     """
-    n_slots = addr_aud.shape[-1]
-    target = addr_lip.detach().reshape(-1, n_slots).argmax(-1)  # (N,)
-    return F.nll_loss(addr_aud.float().reshape(-1, n_slots).clamp_min(1e-30).log(), target)
+    n_slots = address.shape[-1]
+    target = target_address.detach().reshape(-1, n_slots).argmax(-1)  # (N,)
+    return F.nll_loss(address.float().reshape(-1, n_slots).clamp_min(1e-30).log(), target)
 
 
 def usage_loss(address: Tensor) -> Tensor:
