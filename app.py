@@ -176,6 +176,11 @@ def _generate_tab(
     return example, preview
 
 
+def _checkpoint_dropdown(names: list[str]) -> gr.Dropdown:
+    """A checkpoint picker: the given checkpoint names, the first (the default) preselected."""
+    return gr.Dropdown(names, value=names[0] if names else None, label="Checkpoint")
+
+
 def _tab_intro(text: str) -> gr.State:
     """A view's explanation on screen, and the state its Export button reads."""
     gr.Markdown(text)
@@ -248,9 +253,7 @@ def _memory_tab(h: Handlers, generators: list[str], examples: list[str], clip_st
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             source = gr.Radio(list(ANALYSIS_SOURCES), value="clip", label="Analyse")
-            checkpoint = gr.Dropdown(
-                memory_models, value=memory_models[0] if memory_models else None, label="Checkpoint"
-            )
+            checkpoint = _checkpoint_dropdown(memory_models)
             other = gr.Dropdown(memory_models, value=None, label="Second checkpoint, side by side (optional)")
             with gr.Group(visible=False) as upload_group:
                 upload = gr.File(label="Audio or video clip", file_types=["audio", "video"], type="filepath")
@@ -328,7 +331,7 @@ def _slot_map_tab(h: Handlers, generators: list[str]) -> None:
         "a slot for its viseme and top phones."
     )
     with gr.Row():
-        checkpoint = gr.Dropdown(generators, value=generators[0] if generators else None, label="Checkpoint")
+        checkpoint = _checkpoint_dropdown(generators)
         memory = gr.Radio(list(MEMORIES), value=MEMORIES[0], label="Memory")
         colour = gr.Radio(["viseme", "phone"], value="viseme", label="Colour by")
         layout = gr.Radio(list(LAYOUTS), value="umap", label="Layout")
@@ -352,7 +355,7 @@ def _gallery_tab(h: Handlers, generators: list[str], examples: list[str]) -> Non
         "top phones (hover for shares). Slots never picked are listed under the montage."
     )
     with gr.Row():
-        checkpoint = gr.Dropdown(generators, value=generators[0] if generators else None, label="Checkpoint")
+        checkpoint = _checkpoint_dropdown(generators)
         identity = gr.Dropdown(examples, value=examples[0], label="Identity")
         order = gr.Radio(list(GALLERY_ORDERS), value="viseme", label="Order")
         show_unused = gr.Checkbox(value=False, label="Show unused slots too")
@@ -372,9 +375,7 @@ def _playground_tab(h: Handlers, generators: list[str], examples: list[str]) -> 
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            checkpoint = gr.Dropdown(
-                generators, value=generators[0] if generators else None, label="Checkpoint"
-            )
+            checkpoint = _checkpoint_dropdown(generators)
             identity = gr.Dropdown(examples, value=examples[0], label="Identity")
             sequence = gr.Textbox(value="sil M AA P sil F UW sil", label="Sequence of slots or phones")
             frames = gr.Slider(1, 25, value=DEFAULT_FRAMES_PER_STEP, step=1, label="Frames per step (25 fps)")
@@ -423,9 +424,7 @@ def build_demo(ctx: AppContext | None = None) -> gr.Blocks:
             with gr.Tab("Memory playground", id="playground"):
                 _playground_tab(h, generators, examples)
             with gr.Tab("Model card", id="card"):
-                card_checkpoint = gr.Dropdown(
-                    generators, value=generators[0] if generators else None, label="Checkpoint"
-                )
+                card_checkpoint = _checkpoint_dropdown(generators)
                 card = gr.Markdown(h.model_card(generators[0] if generators else None), elem_id="model-card")
                 card_checkpoint.change(h.model_card, card_checkpoint, card, api_name="model_card")
         # Unqueued: the preview must not wait behind long generations of other users.

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from lipmem_core.errors import CheckpointError, LipMemError
+from lipmem_core.provenance import PROJECT_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT = "lipmem-synthtalk"
 ABLATION_SUFFIX = "-nomem"  # checkpoints/<name>-nomem: the no-memory ablation of <name>
 # Example SynthTalk identities: fixed seeds of Identity.sample, so the gallery is stable.
@@ -47,7 +47,7 @@ REQUEST_PREFIX = "req-"
 def default_checkpoints_root() -> Path:
     """LIPMEM_CHECKPOINTS if set, else the repository's checkpoints/ directory."""
     env = os.environ.get("LIPMEM_CHECKPOINTS")
-    return Path(env) if env else REPO_ROOT / "checkpoints"
+    return Path(env) if env else PROJECT_ROOT / "checkpoints"
 
 
 def private_work_root() -> Path:
@@ -68,7 +68,7 @@ class AppContext:
     """Checkpoint root, analysis assets and the caches shared by all requests."""
 
     checkpoints_root: Path = field(default_factory=default_checkpoints_root)
-    analysis_dir: Path = REPO_ROOT / "assets" / "analysis"
+    analysis_dir: Path = PROJECT_ROOT / "assets" / "analysis"
     work_root: Path = field(default_factory=private_work_root)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)

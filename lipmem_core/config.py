@@ -123,6 +123,10 @@ class LossWeights:
     # Not in the paper: added to `memory` for L_align alone (`--loss align=W`). L_align is the
     # only term that teaches the audio side to address the slots the lips wrote.
     align: float = 0.0
+    align_hard: float = 0.0  # not in the paper: memory.hard_alignment_loss, A_aud -> argmax A_lip
+    # Not in the paper: memory.hard_alignment_loss the other way, A_lip -> argmax A_aud: the lips
+    # learn to address the slot their audio picks (`--loss align_hard_lip=W`).
+    align_hard_lip: float = 0.0
     usage: float = 0.0  # not in the paper: memory.usage_loss of A_lip (`--loss usage=W`)
     sharpness: float = 0.0  # not in the paper: memory.sharpness_loss of A_lip (`--loss sharpness=W`)
     # Not in the paper: an extra L1 on the lower half of the frame (where the mouth is), on
@@ -169,6 +173,11 @@ class TrainConfig(_Presets):
     # the lip queries of `memory_init_windows` fixed training windows (memory.init_from_data).
     memory_init_step: int = 0
     memory_init_windows: int = 512
+    memory_init_by: str = "lip"  # which queries the k-means clusters: "lip" or "audio"
+
+    def __post_init__(self) -> None:
+        if self.memory_init_by not in ("lip", "audio"):
+            raise ValueError(f"memory_init_by={self.memory_init_by!r}: choose 'lip' or 'audio'")
 
     @classmethod
     def paper(cls) -> TrainConfig:
@@ -206,18 +215,24 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     init_step = int(t.get("memory_init_step") or 0)
     usage, sharp = float(loss.get("usage") or 0.0), float(loss.get("sharpness") or 0.0)
     align, lower = float(loss.get("align") or 0.0), float(loss.get("l1_lower") or 0.0)
+    hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     checks: list[tuple[bool, str]] = [
         (memory and m.get("lip_path_audio") is False, "the lip-addressed path decodes from the recall alone"),
         (bool(m.get("input_skip")), "a full-resolution input skip in the decoder"),
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
         (not memory and bool(m.get("ablation_lip_path")), "a lip path without memory (so L_vv applies)"),
         (memory and t.get("reseed_dead_slots") is True, "dead memory slots re-seeded in training"),
-        (memory and init_step > 0, f"K and V set from data (k-means) at step {init_step}"),
+        (
+            memory and init_step > 0,
+            f"K and V set from data (k-means of {t.get('memory_init_by') or 'lip'} queries) at step {init_step}",
+        ),
         (memory and scale != 1.0, f"K and V trained at {scale:g}x the learning rate"),
         (lr != paper.lr, f"learning rate {lr:g} (paper {paper.lr:g})"),
         (memory and usage > 0, f"a slot-usage loss (weight {usage:g})"),
         (memory and sharp > 0, f"an address-sharpness loss (weight {sharp:g})"),
         (memory and align > 0, f"L_align weighted {align + float(loss.get('memory') or 0.0):g}"),
+        (memory and hard > 0, f"a cross-entropy of A_aud against argmax A_lip (weight {hard:g})"),
+        (memory and hard_lip > 0, f"a cross-entropy of A_lip against argmax A_aud (weight {hard_lip:g})"),
         (lower > 0, f"an extra lower-half L1 (weight {lower:g})"),
     ]
     return [text for flag, text in checks if flag]

@@ -30,3 +30,19 @@ def arctic_wav() -> Path:
 
 
 ARCTIC_TRANSCRIPT = "and you always want to see it in the superlative degree"
+
+
+@pytest.fixture(scope="module")
+def slot_model():
+    """The tiny generator with tiny_model.SLOTS slots shared by the addressing and slot tests."""
+    from tests.tiny_model import slot_generator
+
+    return slot_generator()
+
+
+@pytest.fixture(scope="module")
+def chirp_audio():
+    """1.3 s of speech-like 16 kHz test audio (tiny_model.chirp)."""
+    from tests.tiny_model import chirp
+
+    return chirp()

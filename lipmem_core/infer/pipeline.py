@@ -49,8 +49,9 @@ from lipmem_core.limits import WORK_SIDE
 from lipmem_core.model.encoders import identity_input
 from lipmem_core.model.generator import LipMemGenerator
 from lipmem_core.pixels import to_uint8, to_unit
+from lipmem_core.provenance import PROJECT_ROOT
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "lipmem-synthtalk"
+DEFAULT_CHECKPOINT = PROJECT_ROOT / "checkpoints" / "lipmem-synthtalk"
 Progress = Callable[[float, str], None]
 RECALLS = ("memory", "zero", "ablation")
 

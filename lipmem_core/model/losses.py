@@ -25,7 +25,7 @@ from torch.func import functional_call
 
 from lipmem_core.config import LossWeights
 from lipmem_core.model.generator import GeneratorOutput, LipMemGenerator
-from lipmem_core.model.memory import sharpness_loss, usage_loss
+from lipmem_core.model.memory import hard_alignment_loss, sharpness_loss, usage_loss
 from lipmem_core.model.syncnet import CLIP_FRAMES, SyncNet, cosine_bce, lower_half
 
 
@@ -173,6 +173,14 @@ def generator_loss(
     if out.loss_align is not None and out.loss_store is not None:
         total = total + w.memory * (out.loss_align + out.loss_store) + w.align * out.loss_align
         logs["align"], logs["store"] = out.loss_align.item(), out.loss_store.item()
+    if out.addr_lip is not None and out.addr_aud is not None and w.align_hard > 0:
+        hard = hard_alignment_loss(out.addr_aud, out.addr_lip)
+        total = total + w.align_hard * hard
+        logs["align_hard"] = hard.item()
+    if out.addr_lip is not None and out.addr_aud is not None and w.align_hard_lip > 0:
+        hard_lip = hard_alignment_loss(out.addr_lip, out.addr_aud)
+        total = total + w.align_hard_lip * hard_lip
+        logs["align_hard_lip"] = hard_lip.item()
     if out.addr_lip is not None and w.usage > 0:
         usage = usage_loss(out.addr_lip)
         total = total + w.usage * usage

@@ -157,6 +157,21 @@ def alignment_loss(addr_lip: Tensor, log_addr_aud: Tensor) -> Tensor:
     return F.kl_div(log_addr_aud, addr_lip.detach(), reduction="batchmean")
 
 
+def hard_alignment_loss(address: Tensor, target_address: Tensor) -> Tensor:
+    """Not in the paper: cross-entropy of one addressing against the other's argmax slot.
+
+    address, target_address (..., S) -> scalar >= 0, averaged over frames; the target's argmax
+    is detached, so only `address` learns. Used both ways (LossWeights.align_hard: A_aud learns
+    argmax A_lip; LossWeights.align_hard_lip: A_lip learns argmax A_aud). L_align (a KL to the
+    whole of A_lip) asks A_aud to copy A_lip's spread: when A_lip is soft, so is the target,
+    and the audio side learns to spread its weight rather than to pick. Inference recalls
+    through A_aud alone, so what matters is that its top slot is the one the lips wrote.
+    """
+    n_slots = address.shape[-1]
+    target = target_address.detach().reshape(-1, n_slots).argmax(-1)  # (N,)
+    return F.nll_loss(address.float().reshape(-1, n_slots).clamp_min(1e-30).log(), target)
+
+
 def usage_loss(address: Tensor) -> Tensor:
     """Not in the paper: 1 - H(mean address) / log S, the batch's slot usage made uniform.
 
@@ -218,15 +233,22 @@ def spherical_kmeans(x: Tensor, k: int, iters: int = 25, seed: int = 0) -> Tenso
 
 
 @torch.no_grad()
-def init_from_data(memory: AudioLipMemory, lip_query: Tensor, audio_query: Tensor, seed: int = 0) -> None:
+def init_from_data(
+    memory: AudioLipMemory, lip_query: Tensor, audio_query: Tensor, seed: int = 0, by: str = "lip"
+) -> None:
     """Not in the paper: set V and K from data instead of N(0, 0.5) (docs/TRAINING.md).
 
-    lip_query v (N, D) and audio_query q (N, D) of the same N training frames. The lip queries
-    are clustered into S groups by cosine k-means; V_s becomes the mean v of group s (what
-    L_store asks A_lip @ V to reproduce) and K_s the mean q of the same frames, so each slot's
-    key starts where the audio of the lips it stores is.
+    lip_query v (N, D) and audio_query q (N, D) of the same N training frames. The frames are
+    clustered into S groups by cosine k-means of their lip queries (`by="lip"`) or of their
+    audio queries (`by="audio"`); V_s becomes the mean v of group s (what L_store asks
+    A_lip @ V to reproduce) and K_s the mean q of the same frames, so each slot's key starts
+    where the audio of the lips it stores is. Lip queries also carry the speaker's look, so
+    lip clusters split by identity as well as by mouth shape; audio clusters group frames by
+    what is said, and their mean lip query averages the speakers out.
     """
-    labels = spherical_kmeans(lip_query, memory.n_slots, seed=seed)  # (N,)
+    if by not in ("lip", "audio"):
+        raise ValueError(f"memory initialisation by {by!r}: choose 'lip' or 'audio'")
+    labels = spherical_kmeans(lip_query if by == "lip" else audio_query, memory.n_slots, seed=seed)  # (N,)
     counts = torch.bincount(labels, minlength=memory.n_slots).clamp_min(1)[:, None].float()  # (S, 1)
     v_mean = torch.zeros_like(memory.value, dtype=torch.float32).index_add_(0, labels, lip_query.float())
     q_mean = torch.zeros_like(memory.key, dtype=torch.float32).index_add_(0, labels, audio_query.float())

@@ -114,7 +114,10 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         changes["loss"] = dataclasses.replace(
             cfg.loss, **_overrides(args.loss, LossWeights, "--loss", "TERM=WEIGHT")
         )
-    return dataclasses.replace(cfg, **changes)
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except ValueError as e:  # a value TrainConfig refuses (e.g. memory_init_by)
+        raise SystemExit(f"--train: {e}") from None
 
 
 def per_process_batch(global_batch: int, env: DistEnv) -> int:

@@ -142,7 +142,7 @@ class GeneratorTask:
 
     @torch.no_grad()
     def _init_memory(self) -> None:
-        """K and V from k-means of the lip queries of fixed training windows (init_from_data).
+        """K and V from k-means of the lip (or audio) queries of fixed training windows (init_from_data).
 
         Their Adam moments are dropped: they belonged to the random initialisation. Every
         rank computes the same windows; rank 0's result is broadcast all the same.
@@ -161,7 +161,7 @@ class GeneratorTask:
             v.append(memory.lip_query(f_lip).float())
             q.append(memory.audio_query(f_aud).float())
         self.gen.train()
-        init_from_data(memory, torch.cat(v), torch.cat(q), seed=self.tcfg.seed)
+        init_from_data(memory, torch.cat(v), torch.cat(q), seed=self.tcfg.seed, by=self.tcfg.memory_init_by)
         broadcast_from_first([memory.key, memory.value], self.env)
         for p in (memory.key, memory.value):
             self.opt_g.state.pop(p, None)

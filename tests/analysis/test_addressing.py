@@ -20,23 +20,13 @@ from analysis.addressing import (
 from analysis.tables import phone_table
 from lipmem_core.model.generator import LipMemGenerator
 from lipmem_core.phones import SILENCE, Interval
-from tests.tiny_model import SLOTS, chirp, slot_generator
+from tests.tiny_model import SLOTS
 
 S = SLOTS
 
 
-@pytest.fixture(scope="module")
-def model() -> LipMemGenerator:
-    return slot_generator()
-
-
-@pytest.fixture(scope="module")
-def audio() -> np.ndarray:
-    return chirp()
-
-
-def test_frame_table_columns(model, audio):
-    frames = clip_addressing(model, audio, "u1")
+def test_frame_table_columns(slot_model, chirp_audio):
+    frames = clip_addressing(slot_model, chirp_audio, "u1")
     assert list(frames.columns[:5]) == ["utterance", "frame", "time", "slot", "weight"]
     w = weights(frames)
     assert w.shape == (33, S)
@@ -44,23 +34,23 @@ def test_frame_table_columns(model, audio):
     np.testing.assert_allclose(frames["time"].to_numpy()[:2], [0.02, 0.06])
 
 
-def test_cache_is_keyed_by_weights_and_audio(model, audio, tmp_path):
-    first = clip_addressing(model, audio, "a", cache_dir=tmp_path)
+def test_cache_is_keyed_by_weights_and_audio(slot_model, chirp_audio, tmp_path):
+    first = clip_addressing(slot_model, chirp_audio, "a", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.parquet"))) == 1
-    again = clip_addressing(model, audio, "b", cache_dir=tmp_path)
+    again = clip_addressing(slot_model, chirp_audio, "b", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.parquet"))) == 1 and (again["utterance"] == "b").all()
     pd.testing.assert_frame_equal(again.drop(columns="utterance"), first.drop(columns="utterance"))
-    clip_addressing(model, audio[:-640], "c", cache_dir=tmp_path)  # other audio: a new entry
+    clip_addressing(slot_model, chirp_audio[:-640], "c", cache_dir=tmp_path)  # other audio: a new entry
     assert len(list(tmp_path.glob("*.parquet"))) == 2
-    other = LipMemGenerator(model.cfg).eval()  # other weights: a new entry, other values
-    assert model_fingerprint(other) != model_fingerprint(model)
-    changed = clip_addressing(other, audio, "a", cache_dir=tmp_path)
+    other = LipMemGenerator(slot_model.cfg).eval()  # other weights: a new entry, other values
+    assert model_fingerprint(other) != model_fingerprint(slot_model)
+    changed = clip_addressing(other, chirp_audio, "a", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.parquet"))) == 3
     assert not np.allclose(weights(changed), weights(first))
 
 
-def test_corpus_addressing_concatenates_clips(model, audio):
-    frames = corpus_addressing(model, [("x", audio), ("y", audio[:16000])], progress=False)
+def test_corpus_addressing_concatenates_clips(slot_model, chirp_audio):
+    frames = corpus_addressing(slot_model, [("x", chirp_audio), ("y", chirp_audio[:16000])], progress=False)
     assert frames.groupby("utterance").size().to_dict() == {"x": 33, "y": 25}
 
 

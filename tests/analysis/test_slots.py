@@ -21,15 +21,9 @@ from analysis.slots import (
     slot_map,
 )
 from lipmem_core.infer.addressing import decode_addresses
-from lipmem_core.model.generator import LipMemGenerator
-from tests.tiny_model import SLOTS, slot_generator
+from tests.tiny_model import SLOTS
 
 S = SLOTS
-
-
-@pytest.fixture(scope="module")
-def model() -> LipMemGenerator:
-    return slot_generator()
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +32,12 @@ def identity() -> np.ndarray:
     return np.stack([yy * 8, xx * 8, (yy + xx) * 4], axis=-1).astype(np.uint8)  # (32, 32, 3)
 
 
-def test_gallery_decodes_each_slots_value(model, identity):
-    images, slots = slot_gallery(model, identity)
+def test_gallery_decodes_each_slots_value(slot_model, identity):
+    images, slots = slot_gallery(slot_model, identity)
     assert images.shape == (S, 32, 32, 3) and images.dtype == np.uint8 and slots == list(range(S))
     # The image of slot s depends on V_s alone: swapping two value rows swaps their images,
     # and leaves every other slot's image unchanged.
-    swapped = copy.deepcopy(model)
+    swapped = copy.deepcopy(slot_model)
     with torch.no_grad():
         swapped.memory.value[[2, 7]] = swapped.memory.value[[7, 2]].clone()
     images2, _ = slot_gallery(swapped, identity)
@@ -54,12 +48,12 @@ def test_gallery_decodes_each_slots_value(model, identity):
     assert len({im.tobytes() for im in images}) == S  # distinct values draw distinct lips
 
 
-def test_gallery_subset_and_identity_resize(model, identity):
+def test_gallery_subset_and_identity_resize(slot_model, identity):
     big = np.repeat(np.repeat(identity, 2, axis=0), 2, axis=1)  # (64, 64, 3): resized to 32
-    images, slots = slot_gallery(model, big, slots=[5, 1])
+    images, slots = slot_gallery(slot_model, big, slots=[5, 1])
     assert images.shape == (2, 32, 32, 3) and slots == [5, 1]
     with pytest.raises(ValueError, match="uint8 RGB"):
-        slot_gallery(model, identity.astype(np.float32))
+        slot_gallery(slot_model, identity.astype(np.float32))
 
 
 def test_address_sequence_crossfades_between_slots():
@@ -75,9 +69,11 @@ def test_address_sequence_crossfades_between_slots():
         address_sequence([(S, 2)], S)
 
 
-def test_steering_with_a_held_slot_draws_that_slots_gallery_image(model, identity):
-    images, _ = slot_gallery(model, identity)
-    frames = decode_addresses(model, identity, address_sequence([(4, 3), (9, 3)], S, blend=0), batch_size=4)
+def test_steering_with_a_held_slot_draws_that_slots_gallery_image(slot_model, identity):
+    images, _ = slot_gallery(slot_model, identity)
+    frames = decode_addresses(
+        slot_model, identity, address_sequence([(4, 3), (9, 3)], S, blend=0), batch_size=4
+    )
     assert frames.shape == (6, 32, 32, 3)
     np.testing.assert_array_equal(frames[:3], np.stack([images[4]] * 3))
     np.testing.assert_array_equal(frames[3:], np.stack([images[9]] * 3))
@@ -116,15 +112,15 @@ def test_umap_is_seeded():
     np.testing.assert_array_equal(a, embed_2d(many, seed=3)[0])
 
 
-def test_slot_and_frame_maps(model):
+def test_slot_and_frame_maps(slot_model):
     counts = pd.DataFrame(np.eye(2, S, dtype=int) * 3, index=["M", "AA"], columns=pd.RangeIndex(S))
-    table = slot_map(model, counts, which="key", method="pca")
+    table = slot_map(slot_model, counts, which="key", method="pca")
     assert len(table) == S and (table["memory"] == "key").all()
     assert table.set_index("slot").loc[1, "phone"] == "AA"
     a = np.random.default_rng(0).dirichlet(np.ones(S), size=30).astype(np.float32)
     frames = frame_table(a, "u")
     frames["phone"] = "M"
-    fmap = frame_map(frames, model, max_frames=20, method="pca")
+    fmap = frame_map(frames, slot_model, max_frames=20, method="pca")
     assert (fmap["kind"] == "frame").sum() == 20 and (fmap["kind"] == "slot").sum() == S
     assert np.isfinite(fmap[["x", "y"]].to_numpy()).all()
 

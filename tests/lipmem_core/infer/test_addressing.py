@@ -12,75 +12,65 @@ from lipmem_core.errors import LipMemError
 from lipmem_core.infer.addressing import SHAPE_BUCKET, address_audio, decode_addresses, decode_slot
 from lipmem_core.infer.fast import inference_copy
 from lipmem_core.model.generator import LipMemGenerator
-from tests.tiny_model import SLOTS, chirp, slot_generator, tiny_config
+from tests.tiny_model import SLOTS, tiny_config
 
 S = SLOTS
 
 
-@pytest.fixture(scope="module")
-def model() -> LipMemGenerator:
-    return slot_generator()
-
-
-@pytest.fixture(scope="module")
-def audio() -> np.ndarray:
-    return chirp()
-
-
-def test_address_audio_follows_the_timing_rule(model, audio):
-    a = address_audio(model, audio)
+def test_address_audio_follows_the_timing_rule(slot_model, chirp_audio):
+    a = address_audio(slot_model, chirp_audio)
     assert a.shape == (33, S)  # ceil(1.3 s * 25)
     np.testing.assert_allclose(a.sum(axis=1), 1.0, atol=1e-5)
     k = 17  # frame k is addressed from the mel window centred on (k + 0.5) / 25 s
-    win = torch.from_numpy(mel_windows(melspectrogram(audio), [k])).unsqueeze(1)  # (1, 1, 80, 16)
+    win = torch.from_numpy(mel_windows(melspectrogram(chirp_audio), [k])).unsqueeze(1)  # (1, 1, 80, 16)
     with torch.no_grad():
-        np.testing.assert_allclose(a[k], model.address(win)[0].numpy(), atol=1e-6)
-    np.testing.assert_allclose(address_audio(model, audio, batch_size=5), a, atol=1e-6)
+        np.testing.assert_allclose(a[k], slot_model.address(win)[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(address_audio(slot_model, chirp_audio, batch_size=5), a, atol=1e-6)
 
 
-def test_inference_copy_addresses_as_the_model_at_any_batch_size(model):
-    fast = inference_copy(model.train(), torch.device("cpu")).address
-    assert model.training  # the caller's model is left as it was
-    model.eval()
+def test_inference_copy_addresses_as_the_model_at_any_batch_size(slot_model):
+    fast = inference_copy(slot_model.train(), torch.device("cpu")).address
+    assert slot_model.training  # the caller's slot_model is left as it was
+    slot_model.eval()
     x = torch.randn(33, 1, 80, 16)
     with torch.no_grad():
-        ref = model.address(x)
+        ref = slot_model.address(x)
         np.testing.assert_allclose(fast(x).numpy(), ref.numpy(), atol=1e-5)
         np.testing.assert_allclose(fast(x[:7]).numpy(), ref[:7].numpy(), atol=1e-5)
 
 
-def test_clip_lengths_share_batch_shapes(model):
+def test_clip_lengths_share_batch_shapes(slot_model):
     """Every clip length used to be a new input shape, and oneDNN keeps compiled kernels per
     shape: server memory grew with each new length. Batches are padded to SHAPE_BUCKET."""
     shapes = set()
 
     def record(win: torch.Tensor) -> torch.Tensor:
         shapes.add(tuple(win.shape))
-        return model.address(win)
+        return slot_model.address(win)
 
     rng = np.random.default_rng(1)
     for n_frames in range(20, 60):
-        address_audio(model, rng.normal(0, 0.1, n_frames * 640).astype(np.float32), address_fn=record)
+        address_audio(slot_model, rng.normal(0, 0.1, n_frames * 640).astype(np.float32), address_fn=record)
     assert len(shapes) == 1 and next(iter(shapes))[0] == SHAPE_BUCKET
 
 
-def test_decode_slot_is_the_one_hot_row_of_decode_addresses(model):
+def test_decode_slot_is_the_one_hot_row_of_decode_addresses(slot_model):
     identity = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    image = decode_slot(model, identity, 5)
+    image = decode_slot(slot_model, identity, 5)
     assert image.shape == (32, 32, 3) and image.dtype == np.uint8
     np.testing.assert_array_equal(
-        image, decode_addresses(model, identity, np.eye(S, dtype=np.float32)[[5]])[0]
+        image, decode_addresses(slot_model, identity, np.eye(S, dtype=np.float32)[[5]])[0]
     )
-    assert not np.array_equal(image, decode_slot(model, identity, 6))
+    assert not np.array_equal(image, decode_slot(slot_model, identity, 6))
     with pytest.raises(LipMemError, match="slots 0..11"):
-        decode_slot(model, identity, S)
+        decode_slot(slot_model, identity, S)
 
 
 def test_inference_copy_folds_batchnorm_exactly_and_leaves_the_model_alone():
     torch.manual_seed(0)
-    model = LipMemGenerator(tiny_config()).eval()
+    slot_model = LipMemGenerator(tiny_config()).eval()
     with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
-        for m in model.modules():
+        for m in slot_model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
@@ -90,14 +80,14 @@ def test_inference_copy_folds_batchnorm_exactly_and_leaves_the_model_alone():
         nets = (m.face_encoder, m.audio_encoder, m.decoder)
         return sum(isinstance(x, torch.nn.BatchNorm2d) for net in nets for x in net.modules())
 
-    before = n_bn(model)
-    fast = inference_copy(model, torch.device("cpu"))
+    before = n_bn(slot_model)
+    fast = inference_copy(slot_model, torch.device("cpu"))
     assert n_bn(fast) == 0 < before
-    assert n_bn(model) == before
+    assert n_bn(slot_model) == before
     g = torch.Generator().manual_seed(0)
     face = torch.rand(2, 6, 5, 32, 32, generator=g) * 2 - 1
     mel = torch.rand(2, 5, 1, 80, 16, generator=g) * 8 - 4
     with torch.inference_mode():
-        a, b = model(face, mel), fast(face, mel)
+        a, b = slot_model(face, mel), fast(face, mel)
     torch.testing.assert_close(b.frames, a.frames, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(b.addr_aud, a.addr_aud, atol=1e-5, rtol=1e-5)

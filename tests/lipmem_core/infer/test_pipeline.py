@@ -284,3 +284,10 @@ def test_checkpoint_directory_and_domain_notice(tmp_path):
     np.testing.assert_array_equal(np.stack(a), np.stack(b))
     with pytest.raises(CheckpointError):
         TalkingFacePipeline(tmp_path / "missing", device="cpu")
+
+
+def test_the_default_checkpoint_is_the_shipped_generator():
+    from lipmem_core.checkpoint import read_config
+    from lipmem_core.infer.pipeline import DEFAULT_CHECKPOINT
+
+    assert read_config(DEFAULT_CHECKPOINT, kind="generator")["kind"] == "generator"

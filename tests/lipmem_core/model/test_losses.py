@@ -72,6 +72,8 @@ def test_total_is_the_weighted_sum():
         l1_lower=3.0,
         align=0.9,
         sharpness=0.7,
+        align_hard=0.6,
+        align_hard_lip=0.25,
     )
     total, logs = generator_loss(out, batch, sync, gen, disc, w)
     expected = (
@@ -84,6 +86,8 @@ def test_total_is_the_weighted_sum():
         + w.sharpness * logs["sharpness"]
         + w.usage * logs["usage"]
         + w.l1_lower * logs["l1_lower"]
+        + w.align_hard * logs["align_hard"]
+        + w.align_hard_lip * logs["align_hard_lip"]
     )
     assert abs(total.item() - expected) < 1e-4 * max(1.0, abs(expected))
     l1_both = 0.5 * ((out.frames - batch["gt"]).abs().mean() + (out.frames_lip - batch["gt"]).abs().mean())

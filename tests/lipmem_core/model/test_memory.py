@@ -13,6 +13,7 @@ from lipmem_core.model.memory import (
     address_entropy,
     alignment_loss,
     cosine_logits,
+    hard_alignment_loss,
     init_from_data,
     sharpness_loss,
     spherical_kmeans,
@@ -204,6 +205,31 @@ def test_init_from_data_sets_values_and_keys_to_cluster_means(mem):
     assert (nearest == labels).float().mean() > 0.9
 
 
+def test_init_from_audio_clusters_what_is_said_and_averages_the_speakers_out(mem):
+    # Lip queries = mouth shape (the phone) + a larger speaker look; audio queries = the phone.
+    g = torch.Generator().manual_seed(3)
+    n_phones, n_speakers, dim = mem.n_slots, 3, 32
+    phone_dirs = torch.randn(n_phones, dim, generator=g)
+    speaker_dirs = 3.0 * torch.randn(n_speakers, dim, generator=g)
+    phone = torch.arange(n_phones).repeat_interleave(n_speakers * 4)  # (N,)
+    speaker = torch.arange(n_speakers).repeat_interleave(4).repeat(n_phones)  # (N,)
+    noise = 0.05 * torch.randn(len(phone), dim, generator=g)
+    v = phone_dirs[phone] + speaker_dirs[speaker] + noise
+    q = phone_dirs[phone] + noise
+    init_from_data(mem, v, q, seed=0, by="audio")
+    labels = spherical_kmeans(q, mem.n_slots, seed=0)
+    for s in range(mem.n_slots):
+        members = labels == s
+        torch.testing.assert_close(mem.value[s], v[members].mean(0))
+        torch.testing.assert_close(mem.key[s], q[members].mean(0))
+    # each slot holds one phone, spoken by every speaker
+    for s in range(mem.n_slots):
+        assert len(set(phone[labels == s].tolist())) == 1
+        assert len(set(speaker[labels == s].tolist())) == n_speakers
+    with pytest.raises(ValueError, match="choose 'lip' or 'audio'"):
+        init_from_data(mem, v, q, by="both")
+
+
 def test_sharpness_loss_bounds_and_what_usage_misses():
     S = 12
     uniform = torch.full((10, S), 1.0 / S)
@@ -215,6 +241,28 @@ def test_sharpness_loss_bounds_and_what_usage_misses():
     assert usage_loss(one_hot[:1].expand(10, S)).item() == pytest.approx(1.0, abs=1e-6)
     soft = torch.softmax(torch.randn(10, S), -1)
     assert 0.0 < sharpness_loss(soft).item() < 1.0
+
+
+def test_hard_alignment_loss_targets_the_lip_argmax_and_trains_the_audio_side_only():
+    S = 8
+    lip_logits = torch.randn(20, S, requires_grad=True)
+    addr_lip = lip_logits.softmax(-1)
+    target = addr_lip.argmax(-1)
+    # A_aud that puts all its weight on A_lip's top slot costs nothing, on another slot a lot
+    assert hard_alignment_loss(torch.eye(S)[target], addr_lip).item() == pytest.approx(0.0, abs=1e-6)
+    assert hard_alignment_loss(torch.eye(S)[(target + 1) % S], addr_lip).item() > 50
+    # a uniform A_aud costs log S whatever A_lip is; a soft A_lip does not soften the target
+    uniform = torch.full((20, S), 1.0 / S)
+    assert hard_alignment_loss(uniform, addr_lip).item() == pytest.approx(math.log(S), rel=1e-6)
+    assert hard_alignment_loss(torch.eye(S)[target], (lip_logits.detach() * 0.01).softmax(-1)).item() < 1e-6
+    aud_logits = torch.randn(20, S, requires_grad=True)
+    hard_alignment_loss(aud_logits.softmax(-1), addr_lip).backward()
+    assert aud_logits.grad.abs().sum() > 0 and lip_logits.grad is None
+    # lowering the loss raises the target slot's weight: one gradient step on the logits
+    with torch.no_grad():
+        before = aud_logits.softmax(-1).gather(1, target[:, None]).mean()
+        after = (aud_logits - 1.0 * aud_logits.grad).softmax(-1).gather(1, target[:, None]).mean()
+    assert after > before
 
 
 def test_centred_queries_follow_the_running_mean_in_training_only():

@@ -240,12 +240,13 @@ def test_paper_deviations_name_every_non_paper_mechanism():
     ]
     model = dataclasses.replace(ModelConfig.paper(), input_skip=True, centre_queries=True).to_dict()
     train = dataclasses.replace(
-        TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150,
-        loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0),
+        TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
+        loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2),
     ).to_dict()  # fmt: skip
     text = "; ".join(paper_deviations(model, train))
     for phrase in ("input skip", "centred", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
-                   "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)"):  # fmt: skip
+                   "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)", "audio queries",
+                   "argmax A_lip (weight 0.3)", "argmax A_aud (weight 0.2)"):  # fmt: skip
         assert phrase in text, phrase
     ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
     # memory-only options do not apply to a model without memory

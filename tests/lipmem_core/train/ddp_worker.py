@@ -1,4 +1,4 @@
-"""One generator training step, run by tests/test_ddp.py under torchrun and in-process.
+"""One generator training step, run by tests/lipmem_core/train/test_ddp.py under torchrun and in-process.
 
 Saves this rank's gradients and updated parameters to OUT/rank{r}.safetensors. The generator
 runs in eval mode (dropout off, BatchNorm from running statistics) so that each sample's loss

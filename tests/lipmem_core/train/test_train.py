@@ -190,6 +190,12 @@ def test_train_overrides_and_memory_learning_rate():
     )
     tcfg = train_config(args)
     assert (tcfg.lr, tcfg.memory_lr_scale) == (3e-4, 10.0)
+    by_audio = train_config(
+        parser.parse_args(["--data", "d", "--out", "o", "--train", "memory_init_by=audio"])
+    )
+    assert by_audio.memory_init_by == "audio" and tcfg.memory_init_by == "lip"
+    with pytest.raises(SystemExit, match="choose 'lip' or 'audio'"):
+        train_config(parser.parse_args(["--data", "d", "--out", "o", "--train", "memory_init_by=face"]))
     for bad in ("lr", "loss=1", "nonsense=2"):
         with pytest.raises(SystemExit):
             train_config(parser.parse_args(["--data", "d", "--out", "o", "--train", bad]))
