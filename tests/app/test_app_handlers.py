@@ -210,8 +210,13 @@ def test_model_card_names_the_shipped_models_deviations():
         pytest.skip("no shipped checkpoints in this checkout")
     ctx = AppContext(checkpoints_root=root)
     card = model_card(ctx, "lipmem-synthtalk")
-    assert "Deviations from the paper" in card and "re-seeded" in card and "recall alone" in card
-    assert "Deviations" not in model_card(ctx, "lipmem-synthtalk-nomem")  # no memory, nothing deviates
+    for phrase in ("Deviations from the paper", "re-seeded", "recall alone", "input skip", "lower-half L1",
+                   "k-means of audio queries"):  # fmt: skip
+        assert phrase in card, phrase
+    ablation = model_card(ctx, "lipmem-synthtalk-nomem")
+    assert "lip path without memory" in ablation and "lower-half L1" in ablation
+    # memory-only options are not named for a model without memory
+    assert "re-seeded" not in ablation and "audio queries" not in ablation and "slot-usage" not in ablation
 
 
 def test_model_card_names_the_usage_loss(tmp_path):
