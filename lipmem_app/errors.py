@@ -28,8 +28,8 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s'\"/,;:()]+/)+([^\s'\"/,;:()]*)
 
 
 def without_paths(message: str) -> str:
-    """The message with every absolute path cut to its last component ('/tmp/gradio/x/a.png'
-    -> 'a.png'), so no error shows where the server keeps files."""
+    """The message with every absolute path cut to its last component (an upload's full
+    temp-folder path becomes its file name), so no error shows where the server keeps files."""
     return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "a folder", message)
 
 

@@ -173,14 +173,16 @@ def generator_loss(
     if out.loss_align is not None and out.loss_store is not None:
         total = total + w.memory * (out.loss_align + out.loss_store) + w.align * out.loss_align
         logs["align"], logs["store"] = out.loss_align.item(), out.loss_store.item()
-    if out.addr_lip is not None and out.addr_aud is not None and w.align_hard > 0:
-        hard = hard_alignment_loss(out.addr_aud, out.addr_lip)
-        total = total + w.align_hard * hard
-        logs["align_hard"] = hard.item()
-    if out.addr_lip is not None and out.addr_aud is not None and w.align_hard_lip > 0:
-        hard_lip = hard_alignment_loss(out.addr_lip, out.addr_aud)
-        total = total + w.align_hard_lip * hard_lip
-        logs["align_hard_lip"] = hard_lip.item()
+    if out.addr_lip is not None and out.addr_aud is not None:
+        # the learning side first: A_aud -> argmax A_lip, then A_lip -> argmax A_aud
+        for name, weight, address, target in (
+            ("align_hard", w.align_hard, out.addr_aud, out.addr_lip),
+            ("align_hard_lip", w.align_hard_lip, out.addr_lip, out.addr_aud),
+        ):
+            if weight > 0:
+                hard = hard_alignment_loss(address, target)
+                total = total + weight * hard
+                logs[name] = hard.item()
     if out.addr_lip is not None and w.usage > 0:
         usage = usage_loss(out.addr_lip)
         total = total + w.usage * usage

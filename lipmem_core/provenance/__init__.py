@@ -1,7 +1,7 @@
 """Provenance a reader can follow: no absolute paths of the machine that made a file.
 
 Checkpoint metadata, results JSON and the commands in them name data and run directories.
-Written as absolute paths (`/home/someone/data/synthtalk-v2`) they tell a reader about one machine's
+Written as absolute paths (from the root of one user's disk) they tell a reader about one machine's
 disk, not about the data. `portable` rewrites every absolute path inside a JSON-like value:
 
 - a path inside the project (this repository) becomes relative to it: `checkpoints/mouth-oracle`;
