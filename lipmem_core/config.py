@@ -69,6 +69,14 @@ class ModelConfig(_Presets):
     # the paper's full-resolution skip back cheaply: two 3x3 convs over [decoded frame, input]
     # at H x W add a residual correction before the Tanh (~0.03 GFLOP per frame).
     input_skip: bool = False
+    # Not in the paper: the fused audio-lip feature also modulates every decoder stage
+    # (FiLM: per-channel scale and shift, zero-initialised), not only the 1 x 1 bottleneck, so
+    # the mouth does not have to outvote the reference face's skips at every resolution.
+    cond_every_stage: bool = False
+    # Not in the paper, SynthTalk only: a linear read-out of the 7 exact mouth parameters from
+    # the decoder input of each path (GeneratorOutput.mouth), trained by LossWeights.mouth_params,
+    # so the feature that drives the decoder must carry the mouth's shape. Unused at inference.
+    mouth_readout: bool = False
     audio_width: int = 32  # first conv width of the audio encoder
     lip_width: int = 64  # Conv3d width of the lip encoder
     disc_width: int = 32  # first conv width of the quality discriminator
@@ -133,6 +141,9 @@ class LossWeights:
     # both paths. The full-frame L1 averages the mouth with the upper face that the identity
     # input already shows, so a mouth held still costs little (docs/TRAINING.md).
     l1_lower: float = 0.0
+    # Not in the paper, SynthTalk only (needs mouth.csv, so off for real corpora): L1 between
+    # the read-out of ModelConfig.mouth_readout and the targets' exact mouth parameters, both paths.
+    mouth_params: float = 0.0
 
 
 @dataclass
@@ -174,6 +185,9 @@ class TrainConfig(_Presets):
     memory_init_step: int = 0
     memory_init_windows: int = 512
     memory_init_by: str = "lip"  # which queries the k-means clusters: "lip" or "audio"
+    # Not in the paper: the share of training windows whose reference frames have their lower
+    # half zeroed too (data.datasets.GeneratorWindows), so the mouth cannot be copied from them.
+    ref_mouth_drop: float = 0.0
 
     def __post_init__(self) -> None:
         if self.memory_init_by not in ("lip", "audio"):
@@ -219,6 +233,11 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     checks: list[tuple[bool, str]] = [
         (memory and m.get("lip_path_audio") is False, "the lip-addressed path decodes from the recall alone"),
         (bool(m.get("input_skip")), "a full-resolution input skip in the decoder"),
+        (bool(m.get("cond_every_stage")), "the fused feature modulates every decoder stage (FiLM)"),
+        (
+            float(loss.get("mouth_params") or 0.0) > 0,
+            f"a read-out of SynthTalk's exact mouth parameters from the decoder input (weight {float(loss.get('mouth_params') or 0.0):g})",
+        ),
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
         (not memory and bool(m.get("ablation_lip_path")), "a lip path without memory (so L_vv applies)"),
         (memory and t.get("reseed_dead_slots") is True, "dead memory slots re-seeded in training"),
@@ -228,6 +247,10 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         ),
         (memory and scale != 1.0, f"K and V trained at {scale:g}x the learning rate"),
         (lr != paper.lr, f"learning rate {lr:g} (paper {paper.lr:g})"),
+        (
+            float(t.get("ref_mouth_drop") or 0.0) > 0,
+            f"references' lower half hidden on {float(t.get('ref_mouth_drop') or 0.0):.0%} of training windows",
+        ),
         (memory and usage > 0, f"a slot-usage loss (weight {usage:g})"),
         (memory and sharp > 0, f"an address-sharpness loss (weight {sharp:g})"),
         (memory and align > 0, f"L_align weighted {align + float(loss.get('memory') or 0.0):g}"),

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from lipmem_core.audio import mel_windows, melspectrogram
 from lipmem_core.config import SAMPLES_PER_FRAME
 from lipmem_core.data.augment import AudioAugment, augment_audio
-from lipmem_core.data.corpus import clip_dir, read_audio, read_frames, read_manifest
+from lipmem_core.data.corpus import clip_dir, read_audio, read_frames, read_manifest, read_mouth
 from lipmem_core.errors import CorpusError
 from lipmem_core.model.encoders import identity_input
 from lipmem_core.pixels import to_unit
@@ -97,6 +97,7 @@ class ClipStore:
             for r in rows.itertuples(index=False)
         ]
         self._mels: dict[int, np.ndarray] = {}
+        self._mouths: dict[int, np.ndarray] = {}
         self._frames: np.ndarray | None = None  # (sum n_frames, H, W, 3) uint8 when preloaded
         self._offsets = np.cumsum([0] + [c.n_frames for c in self.clips])
         if preload:
@@ -128,6 +129,24 @@ class ClipStore:
                 "(frames x 640, mono): re-generate or re-preprocess this clip"
             )
         return wav
+
+    def mouth(self, ci: int) -> np.ndarray:
+        """SynthTalk's exact mouth parameters of the clip (n_frames, 7) float32, cached (mouth.csv;
+        real corpora have none and raise CorpusError)."""
+        if ci not in self._mouths:
+            path = self.clips[ci].path
+            if not (path / "mouth.csv").is_file():
+                raise CorpusError(
+                    f"{path} has no mouth.csv: the mouth-parameter loss needs SynthTalk's exact mouths; "
+                    "leave --loss mouth_params at 0 for real corpora"
+                )
+            from lipmem_core.data.synth.mouth import MOUTH_PARAMS
+
+            table = read_mouth(path)
+            if len(table) != self.clips[ci].n_frames:
+                raise CorpusError(f"{path / 'mouth.csv'} does not have {self.clips[ci].n_frames} rows")
+            self._mouths[ci] = table[list(MOUTH_PARAMS)].to_numpy(np.float32)
+        return self._mouths[ci]
 
     def mel(self, ci: int) -> np.ndarray:
         """Cached log-mel of the whole clip (80, M)."""
@@ -199,7 +218,27 @@ class GeneratorWindows(_Windows):
     gt (3, T, H, W); lips (T, 3, 5, H, W): frames i-2..i+2 of each target i, upper half
         zeroed, edge-replicated at clip ends; mel (T, 1, 80, 16); clip_mel (1, 80, 16)
     clip (index), clip_id ("split/speaker/utterance"), start, ref_start: for debugging.
+
+    ref_mouth_drop (not in the paper, TrainConfig.ref_mouth_drop): the share of windows whose
+    references also have their lower half zeroed, so the mouth must come from the audio (or
+    lip) feature. with_mouth: also mouth (T, 7), SynthTalk's exact mouth parameters of the
+    targets (ClipStore.mouth).
     """
+
+    def __init__(
+        self,
+        store: ClipStore,
+        n_frames: int = 5,
+        augment: AudioAugment | None = None,
+        seed: int = 0,
+        ref_mouth_drop: float = 0.0,
+        with_mouth: bool = False,
+    ) -> None:
+        super().__init__(store, n_frames, augment, seed)
+        self.with_mouth = with_mouth
+        if not 0.0 <= ref_mouth_drop <= 1.0:
+            raise ValueError(f"ref_mouth_drop must be in [0, 1], got {ref_mouth_drop}")
+        self.ref_mouth_drop = ref_mouth_drop
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor | int | str]:
         epoch, index = _split_key(key)
@@ -214,7 +253,12 @@ class GeneratorWindows(_Windows):
         refs = pix[T : 2 * T].permute(3, 0, 1, 2)  # (3, T, H, W)
         lips = lip_input(pix[2 * T :].reshape(T, 5, *pix.shape[1:]))  # (T, 3, 5, H, W)
         mels = self._mels(ci, list(range(s, s + T)), rng)  # (T, 80, 16)
-        return {
+        # drawn last, and only when on, so every other draw is as without it
+        hidden = bool(self.ref_mouth_drop) and bool(rng.random() < self.ref_mouth_drop)
+        if hidden:
+            refs = refs.clone()
+            refs[..., refs.shape[-2] // 2 :, :] = 0.0
+        sample = {
             "face": identity_input(gt, refs),  # (6, T, H, W)
             "gt": gt.contiguous(),
             "lips": lips,
@@ -225,6 +269,9 @@ class GeneratorWindows(_Windows):
             "start": s,
             "ref_start": ref,
         }
+        if self.with_mouth:
+            sample["mouth"] = torch.from_numpy(self.store.mouth(ci)[s : s + T])  # (T, 7)
+        return sample
 
 
 class SyncWindows(_Windows):

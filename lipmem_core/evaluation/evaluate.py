@@ -9,7 +9,9 @@ Rows of the results (docs/EVALUATION.md defines every number):
   the SyncNet's LSE on real sync): the reference every model row is read against.
 - `model`: frames generated through the real inference path (`TalkingFacePipeline.stream` on
   the clip's own frames as face input, exactly as the app and `infer` run it), and the memory
-  statistics of its argmax A_aud against the exact phones of phones.TextGrid.
+  statistics of its argmax A_aud against the exact phones of phones.TextGrid. With
+  `--reference other` each frame's reference is the frame half the clip away instead of itself
+  (as in training), so its own mouth cannot be copied from the reference.
 - `untrained`: the same architecture at random init (seeded): the chance level of the memory
   statistics.
 Results go to one JSON file with the exact command, so docs/RESULTS.md can be rebuilt from it
@@ -50,6 +52,7 @@ from lipmem_core.provenance import corpus_provenance, git_commit, portable
 
 _SYNC_BATCH = 64
 _JAW = MOUTH_PARAMS.index("jaw")
+REFERENCES = ("self", "other")  # identity-input references: see evaluate()
 
 
 @dataclass
@@ -241,8 +244,15 @@ def evaluate(
     max_clips: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    reference: str = "self",
 ) -> dict[str, Any]:
-    """Everything `main` writes, as a dict (see the module docstring for the rows)."""
+    """Everything `main` writes, as a dict (see the module docstring for the rows).
+
+    reference: "self" (each frame is its own reference, as `infer` runs on a video) or "other"
+    (the reference of frame i is frame i + n // 2 of the n-frame clip, wrapping).
+    """
+    if reference not in REFERENCES:
+        raise ValueError(f"reference {reference!r}: choose one of {REFERENCES}")
     root = Path(data)
     manifest = corpus.read_manifest(root)
     rows = manifest[manifest["split"] == split].sort_values(["speaker", "utterance"])
@@ -270,7 +280,8 @@ def evaluate(
         clips.append(clip)
         # The face input is the clip itself (each window's own frames are the reference, lower
         # half masked for the target), the audio its own speech; the generated crops are scored.
-        made = pipe.generate(clip.frames, clip.wav, face_is_crop=True)
+        shift = len(clip.frames) // 2 if reference == "other" else 0
+        made = pipe.generate(clip.frames, clip.wav, face_is_crop=True, reference_shift=shift)
         frames, addr = np.stack(made.crops), made.addressing
         _score_frames(gt, clip, clip.frames, sync_model, oracle_model)
         _score_frames(gen, clip, frames, sync_model, oracle_model)
@@ -333,6 +344,7 @@ def evaluate(
             "clips": [c.key for c in clips],
         },
         "seed": seed,
+        "reference": reference,
         "rows": result_rows,
     }
 
@@ -356,6 +368,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--threads", type=cli.positive_int, default=None, help="torch CPU threads (default: torch's)"
     )
     p.add_argument("--quiet", action="store_true", help="no per-clip progress")
+    p.add_argument(
+        "--reference",
+        choices=REFERENCES,
+        default="self",
+        help="reference frames of the identity input: each frame itself (self, as infer on a video) "
+        "or the frame half the clip away (other, as in training: its own mouth cannot be copied)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -363,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.check_output(args.out, [args.checkpoint, args.data, args.syncnet, args.oracle])
         result = evaluate(
             args.checkpoint, args.data, args.split, args.syncnet, args.oracle, args.max_clips, args.seed,
-            progress=not args.quiet,
+            progress=not args.quiet, reference=args.reference,
         )  # fmt: skip
         result = {"command": shlex.join(["python", "-m", "lipmem_core.evaluate", *argv]), **result}
         # paths made portable (lipmem_core.provenance): the file is read on other machines

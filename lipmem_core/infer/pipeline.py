@@ -236,16 +236,17 @@ class TalkingFacePipeline:
         return self.ablation
 
     def _run_windows(
-        self, crops: np.ndarray, mels: np.ndarray, recall: str
+        self, crops: np.ndarray, mels: np.ndarray, recall: str, refs: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Generate W windows of T frames: crops (W, T, H, W, 3) uint8, mels (W, T, 80, 16)
-        -> frames (W, T, H, W, 3) uint8 and A_aud (W, T, S) or None."""
+        -> frames (W, T, H, W, 3) uint8 and A_aud (W, T, S) or None. `refs` (W, T, H, W, 3) are
+        the identity input's reference frames; by default the crops themselves."""
         model = self._drawer(recall)
         zero_recall = recall == "zero" and model.memory is not None
         with torch.inference_mode():
-            pix = to_unit(torch.from_numpy(crops).to(self.device))  # (W, T, H, W, 3)
-            ref = pix.permute(0, 4, 1, 2, 3)  # (W, 3, T, H, W)
-            face = identity_input(ref, ref)  # (W, 6, T, H, W): lower half hidden, as in training
+            target = to_unit(torch.from_numpy(crops).to(self.device)).permute(0, 4, 1, 2, 3)  # (W, 3, T, H, W)
+            ref = target if refs is None else to_unit(torch.from_numpy(refs).to(self.device)).permute(0, 4, 1, 2, 3)
+            face = identity_input(target, ref)  # (W, 6, T, H, W): target's lower half hidden, as in training
             mel = torch.from_numpy(mels).to(self.device).unsqueeze(2)  # (W, T, 1, 80, 16)
             addr = None
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -281,6 +282,7 @@ class TalkingFacePipeline:
         timings: dict[str, float] | None = None,
         progress: Progress | None = None,
         max_seconds: float | None = None,
+        reference_shift: int = 0,
     ) -> Iterator[Chunk]:
         """Yield output chunks in order (see `generate`); nothing is written to disk.
 
@@ -297,13 +299,15 @@ class TalkingFacePipeline:
             )
         check_speech(wav)  # silent input is an error everywhere (audio.check_speech)
         self._drawer(recall)  # an unknown or unavailable recall fails before any work
+        if reference_shift and not (face_is_crop and isinstance(face, np.ndarray)):
+            raise ValueError("reference_shift needs in-memory crops (a uint8 array with face_is_crop=True)")
         source = _FaceSource(face)
         try:
-            yield from self._stream(source, wav, recall, face_is_crop, t, progress)
+            yield from self._stream(source, wav, recall, face_is_crop, t, progress, reference_shift)
         finally:
             source.close()
 
-    def _stream(self, source, wav, recall, face_is_crop, t, progress) -> Iterator[Chunk]:
+    def _stream(self, source, wav, recall, face_is_crop, t, progress, reference_shift=0) -> Iterator[Chunk]:
         tic = time.perf_counter()
         mel = melspectrogram(wav)  # (80, M)
         n_out = frame_count_for_audio(len(wav), source.fps)
@@ -326,6 +330,8 @@ class TalkingFacePipeline:
             k = np.arange(start, min(n_out, start + self.chunk_frames))
             tic = time.perf_counter()
             frames = source.frames(pingpong(k, source.n))
+            # Crops only (stream checks): the reference of frame i is frame i + shift, wrapping.
+            refs = source.frames((pingpong(k, source.n) + reference_shift) % source.n) if reference_shift else None
             t["decode"] += time.perf_counter() - tic
 
             tic = time.perf_counter()
@@ -348,7 +354,7 @@ class TalkingFacePipeline:
             t["audio"] += time.perf_counter() - tic
 
             tic = time.perf_counter()
-            out_crops, addr = self._generate_chunk(crops, mels, recall, want_addr)
+            out_crops, addr = self._generate_chunk(crops, mels, recall, want_addr, refs)
             t["generate"] += time.perf_counter() - tic
 
             tic = time.perf_counter()
@@ -362,12 +368,18 @@ class TalkingFacePipeline:
             yield Chunk(start, out, boxes, out_crops, addr)
 
     def _generate_chunk(
-        self, crops: list[np.ndarray | None], mels: np.ndarray, recall: str, want_addr: bool
+        self,
+        crops: list[np.ndarray | None],
+        mels: np.ndarray,
+        recall: str,
+        want_addr: bool,
+        refs: list[np.ndarray] | None = None,
     ) -> tuple[list[np.ndarray | None], np.ndarray | None]:
         """Model pass over one chunk, grouped in windows of T frames (the last one padded by
         repeating its final frame). Frames without a face borrow the nearest face crop of
         their window as filler (their output is discarded); windows with no face at all are
-        skipped and only addressed."""
+        skipped and only addressed. `refs` (one crop per frame): the references, when they are
+        not the crops themselves."""
         n, T = len(crops), self.T
         out: list[np.ndarray | None] = [None] * n
         addr = np.zeros((n, self.model.cfg.n_slots), np.float32) if want_addr else None
@@ -386,7 +398,8 @@ class TalkingFacePipeline:
             pad = lambda seq: list(seq) + [seq[-1]] * (T - len(seq))  # noqa: E731
             crop_arr = np.stack([np.stack(pad(filled)) for _, filled in batch])  # (W, T, H, W, 3)
             mel_arr = np.stack([mels[pad(idx)] for idx, _ in batch])  # (W, T, 80, 16)
-            img, a = self._run_windows(crop_arr, mel_arr, recall)
+            ref_arr = None if refs is None else np.stack([np.stack([refs[i] for i in pad(idx)]) for idx, _ in batch])
+            img, a = self._run_windows(crop_arr, mel_arr, recall, ref_arr)
             for w, (idx, _) in enumerate(batch):
                 for j, i in enumerate(idx):
                     if crops[i] is not None:
@@ -408,6 +421,7 @@ class TalkingFacePipeline:
         recall: str = "memory",
         face_is_crop: bool = False,
         max_seconds: float | None = None,
+        reference_shift: int = 0,
     ) -> GenerationResult:
         """Lip-synced frames at the face input's size and frame rate (25 fps for a photo), with
         A_aud per frame; kept in memory, or written as an H.264/AAC MP4 when `out_path` is given
@@ -417,6 +431,9 @@ class TalkingFacePipeline:
         16 kHz mono float32 `(N,)` or any audio file. `face_is_crop=True` skips detection
         (the frame already is a SynthTalk-style crop). Frames with no face pass through
         unchanged and are counted in `faceless_frames`. `recall`: see the module docstring.
+        `reference_shift` (in-memory crops only, for evaluation): the identity input's reference
+        for frame i is frame i + shift (wrapping) instead of frame i itself, so the generator
+        cannot copy the target's own mouth from its reference, as in training.
         """
         if out_path is not None:
             out_path = Path(out_path)
@@ -432,7 +449,7 @@ class TalkingFacePipeline:
         crops: list[np.ndarray | None] = []
         chunks = self.stream(
             face, wav, recall=recall, face_is_crop=face_is_crop, timings=timings,
-            progress=progress, max_seconds=max_seconds,
+            progress=progress, max_seconds=max_seconds, reference_shift=reference_shift,
         )  # fmt: skip
         writer = None if out_path is None else VideoWriter(out_path, size[1], size[0], source_fps, wav)
         try:

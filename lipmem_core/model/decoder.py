@@ -45,6 +45,17 @@ class UNetDecoder(nn.Module):
             self.out = nn.Sequential(ConvBlock(2 * w[0], w[0], 3, 1, 1), nn.Conv2d(w[0], 3, 1))
         else:
             self.out = nn.Sequential(nn.Conv2d(2 * w[0], 12, 3, 1, 1), nn.PixelShuffle(2))
+        # cfg.cond_every_stage: (scale, shift) per channel of each up stage from the fused
+        # feature; zero-initialised, so training starts from the plain U-Net.
+        self.film = (
+            nn.ModuleList(nn.Linear(d, 2 * w[i - 1]) for i in range(len(w) - 1, 0, -1))
+            if cfg.cond_every_stage
+            else None
+        )
+        if self.film is not None:
+            for lin in self.film:
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
         # cfg.input_skip: a residual correction at full resolution from [frame, identity input]
         self.refine = (
             nn.Sequential(nn.Conv2d(3 + 6, 16, 3, 1, 1), nn.ReLU(), nn.Conv2d(16, 3, 3, 1, 1))
@@ -59,8 +70,11 @@ class UNetDecoder(nn.Module):
             face, skips = skips[0], skips[1:]
         x = self.inp(torch.cat([fused[:, :, None, None], skips[-1]], dim=1))  # (N, D, 1, 1)
         x = self.to4(x)  # (N, w_n, 4, 4)
-        for up, skip in zip(self.ups, skips[-2:0:-1], strict=True):
+        for i, (up, skip) in enumerate(zip(self.ups, skips[-2:0:-1], strict=True)):
             x = up(torch.cat([x, skip], dim=1))  # (N, w_{i-1}, 2 h, 2 w)
+            if self.film is not None:
+                scale, shift = self.film[i](fused)[:, :, None, None].chunk(2, dim=1)  # (N, w_{i-1}, 1, 1)
+                x = x * (1 + scale) + shift
         frame = self.out(torch.cat([x, skips[0]], dim=1))  # (N, 3, H, W), before the Tanh
         if self.refine is not None:
             frame = frame + self.refine(torch.cat([frame, face], dim=1))  # (N, 3, H, W)

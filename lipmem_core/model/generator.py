@@ -17,6 +17,8 @@ from lipmem_core.model.decoder import UNetDecoder
 from lipmem_core.model.encoders import AudioEncoder, FaceEncoder, LipEncoder
 from lipmem_core.model.memory import AudioLipMemory
 
+N_MOUTH_PARAMS = 7  # jaw spread round close tuck teeth tongue (data.synth.mouth.MOUTH_PARAMS)
+
 
 @dataclass
 class GeneratorOutput:
@@ -37,6 +39,8 @@ class GeneratorOutput:
     audio_query: Tensor | None = None  # (B, T, D) q = Linear_q(f_aud)
     loss_store: Tensor | None = None  # scalar L_store
     loss_align: Tensor | None = None  # scalar L_align
+    mouth: Tensor | None = None  # (B, T, 7) mouth parameters read from the audio path's decoder input
+    mouth_lip: Tensor | None = None  # (B, T, 7) the same from the lip path's (cfg.mouth_readout)
 
 
 def frames_first(x: Tensor) -> Tensor:
@@ -83,6 +87,8 @@ class LipMemGenerator(nn.Module):
         self.memory: AudioLipMemory | None = None
         self.fusion: nn.Module | None = None
         self.lip_proj: nn.Module | None = None  # Linear_v of the ablation's lip path
+        # training-only read-out of SynthTalk's 7 mouth parameters from the decoder input
+        self.mouth_readout = nn.Linear(cfg.dim, N_MOUTH_PARAMS) if cfg.mouth_readout else None
         if cfg.use_memory:
             self.lip_encoder = LipEncoder(cfg)
             self.memory = AudioLipMemory(
@@ -116,13 +122,16 @@ class LipMemGenerator(nn.Module):
         if self.memory is None:
             assert self.fusion is not None
             if f_lip is None or self.lip_proj is None:
-                frames = self.decoder(self.fusion(f_aud_n), skips)  # (N, 3, H, W)
-                return GeneratorOutput(frames=frames_back(frames, b), f_aud=f_aud)
+                fused = self.fusion(f_aud_n)  # (N, D)
+                frames = self.decoder(fused, skips)  # (N, 3, H, W)
+                return GeneratorOutput(frames=frames_back(frames, b), f_aud=f_aud, mouth=self._read_mouth(fused, b))
             fused = self.fusion(torch.cat([f_aud_n, self.lip_proj(f_lip)]))  # (2N, D)
             frames, frames_lip = self.decoder(fused, [torch.cat([s, s]) for s in skips]).chunk(2)
+            fused_aud, fused_lip = fused.chunk(2)
             return GeneratorOutput(
-                frames=frames_back(frames, b), f_aud=f_aud, frames_lip=frames_back(frames_lip, b)
-            )
+                frames=frames_back(frames, b), f_aud=f_aud, frames_lip=frames_back(frames_lip, b),
+                mouth=self._read_mouth(fused_aud, b), mouth_lip=self._read_mouth(fused_lip, b),
+            )  # fmt: skip
 
         mem = self.memory(f_aud_n, f_lip)
 
@@ -150,7 +159,13 @@ class LipMemGenerator(nn.Module):
             audio_query=bt(mem.audio_query),
             loss_store=mem.loss_store,
             loss_align=mem.loss_align,
+            mouth=self._read_mouth(mem.fused_aud, b),
+            mouth_lip=None if mem.fused_lip is None else self._read_mouth(mem.fused_lip, b),
         )
+
+    def _read_mouth(self, fused: Tensor, b: int) -> Tensor | None:
+        """The mouth read-out of a decoder input: (N, D) -> (B, T, 7), None without cfg.mouth_readout."""
+        return None if self.mouth_readout is None else self.mouth_readout(fused).reshape(b, -1, N_MOUTH_PARAMS)
 
     def _require_memory(self) -> AudioLipMemory:
         if self.memory is None:

@@ -158,6 +158,13 @@ def generator_loss(
         lower = _mean([lower_half_l1(f, gt) for f in paths])
         total = total + w.l1_lower * lower
         logs["l1_lower"] = lower.item()
+    if w.mouth_params > 0:
+        if out.mouth is None or "mouth" not in batch:
+            raise ValueError("mouth_params needs a generator with mouth_readout and batches with 'mouth'")
+        read = [out.mouth] + ([out.mouth_lip] if out.mouth_lip is not None else [])
+        mouth = _mean([F.l1_loss(r.float(), batch["mouth"]) for r in read])
+        total = total + w.mouth_params * mouth
+        logs["mouth_params"] = mouth.item()
     if syncnet is not None and w.av_sync > 0:
         av = _mean([av_sync_loss(f, batch["clip_mel"], syncnet) for f in paths])
         total = total + w.av_sync * av

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lipmem_core.checkpoint import load_checkpoint, save_checkpoint
-from lipmem_core.config import ModelConfig, TrainConfig
+from lipmem_core.config import LossWeights, ModelConfig, TrainConfig
 from lipmem_core.data.augment import AudioAugment
 from lipmem_core.data.datasets import ClipStore, GeneratorWindows
 from lipmem_core.errors import CheckpointError
@@ -124,7 +124,7 @@ class GeneratorTask:
             out = self.gen_ddp(b["face"], b["mel"], b["lips"])
             # frozen judges get the plain modules: their DDP wrappers must only see their own step
             loss, logs = generator_loss(
-                out, b, self.syncnet, self.gen, self.disc if gan else None, self.tcfg.loss
+                out, b, self.syncnet, self.gen, self.disc if gan else None, self.loss_weights(step)
             )
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -139,6 +139,15 @@ class GeneratorTask:
             self.opt_d.step()
             logs.update(d_logs, disc=d_loss.item())
         return logs
+
+    def loss_weights(self, step: int) -> LossWeights:
+        """The loss weights at `step`: with memory_init_step, the hard-alignment terms wait for
+        the k-means (before it, a random memory's argmax is one slot for every frame, and a
+        hard target collapses both addressings onto it: docs/TRAINING.md, probe N)."""
+        w = self.tcfg.loss
+        if step < self.tcfg.memory_init_step and (w.align_hard or w.align_hard_lip):
+            return dataclasses.replace(w, align_hard=0.0, align_hard_lip=0.0)
+        return w
 
     @torch.no_grad()
     def _init_memory(self) -> None:
@@ -232,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         tcfg = dataclasses.replace(tcfg, gan_start_step=args.gan_start)
     if args.no_reseed:
         tcfg = dataclasses.replace(tcfg, reseed_dead_slots=False)
+    if tcfg.loss.mouth_params > 0 and not cfg.mouth_readout:  # the loss needs the read-out
+        cfg = dataclasses.replace(cfg, mouth_readout=True)
     env = setup(args, tcfg.seed)
     try:
         syncnet = load_syncnet(args.syncnet, cfg.img_size, env.device)
@@ -241,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             cfg.n_frames,
             augment,
             tcfg.seed,
+            tcfg.ref_mouth_drop,
+            with_mouth=tcfg.loss.mouth_params > 0,
         )
         val_set = GeneratorWindows(
             ClipStore(args.data, args.val_split, cfg.img_size), cfg.n_frames, None, tcfg.seed + 1

@@ -146,3 +146,52 @@ def test_missing_split_and_short_clips_raise(corpus):
         ClipStore(corpus, "test", img_size=32)
     with pytest.raises(CorpusError, match="frames or more"):
         GeneratorWindows(ClipStore(corpus, "val", img_size=32), n_frames=7)
+
+
+def test_ref_mouth_drop_hides_the_references_lower_half_on_its_share_only(store):
+    """ref_mouth_drop=p zeroes the references' lower half on about p of the windows, and
+    changes nothing else: targets, lips, audio and the reference window are drawn as without it."""
+    plain = GeneratorWindows(store, seed=3)
+    half = GeneratorWindows(store, seed=3, ref_mouth_drop=0.5)
+    hidden = 0
+    for i in range(len(plain)):
+        a, b = plain[i], half[i]
+        for k in ("gt", "lips", "mel", "clip_mel"):
+            assert torch.equal(a[k], b[k]), k
+        assert a["ref_start"] == b["ref_start"]
+        assert torch.equal(a["face"][:, :, :16], b["face"][:, :, :16])  # upper halves untouched
+        if torch.equal(a["face"], b["face"]):
+            continue
+        hidden += 1
+        assert torch.all(b["face"][3:, :, 16:] == 0) and not torch.all(a["face"][3:, :, 16:] == 0)
+    assert 0.2 * len(plain) < hidden < 0.8 * len(plain)
+    always = GeneratorWindows(store, seed=3, ref_mouth_drop=1.0)
+    assert all(torch.all(always[i]["face"][3:, :, 16:] == 0) for i in range(len(always)))
+    with pytest.raises(ValueError, match="ref_mouth_drop"):
+        GeneratorWindows(store, ref_mouth_drop=1.5)
+
+
+def test_with_mouth_gives_the_targets_exact_mouths_and_real_corpora_refuse(tmp_path):
+    import pandas as pd
+
+    from lipmem_core.data.corpus import clip_dir, read_manifest
+    from lipmem_core.data.synth.mouth import MOUTH_PARAMS
+
+    root = make_tiny_corpus(tmp_path / "c", [("train", "s1", "a", N_A)], size=32)
+    real = GeneratorWindows(ClipStore(root, "train", 32), with_mouth=True)
+    with pytest.raises(CorpusError, match="mouth.csv"):
+        real[0]  # a corpus without SynthTalk's mouth.csv (a real one)
+    row = next(read_manifest(root).itertuples(index=False))
+    table = pd.DataFrame({"frame": range(N_A)})
+    for j, name in enumerate(MOUTH_PARAMS):
+        table[name] = (np.arange(N_A) + 100 * j) / 1000.0
+    table["phone"] = "AA"
+    table.to_csv(clip_dir(root, row) / "mouth.csv", index=False)
+    ds = GeneratorWindows(ClipStore(root, "train", 32), with_mouth=True)
+    for i in (0, 4, len(ds) - 1):
+        s = ds[i]
+        start = int(s["start"])
+        assert s["mouth"].shape == (5, 7) and s["mouth"].dtype == torch.float32
+        want = table[list(MOUTH_PARAMS)].to_numpy(np.float32)[start : start + 5]
+        np.testing.assert_array_equal(s["mouth"].numpy(), want)
+    assert "mouth" not in GeneratorWindows(ClipStore(root, "train", 32))[0]

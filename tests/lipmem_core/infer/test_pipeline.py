@@ -291,3 +291,33 @@ def test_the_default_checkpoint_is_the_shipped_generator():
     from lipmem_core.infer.pipeline import DEFAULT_CHECKPOINT
 
     assert read_config(DEFAULT_CHECKPOINT, kind="generator")["kind"] == "generator"
+
+
+def test_reference_shift_takes_each_reference_from_elsewhere_in_the_clip():
+    """reference_shift=s: frame i is drawn with frame (i + s) mod n as its reference, the
+    target frame itself still masked; a shift of a whole clip is no shift at all."""
+    from lipmem_core.audio import mel_windows, melspectrogram
+    from lipmem_core.model.encoders import identity_input
+    from lipmem_core.pixels import to_uint8, to_unit
+
+    torch.manual_seed(0)
+    model = LipMemGenerator(tiny_config()).eval()
+    pipe = TalkingFacePipeline(model, device="cpu")
+    n = 10
+    crops = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    wav = av_fix.speechlike(n / 25)
+    own = pipe.generate(crops, wav, face_is_crop=True).crops
+    shifted = pipe.generate(crops, wav, face_is_crop=True, reference_shift=3).crops
+    whole = pipe.generate(crops, wav, face_is_crop=True, reference_shift=n).crops
+    np.testing.assert_array_equal(np.stack(whole), np.stack(own))
+    assert not np.array_equal(np.stack(shifted), np.stack(own))
+    # the first window (frames 0..4) by hand: references are frames 3..7
+    unit = to_unit(torch.from_numpy(crops)).permute(3, 0, 1, 2)[None]  # (1, 3, n, H, W)
+    face = identity_input(unit[:, :, 0:5], unit[:, :, 3:8])
+    mel = torch.from_numpy(mel_windows(melspectrogram(wav), np.arange(5)))[None, :, None]
+    with torch.inference_mode():
+        want = to_uint8(model(face, mel).frames)[0].permute(1, 2, 3, 0).numpy()  # (5, H, W, 3)
+    got = np.stack(shifted[:5]).astype(int)
+    assert np.abs(got - want.astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="reference_shift"):
+        pipe.generate(av_fix.photo(), wav, reference_shift=3)  # only in-memory crops

@@ -166,3 +166,31 @@ def test_tiny_generator_overfits_a_tiny_batch():
         opt.step()
         history.append(logs["l1"])
     assert min(history[-5:]) < history[0] / 2.5, history
+
+
+@pytest.mark.parametrize("use_memory", [True, False])
+def test_mouth_params_loss_reads_both_paths_and_trains_the_feature_that_drives_the_decoder(use_memory):
+    """--loss mouth_params: L1 of the read-out of each path's decoder input against the exact
+    mouth parameters, averaged over the two paths; its gradient reaches the encoders (the
+    feature must carry the mouth), and it refuses to run without the read-out or the labels."""
+    gen, sync, disc = _nets(mouth_readout=True, use_memory=use_memory, ablation_lip_path=not use_memory)
+    gen.eval()  # no dropout: the read-outs below are recomputed by hand
+    batch = _batch()
+    batch["mouth"] = torch.rand(B, T, 7, generator=torch.Generator().manual_seed(1))
+    out = gen(batch["face"], batch["mel"], batch["lips"])
+    assert out.mouth.shape == (B, T, 7) and out.mouth_lip.shape == (B, T, 7)
+    total, logs = generator_loss(out, batch, None, gen, None, LossWeights(l1=0.0, vv_sync=0.0, memory=0.0, mouth_params=2.0))
+    want = 0.5 * ((out.mouth - batch["mouth"]).abs().mean() + (out.mouth_lip - batch["mouth"]).abs().mean())
+    assert abs(logs["mouth_params"] - want.item()) < 1e-6
+    assert abs(total.item() - 2.0 * want.item()) < 1e-5
+    total.backward()
+    for part in (gen.audio_encoder, gen.lip_encoder, gen.mouth_readout):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in gen.decoder.parameters())  # only L1 draws
+    del batch["mouth"]
+    with pytest.raises(ValueError, match="mouth_params"):
+        generator_loss(out, batch, None, gen, None, LossWeights(mouth_params=1.0))
+    plain = _nets()[0]
+    with pytest.raises(ValueError, match="mouth_params"):
+        generator_loss(plain(batch["face"], batch["mel"], batch["lips"]), {**batch, "mouth": out.mouth}, None, plain,
+                       None, LossWeights(mouth_params=1.0))  # fmt: skip

@@ -238,19 +238,42 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         "the lip-addressed path decodes from the recall alone",
         "dead memory slots re-seeded in training",
     ]
-    model = dataclasses.replace(ModelConfig.paper(), input_skip=True, centre_queries=True).to_dict()
+    model = dataclasses.replace(
+        ModelConfig.paper(), input_skip=True, centre_queries=True, cond_every_stage=True, mouth_readout=True
+    ).to_dict()
     train = dataclasses.replace(
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
-        loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2),
+        ref_mouth_drop=0.5,
+        loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2,
+                         mouth_params=10.0),
     ).to_dict()  # fmt: skip
     text = "; ".join(paper_deviations(model, train))
     for phrase in ("input skip", "centred", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
                    "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)", "audio queries",
-                   "argmax A_lip (weight 0.3)", "argmax A_aud (weight 0.2)"):  # fmt: skip
+                   "argmax A_lip (weight 0.3)", "argmax A_aud (weight 0.2)", "every decoder stage (FiLM)",
+                   "hidden on 50% of training windows", "exact mouth parameters from the decoder input (weight 10)"):  # fmt: skip
         assert phrase in text, phrase
     ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
     # memory-only options do not apply to a model without memory
     assert paper_deviations(ablation, train) == [
+        "a read-out of SynthTalk's exact mouth parameters from the decoder input (weight 10)",
         "a lip path without memory (so L_vv applies)", "learning rate 0.0003 (paper 0.0001)",
-        "an extra lower-half L1 (weight 4)",
+        "references' lower half hidden on 50% of training windows", "an extra lower-half L1 (weight 4)",
     ]  # fmt: skip
+
+
+def test_cond_every_stage_starts_as_the_plain_unet_and_then_conditions_every_stage():
+    """FiLM from the fused feature at every up stage: zero-initialised, so a fresh model draws
+    exactly what the same weights draw without it; once trained, the fused feature changes
+    each stage's maps (the mouth is no longer decided at the 1 x 1 bottleneck alone)."""
+    torch.manual_seed(0)
+    gen = LipMemGenerator(tiny_config(cond_every_stage=True)).eval()
+    face, mel, _ = tiny_inputs()
+    plain = LipMemGenerator(tiny_config()).eval()
+    plain.load_state_dict({k: v for k, v in gen.state_dict().items() if ".film." not in k})
+    torch.testing.assert_close(gen(face, mel).frames, plain(face, mel).frames)
+    assert len(gen.decoder.film) == len(gen.decoder.ups)
+    gen.train()
+    gen(face, mel).frames.square().sum().backward()
+    for lin in gen.decoder.film:  # every stage's modulation learns from the first step
+        assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0

@@ -270,3 +270,21 @@ def test_memory_initialised_from_data_at_its_step(corpus):
     task.train_step(batch, 2)
     assert ((memory.value - before).norm(dim=1) / before.norm(dim=1)).min() > 0.5  # every slot moved
     assert task.opt_g.state[memory.value]["step"] == 1  # moments restarted at the init
+
+
+def test_hard_alignment_waits_for_the_memory_initialisation():
+    """With memory_init_step, both hard-alignment terms are off before the k-means and on from
+    it (probe N: from step 0 they collapse both addressings onto one slot); other weights and
+    runs without memory_init_step are untouched."""
+    from types import SimpleNamespace
+
+    from lipmem_core.config import LossWeights, TrainConfig
+    from lipmem_core.train.generator import GeneratorTask
+
+    w = LossWeights(align_hard=0.5, align_hard_lip=1.0, usage=1.0)
+    task = SimpleNamespace(tcfg=TrainConfig(memory_init_step=150, loss=w))
+    early = GeneratorTask.loss_weights(task, 149)
+    assert early.align_hard == 0 and early.align_hard_lip == 0 and early.usage == 1.0
+    assert GeneratorTask.loss_weights(task, 150) == w
+    never = SimpleNamespace(tcfg=TrainConfig(memory_init_step=0, loss=w))
+    assert GeneratorTask.loss_weights(never, 0) == w
