@@ -141,6 +141,9 @@ class LossWeights:
     # both paths. The full-frame L1 averages the mouth with the upper face that the identity
     # input already shows, so a mouth held still costs little (docs/TRAINING.md).
     l1_lower: float = 0.0
+    # Not in the paper: an extra L1 on the mouth box (evaluation.metrics.MOUTH_BOX, the region
+    # the oracle reads), both paths: the lips, teeth and tongue are a third of the lower half.
+    l1_mouth: float = 0.0
     # Not in the paper, SynthTalk only (needs mouth.csv, so off for real corpora): L1 between
     # the read-out of ModelConfig.mouth_readout and the targets' exact mouth parameters, both paths.
     mouth_params: float = 0.0
@@ -229,6 +232,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     init_step = int(t.get("memory_init_step") or 0)
     usage, sharp = float(loss.get("usage") or 0.0), float(loss.get("sharpness") or 0.0)
     align, lower = float(loss.get("align") or 0.0), float(loss.get("l1_lower") or 0.0)
+    mouth_box = float(loss.get("l1_mouth") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     checks: list[tuple[bool, str]] = [
         (memory and m.get("lip_path_audio") is False, "the lip-addressed path decodes from the recall alone"),
@@ -257,5 +261,6 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         (memory and hard > 0, f"a cross-entropy of A_aud against argmax A_lip (weight {hard:g})"),
         (memory and hard_lip > 0, f"a cross-entropy of A_lip against argmax A_aud (weight {hard_lip:g})"),
         (lower > 0, f"an extra lower-half L1 (weight {lower:g})"),
+        (mouth_box > 0, f"an extra mouth-box L1 (weight {mouth_box:g})"),
     ]
     return [text for flag, text in checks if flag]

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from lipmem_core.config import LossWeights
+from lipmem_core.evaluation.metrics import MOUTH_BOX
 from lipmem_core.model.generator import GeneratorOutput, LipMemGenerator
 from lipmem_core.model.memory import hard_alignment_loss, sharpness_loss, usage_loss
 from lipmem_core.model.syncnet import CLIP_FRAMES, SyncNet, cosine_bce, lower_half
@@ -58,6 +59,14 @@ def lower_half_l1(frames: Tensor, gt: Tensor) -> Tensor:
     """L1 over the lower half of the frames (B, 3, T, H, W): the mouth region's reconstruction."""
     h = frames.shape[-2] // 2
     return F.l1_loss(frames[..., h:, :], gt[..., h:, :])
+
+
+def mouth_box_l1(frames: Tensor, gt: Tensor) -> Tensor:
+    """L1 over the mouth box (MOUTH_BOX, fractions of the frame) of frames (B, 3, T, H, W)."""
+    h, w = frames.shape[-2:]
+    top, bottom, left, right = MOUTH_BOX
+    rows, cols = slice(round(top * h), round(bottom * h)), slice(round(left * w), round(right * w))
+    return F.l1_loss(frames[..., rows, cols], gt[..., rows, cols])
 
 
 def address_agreement(out: GeneratorOutput) -> float | None:
@@ -158,6 +167,10 @@ def generator_loss(
         lower = _mean([lower_half_l1(f, gt) for f in paths])
         total = total + w.l1_lower * lower
         logs["l1_lower"] = lower.item()
+    if w.l1_mouth > 0:
+        box = _mean([mouth_box_l1(f, gt) for f in paths])
+        total = total + w.l1_mouth * box
+        logs["l1_mouth"] = box.item()
     if w.mouth_params > 0:
         if out.mouth is None or "mouth" not in batch:
             raise ValueError("mouth_params needs a generator with mouth_readout and batches with 'mouth'")

@@ -194,3 +194,29 @@ def test_mouth_params_loss_reads_both_paths_and_trains_the_feature_that_drives_t
     with pytest.raises(ValueError, match="mouth_params"):
         generator_loss(plain(batch["face"], batch["mel"], batch["lips"]), {**batch, "mouth": out.mouth}, None, plain,
                        None, LossWeights(mouth_params=1.0))  # fmt: skip
+
+
+def test_mouth_box_l1_is_the_l1_of_the_evaluated_mouth_crop_on_both_paths():
+    from lipmem_core.evaluation.metrics import mouth_crop
+
+    gen, _, _ = _nets(img_size=64, face_widths=(8, 16, 16, 16))
+    gen.eval()
+    g = torch.Generator().manual_seed(2)
+    face, mel, lips = (torch.rand(B, 6, T, 64, 64, generator=g), torch.rand(B, T, 1, 80, 16, generator=g),
+                       torch.rand(B, T, 3, 5, 64, 64, generator=g))  # fmt: skip
+    gt = torch.rand(B, 3, T, 64, 64, generator=g) * 2 - 1
+    out = gen(face, mel, lips)
+    _, logs = generator_loss(out, {"gt": gt}, None, gen, None, LossWeights(vv_sync=0.0, memory=0.0, l1_mouth=5.0))
+
+    def box(x):  # (B, 3, T, H, W) -> the evaluation's mouth crop (B*T, h, w, 3)
+        return torch.from_numpy(mouth_crop(x.permute(0, 2, 3, 4, 1).flatten(0, 1).detach().numpy()))
+
+    want = 0.5 * sum((box(f) - box(gt)).abs().mean() for f in (out.frames, out.frames_lip))
+    assert abs(logs["l1_mouth"] - want.item()) < 1e-6
+    moved = out.frames.detach().clone()
+    moved[..., :20, :] = 5.0  # far above the mouth box (rows 36..57 of 64): the term does not see it
+    _, same = generator_loss(
+        type(out)(frames=moved, f_aud=out.f_aud, frames_lip=out.frames_lip), {"gt": gt}, None, gen, None,
+        LossWeights(vv_sync=0.0, memory=0.0, l1_mouth=5.0),
+    )  # fmt: skip
+    assert abs(same["l1_mouth"] - logs["l1_mouth"]) < 1e-6

@@ -245,13 +245,14 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
         ref_mouth_drop=0.5,
         loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2,
-                         mouth_params=10.0),
+                         mouth_params=10.0, l1_mouth=2.0),
     ).to_dict()  # fmt: skip
     text = "; ".join(paper_deviations(model, train))
     for phrase in ("input skip", "centred", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
                    "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)", "audio queries",
                    "argmax A_lip (weight 0.3)", "argmax A_aud (weight 0.2)", "every decoder stage (FiLM)",
-                   "hidden on 50% of training windows", "exact mouth parameters from the decoder input (weight 10)"):  # fmt: skip
+                   "hidden on 50% of training windows", "exact mouth parameters from the decoder input (weight 10)",
+                   "mouth-box L1 (weight 2)"):  # fmt: skip
         assert phrase in text, phrase
     ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
     # memory-only options do not apply to a model without memory
@@ -259,6 +260,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         "a read-out of SynthTalk's exact mouth parameters from the decoder input (weight 10)",
         "a lip path without memory (so L_vv applies)", "learning rate 0.0003 (paper 0.0001)",
         "references' lower half hidden on 50% of training windows", "an extra lower-half L1 (weight 4)",
+        "an extra mouth-box L1 (weight 2)",
     ]  # fmt: skip
 
 
