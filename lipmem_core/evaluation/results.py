@@ -96,7 +96,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _row_label(result: dict[str, Any], row: dict[str, Any]) -> str:
-    return f"{row['label']} ({Path(result['_path']).name})"
+    """The row's label and file; model rows also name a reference other than the frame itself
+    (`evaluate --reference other`), since it changes every image and mouth figure."""
+    other = result.get("reference", "self") != "self" and row["name"] == "model"
+    return f"{row['label']}{', reference: ' + result['reference'] if other else ''} ({Path(result['_path']).name})"
 
 
 def render_markdown(results: Sequence[dict[str, Any]]) -> str:

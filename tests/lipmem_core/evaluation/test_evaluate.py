@@ -179,6 +179,32 @@ def test_model_row_matches_the_pipeline(setup, memory_results):
     assert memory_results["rows"][1]["address_agreement"] == pytest.approx(agreement)
 
 
+def test_reference_other_draws_from_half_a_clip_away_and_is_labelled(setup, memory_results, tmp_path):
+    """--reference other: the model row is what the pipeline draws with reference_shift = n // 2
+    per clip; the ground-truth and memory rows (audio only) do not change; the file and the
+    results page say which reference was used."""
+    root, data = setup
+    from lipmem_core.checkpoint import load_checkpoint
+    from lipmem_core.evaluation.metrics import ssim
+    from lipmem_core.infer.pipeline import TalkingFacePipeline
+
+    other = _run(root, data, "gen", "memory-other.json", extra=["--reference", "other"])
+    assert other["reference"] == "other" and memory_results["reference"] == "self"
+    assert other["rows"][0] == memory_results["rows"][0]  # the real frames are the real frames
+    assert other["rows"][1]["memory"] == memory_results["rows"][1]["memory"]
+    assert other["rows"][1]["ssim"] != memory_results["rows"][1]["ssim"]
+    pipe = TalkingFacePipeline(load_checkpoint(root / "gen"), device="cpu")
+    manifest = corpus.read_manifest(data)
+    row = manifest[manifest["split"] == "test"].sort_values(["speaker", "utterance"]).iloc[0]
+    clip = E.load_clip(data, row, CFG.img_size)
+    made = np.stack(pipe.generate(clip.frames, clip.wav, face_is_crop=True, reference_shift=len(clip.frames) // 2).crops)
+    assert other["rows"][1]["per_clip"][0]["ssim"] == pytest.approx(ssim(made, clip.frames), rel=1e-6)
+    out = tmp_path / "RESULTS.md"
+    R.main([str(root / "memory.json"), str(root / "memory-other.json"), "--out", str(out)])
+    text = out.read_text()
+    assert "gen (memory), reference: other (memory-other.json)" in text and "gen (memory) (memory.json)" in text
+
+
 def test_jaw_motion_ratio_compares_oracle_jaw_spread(memory_results):
     gt, model = memory_results["rows"][0], memory_results["rows"][1]
     for row in (gt, model):
