@@ -240,7 +240,8 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         (bool(m.get("cond_every_stage")), "the fused feature modulates every decoder stage (FiLM)"),
         (
             float(loss.get("mouth_params") or 0.0) > 0,
-            f"a read-out of SynthTalk's exact mouth parameters from the decoder input (weight {float(loss.get('mouth_params') or 0.0):g})",
+            f"a read-out of SynthTalk's exact mouth parameters from the decoder input (weight {float(loss.get('mouth_params') or 0.0):g}; "
+            "SynthTalk only, off for real corpora)",
         ),
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
         (not memory and bool(m.get("ablation_lip_path")), "a lip path without memory (so L_vv applies)"),

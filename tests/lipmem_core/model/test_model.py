@@ -251,13 +251,13 @@ def test_paper_deviations_name_every_non_paper_mechanism():
     for phrase in ("input skip", "centred", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
                    "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)", "audio queries",
                    "argmax A_lip (weight 0.3)", "argmax A_aud (weight 0.2)", "every decoder stage (FiLM)",
-                   "hidden on 50% of training windows", "exact mouth parameters from the decoder input (weight 10)",
+                   "hidden on 50% of training windows", "exact mouth parameters from the decoder input (weight 10; SynthTalk only",
                    "mouth-box L1 (weight 2)"):  # fmt: skip
         assert phrase in text, phrase
     ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
     # memory-only options do not apply to a model without memory
     assert paper_deviations(ablation, train) == [
-        "a read-out of SynthTalk's exact mouth parameters from the decoder input (weight 10)",
+        "a read-out of SynthTalk's exact mouth parameters from the decoder input (weight 10; SynthTalk only, off for real corpora)",
         "a lip path without memory (so L_vv applies)", "learning rate 0.0003 (paper 0.0001)",
         "references' lower half hidden on 50% of training windows", "an extra lower-half L1 (weight 4)",
         "an extra mouth-box L1 (weight 2)",
