@@ -215,6 +215,8 @@ def test_model_card_names_the_shipped_models_deviations():
         assert phrase in card, phrase
     ablation = model_card(ctx, "lipmem-synthtalk-nomem")
     assert "lip path without memory" in ablation and "lower-half L1" in ablation
+    for card_text in (card, ablation):  # the SynthTalk-only auxiliary loss is named on both
+        assert "SynthTalk only, off for real corpora" in card_text
     # memory-only options are not named for a model without memory
     assert "re-seeded" not in ablation and "audio queries" not in ablation and "slot-usage" not in ablation
 
