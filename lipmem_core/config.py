@@ -232,15 +232,16 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     init_step = int(t.get("memory_init_step") or 0)
     usage, sharp = float(loss.get("usage") or 0.0), float(loss.get("sharpness") or 0.0)
     align, lower = float(loss.get("align") or 0.0), float(loss.get("l1_lower") or 0.0)
-    mouth_box = float(loss.get("l1_mouth") or 0.0)
+    mouth_box, mouth_params = float(loss.get("l1_mouth") or 0.0), float(loss.get("mouth_params") or 0.0)
+    ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     checks: list[tuple[bool, str]] = [
         (memory and m.get("lip_path_audio") is False, "the lip-addressed path decodes from the recall alone"),
         (bool(m.get("input_skip")), "a full-resolution input skip in the decoder"),
         (bool(m.get("cond_every_stage")), "the fused feature modulates every decoder stage (FiLM)"),
         (
-            float(loss.get("mouth_params") or 0.0) > 0,
-            f"a read-out of SynthTalk's exact mouth parameters from the decoder input (weight {float(loss.get('mouth_params') or 0.0):g}; "
+            mouth_params > 0,
+            f"a read-out of SynthTalk's exact mouth parameters from the decoder input (weight {mouth_params:g}; "
             "SynthTalk only, off for real corpora)",
         ),
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
@@ -252,10 +253,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         ),
         (memory and scale != 1.0, f"K and V trained at {scale:g}x the learning rate"),
         (lr != paper.lr, f"learning rate {lr:g} (paper {paper.lr:g})"),
-        (
-            float(t.get("ref_mouth_drop") or 0.0) > 0,
-            f"references' lower half hidden on {float(t.get('ref_mouth_drop') or 0.0):.0%} of training windows",
-        ),
+        (ref_drop > 0, f"references' lower half hidden on {ref_drop:.0%} of training windows"),
         (memory and usage > 0, f"a slot-usage loss (weight {usage:g})"),
         (memory and sharp > 0, f"an address-sharpness loss (weight {sharp:g})"),
         (memory and align > 0, f"L_align weighted {align + float(loss.get('memory') or 0.0):g}"),

@@ -175,6 +175,13 @@ def read_mouth(clip: str | Path) -> pd.DataFrame:
     return df
 
 
+def read_mouth_params(clip: str | Path) -> np.ndarray:
+    """The exact MOUTH_PARAMS of every frame, (n_frames, 7) float32, from mouth.csv."""
+    from lipmem_core.data.synth.mouth import MOUTH_PARAMS
+
+    return read_mouth(clip)[list(MOUTH_PARAMS)].to_numpy(np.float32)
+
+
 def frame_phones(phones: Sequence[Interval], n_frames: int, fps: int = FPS) -> list[str]:
     """The phone label at each frame centre (k + 0.5) / fps ("sil" outside all intervals)."""
     starts = np.array([p.start for p in phones])

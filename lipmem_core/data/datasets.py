@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from lipmem_core.audio import mel_windows, melspectrogram
 from lipmem_core.config import SAMPLES_PER_FRAME
 from lipmem_core.data.augment import AudioAugment, augment_audio
-from lipmem_core.data.corpus import clip_dir, read_audio, read_frames, read_manifest, read_mouth
+from lipmem_core.data.corpus import clip_dir, read_audio, read_frames, read_manifest, read_mouth_params
 from lipmem_core.errors import CorpusError
 from lipmem_core.model.encoders import identity_input
 from lipmem_core.pixels import to_unit
@@ -140,12 +140,10 @@ class ClipStore:
                     f"{path} has no mouth.csv: the mouth-parameter loss needs SynthTalk's exact mouths; "
                     "leave --loss mouth_params at 0 for real corpora"
                 )
-            from lipmem_core.data.synth.mouth import MOUTH_PARAMS
-
-            table = read_mouth(path)
-            if len(table) != self.clips[ci].n_frames:
+            mouths = read_mouth_params(path)
+            if len(mouths) != self.clips[ci].n_frames:
                 raise CorpusError(f"{path / 'mouth.csv'} does not have {self.clips[ci].n_frames} rows")
-            self._mouths[ci] = table[list(MOUTH_PARAMS)].to_numpy(np.float32)
+            self._mouths[ci] = mouths
         return self._mouths[ci]
 
     def mel(self, ci: int) -> np.ndarray:

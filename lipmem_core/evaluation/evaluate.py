@@ -79,7 +79,7 @@ def load_clip(root: Path, row: Any, img_size: int) -> EvalClip:
     wav = corpus.read_audio(d)
     mouth = None
     if (d / "mouth.csv").exists():
-        mouth = corpus.read_mouth(d)[list(MOUTH_PARAMS)].to_numpy(np.float64)  # (n, 7)
+        mouth = corpus.read_mouth_params(d).astype(np.float64)  # (n, 7)
     return EvalClip(
         key=f"{row.split}/{row.speaker}/{row.utterance}",
         speaker=str(row.speaker),

@@ -115,14 +115,17 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(values))
 
 
+def mouth_box_slices(h: int, w: int) -> tuple[slice, slice]:
+    """Rows and columns of `MOUTH_BOX` in an h x w image (the training loss crops the same box)."""
+    top, bottom, left, right = MOUTH_BOX
+    return slice(round(top * h), round(bottom * h)), slice(round(left * w), round(right * w))
+
+
 def mouth_crop(images: np.ndarray) -> np.ndarray:
     """The `MOUTH_BOX` region of (H, W[, C]) or (N, H, W, C) images (a view, same dtype)."""
     images = np.asarray(images)
     h_axis = 1 if images.ndim == 4 else 0
-    h, w = images.shape[h_axis], images.shape[h_axis + 1]
-    top, bottom, left, right = MOUTH_BOX
-    rows = slice(round(top * h), round(bottom * h))
-    cols = slice(round(left * w), round(right * w))
+    rows, cols = mouth_box_slices(images.shape[h_axis], images.shape[h_axis + 1])
     return images[:, rows, cols] if images.ndim == 4 else images[rows, cols]
 
 

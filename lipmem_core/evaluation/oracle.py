@@ -242,10 +242,7 @@ def corpus_mouths(root: str | Path, split: str = "train") -> np.ndarray:
     rows = rows[rows["split"] == split]
     if rows.empty:
         raise ValueError(f"{root} has no clips in split {split!r}")
-    cols = list(MOUTH_PARAMS)
-    return np.concatenate(
-        [corpus.read_mouth(corpus.clip_dir(root, r))[cols].to_numpy(np.float32) for r in rows.itertuples()]
-    )
+    return np.concatenate([corpus.read_mouth_params(corpus.clip_dir(root, r)) for r in rows.itertuples()])
 
 
 def corpus_frames(
@@ -271,7 +268,7 @@ def corpus_frames(
             box = full_frame_box(*f.shape[1:3])
             f = np.stack([crop_face(x, box, ORACLE_SIZE) for x in f])
         frames.append(f)
-        mouths.append(corpus.read_mouth(d)[list(MOUTH_PARAMS)].to_numpy(np.float32))
+        mouths.append(corpus.read_mouth_params(d))
     return np.concatenate(frames), np.concatenate(mouths)
 
 

@@ -329,9 +329,10 @@ class TalkingFacePipeline:
         for start in range(0, n_out, self.chunk_frames):
             k = np.arange(start, min(n_out, start + self.chunk_frames))
             tic = time.perf_counter()
-            frames = source.frames(pingpong(k, source.n))
+            src = pingpong(k, source.n)
+            frames = source.frames(src)
             # Crops only (stream checks): the reference of frame i is frame i + shift, wrapping.
-            refs = source.frames((pingpong(k, source.n) + reference_shift) % source.n) if reference_shift else None
+            refs = source.frames((src + reference_shift) % source.n) if reference_shift else None
             t["decode"] += time.perf_counter() - tic
 
             tic = time.perf_counter()

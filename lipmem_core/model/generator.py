@@ -15,9 +15,8 @@ from lipmem_core.audio import SILENCE_VALUE
 from lipmem_core.config import ModelConfig
 from lipmem_core.model.decoder import UNetDecoder
 from lipmem_core.model.encoders import AudioEncoder, FaceEncoder, LipEncoder
+from lipmem_core.data.synth.mouth import MOUTH_PARAMS
 from lipmem_core.model.memory import AudioLipMemory
-
-N_MOUTH_PARAMS = 7  # jaw spread round close tuck teeth tongue (data.synth.mouth.MOUTH_PARAMS)
 
 
 @dataclass
@@ -88,7 +87,7 @@ class LipMemGenerator(nn.Module):
         self.fusion: nn.Module | None = None
         self.lip_proj: nn.Module | None = None  # Linear_v of the ablation's lip path
         # training-only read-out of SynthTalk's 7 mouth parameters from the decoder input
-        self.mouth_readout = nn.Linear(cfg.dim, N_MOUTH_PARAMS) if cfg.mouth_readout else None
+        self.mouth_readout = nn.Linear(cfg.dim, len(MOUTH_PARAMS)) if cfg.mouth_readout else None
         if cfg.use_memory:
             self.lip_encoder = LipEncoder(cfg)
             self.memory = AudioLipMemory(
@@ -165,7 +164,7 @@ class LipMemGenerator(nn.Module):
 
     def _read_mouth(self, fused: Tensor, b: int) -> Tensor | None:
         """The mouth read-out of a decoder input: (N, D) -> (B, T, 7), None without cfg.mouth_readout."""
-        return None if self.mouth_readout is None else self.mouth_readout(fused).reshape(b, -1, N_MOUTH_PARAMS)
+        return None if self.mouth_readout is None else self.mouth_readout(fused).reshape(b, -1, len(MOUTH_PARAMS))
 
     def _require_memory(self) -> AudioLipMemory:
         if self.memory is None:

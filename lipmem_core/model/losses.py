@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from lipmem_core.config import LossWeights
-from lipmem_core.evaluation.metrics import MOUTH_BOX
+from lipmem_core.evaluation.metrics import mouth_box_slices
 from lipmem_core.model.generator import GeneratorOutput, LipMemGenerator
 from lipmem_core.model.memory import hard_alignment_loss, sharpness_loss, usage_loss
 from lipmem_core.model.syncnet import CLIP_FRAMES, SyncNet, cosine_bce, lower_half
@@ -62,10 +62,8 @@ def lower_half_l1(frames: Tensor, gt: Tensor) -> Tensor:
 
 
 def mouth_box_l1(frames: Tensor, gt: Tensor) -> Tensor:
-    """L1 over the mouth box (MOUTH_BOX, fractions of the frame) of frames (B, 3, T, H, W)."""
-    h, w = frames.shape[-2:]
-    top, bottom, left, right = MOUTH_BOX
-    rows, cols = slice(round(top * h), round(bottom * h)), slice(round(left * w), round(right * w))
+    """L1 over the evaluated mouth box (metrics.MOUTH_BOX) of frames (B, 3, T, H, W)."""
+    rows, cols = mouth_box_slices(*frames.shape[-2:])
     return F.l1_loss(frames[..., rows, cols], gt[..., rows, cols])
 
 
