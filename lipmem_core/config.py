@@ -77,6 +77,11 @@ class ModelConfig(_Presets):
     # the decoder input of each path (GeneratorOutput.mouth), trained by LossWeights.mouth_params,
     # so the feature that drives the decoder must carry the mouth's shape. Unused at inference.
     mouth_readout: bool = False
+    # Not in the paper, SynthTalk only, memory only: a second linear read-out of the 7 mouth
+    # parameters, from the memory's recall (A_aud @ V and A_lip @ V; GeneratorOutput.mouth_recall),
+    # trained by LossWeights.recall_mouth, so the value slots must hold mouth shapes and both
+    # addressings must pick them by shape. Unused at inference.
+    recall_readout: bool = False
     audio_width: int = 32  # first conv width of the audio encoder
     lip_width: int = 64  # Conv3d width of the lip encoder
     disc_width: int = 32  # first conv width of the quality discriminator
@@ -147,6 +152,9 @@ class LossWeights:
     # Not in the paper, SynthTalk only (needs mouth.csv, so off for real corpora): L1 between
     # the read-out of ModelConfig.mouth_readout and the targets' exact mouth parameters, both paths.
     mouth_params: float = 0.0
+    # Not in the paper, SynthTalk only, memory only: L1 between the read-out of
+    # ModelConfig.recall_readout (the recall of each path) and the exact mouth parameters.
+    recall_mouth: float = 0.0
 
 
 @dataclass
@@ -233,6 +241,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     usage, sharp = float(loss.get("usage") or 0.0), float(loss.get("sharpness") or 0.0)
     align, lower = float(loss.get("align") or 0.0), float(loss.get("l1_lower") or 0.0)
     mouth_box, mouth_params = float(loss.get("l1_mouth") or 0.0), float(loss.get("mouth_params") or 0.0)
+    recall_mouth = float(loss.get("recall_mouth") or 0.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     checks: list[tuple[bool, str]] = [
@@ -242,6 +251,11 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         (
             mouth_params > 0,
             f"a read-out of SynthTalk's exact mouth parameters from the decoder input (weight {mouth_params:g}; "
+            "SynthTalk only, off for real corpora)",
+        ),
+        (
+            memory and recall_mouth > 0,
+            f"a read-out of SynthTalk's exact mouth parameters from the memory's recall (weight {recall_mouth:g}; "
             "SynthTalk only, off for real corpora)",
         ),
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),

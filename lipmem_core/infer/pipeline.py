@@ -244,8 +244,14 @@ class TalkingFacePipeline:
         model = self._drawer(recall)
         zero_recall = recall == "zero" and model.memory is not None
         with torch.inference_mode():
-            target = to_unit(torch.from_numpy(crops).to(self.device)).permute(0, 4, 1, 2, 3)  # (W, 3, T, H, W)
-            ref = target if refs is None else to_unit(torch.from_numpy(refs).to(self.device)).permute(0, 4, 1, 2, 3)
+            target = to_unit(torch.from_numpy(crops).to(self.device)).permute(
+                0, 4, 1, 2, 3
+            )  # (W, 3, T, H, W)
+            ref = (
+                target
+                if refs is None
+                else to_unit(torch.from_numpy(refs).to(self.device)).permute(0, 4, 1, 2, 3)
+            )
             face = identity_input(target, ref)  # (W, 6, T, H, W): target's lower half hidden, as in training
             mel = torch.from_numpy(mels).to(self.device).unsqueeze(2)  # (W, T, 1, 80, 16)
             addr = None
@@ -399,7 +405,11 @@ class TalkingFacePipeline:
             pad = lambda seq: list(seq) + [seq[-1]] * (T - len(seq))  # noqa: E731
             crop_arr = np.stack([np.stack(pad(filled)) for _, filled in batch])  # (W, T, H, W, 3)
             mel_arr = np.stack([mels[pad(idx)] for idx, _ in batch])  # (W, T, 80, 16)
-            ref_arr = None if refs is None else np.stack([np.stack([refs[i] for i in pad(idx)]) for idx, _ in batch])
+            ref_arr = (
+                None
+                if refs is None
+                else np.stack([np.stack([refs[i] for i in pad(idx)]) for idx, _ in batch])
+            )
             img, a = self._run_windows(crop_arr, mel_arr, recall, ref_arr)
             for w, (idx, _) in enumerate(batch):
                 for j, i in enumerate(idx):

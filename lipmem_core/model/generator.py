@@ -13,9 +13,9 @@ from torch import Tensor, nn
 
 from lipmem_core.audio import SILENCE_VALUE
 from lipmem_core.config import ModelConfig
+from lipmem_core.data.synth.mouth import MOUTH_PARAMS
 from lipmem_core.model.decoder import UNetDecoder
 from lipmem_core.model.encoders import AudioEncoder, FaceEncoder, LipEncoder
-from lipmem_core.data.synth.mouth import MOUTH_PARAMS
 from lipmem_core.model.memory import AudioLipMemory
 
 
@@ -40,6 +40,8 @@ class GeneratorOutput:
     loss_align: Tensor | None = None  # scalar L_align
     mouth: Tensor | None = None  # (B, T, 7) mouth parameters read from the audio path's decoder input
     mouth_lip: Tensor | None = None  # (B, T, 7) the same from the lip path's (cfg.mouth_readout)
+    mouth_recall: Tensor | None = None  # (B, T, 7) mouth parameters read from recall_aud (cfg.recall_readout)
+    mouth_recall_lip: Tensor | None = None  # (B, T, 7) the same from recall_lip
 
 
 def frames_first(x: Tensor) -> Tensor:
@@ -67,6 +69,11 @@ def to_channels_last(module: nn.Module) -> nn.Module:
     return module
 
 
+def _read_mouth(head: nn.Module | None, x: Tensor, b: int) -> Tensor | None:
+    """A mouth read-out (mouth_readout or recall_readout): (N, D) -> (B, T, 7); None without one."""
+    return None if head is None else head(x).reshape(b, -1, len(MOUTH_PARAMS))
+
+
 class LipMemGenerator(nn.Module):
     """Generator of SyncTalkFace, built from one ModelConfig.
 
@@ -88,6 +95,10 @@ class LipMemGenerator(nn.Module):
         self.lip_proj: nn.Module | None = None  # Linear_v of the ablation's lip path
         # training-only read-out of SynthTalk's 7 mouth parameters from the decoder input
         self.mouth_readout = nn.Linear(cfg.dim, len(MOUTH_PARAMS)) if cfg.mouth_readout else None
+        # and from the memory's recall, so that the value slots themselves hold mouth shapes
+        self.recall_readout = (
+            nn.Linear(cfg.dim, len(MOUTH_PARAMS)) if cfg.recall_readout and cfg.use_memory else None
+        )
         if cfg.use_memory:
             self.lip_encoder = LipEncoder(cfg)
             self.memory = AudioLipMemory(
@@ -123,13 +134,17 @@ class LipMemGenerator(nn.Module):
             if f_lip is None or self.lip_proj is None:
                 fused = self.fusion(f_aud_n)  # (N, D)
                 frames = self.decoder(fused, skips)  # (N, 3, H, W)
-                return GeneratorOutput(frames=frames_back(frames, b), f_aud=f_aud, mouth=self._read_mouth(fused, b))
+                return GeneratorOutput(
+                    frames=frames_back(frames, b),
+                    f_aud=f_aud,
+                    mouth=_read_mouth(self.mouth_readout, fused, b),
+                )
             fused = self.fusion(torch.cat([f_aud_n, self.lip_proj(f_lip)]))  # (2N, D)
             frames, frames_lip = self.decoder(fused, [torch.cat([s, s]) for s in skips]).chunk(2)
             fused_aud, fused_lip = fused.chunk(2)
             return GeneratorOutput(
                 frames=frames_back(frames, b), f_aud=f_aud, frames_lip=frames_back(frames_lip, b),
-                mouth=self._read_mouth(fused_aud, b), mouth_lip=self._read_mouth(fused_lip, b),
+                mouth=_read_mouth(self.mouth_readout, fused_aud, b), mouth_lip=_read_mouth(self.mouth_readout, fused_lip, b),
             )  # fmt: skip
 
         mem = self.memory(f_aud_n, f_lip)
@@ -158,13 +173,13 @@ class LipMemGenerator(nn.Module):
             audio_query=bt(mem.audio_query),
             loss_store=mem.loss_store,
             loss_align=mem.loss_align,
-            mouth=self._read_mouth(mem.fused_aud, b),
-            mouth_lip=None if mem.fused_lip is None else self._read_mouth(mem.fused_lip, b),
+            mouth=_read_mouth(self.mouth_readout, mem.fused_aud, b),
+            mouth_lip=None if mem.fused_lip is None else _read_mouth(self.mouth_readout, mem.fused_lip, b),
+            mouth_recall=_read_mouth(self.recall_readout, mem.recall_aud, b),
+            mouth_recall_lip=None
+            if mem.recall_lip is None
+            else _read_mouth(self.recall_readout, mem.recall_lip, b),
         )
-
-    def _read_mouth(self, fused: Tensor, b: int) -> Tensor | None:
-        """The mouth read-out of a decoder input: (N, D) -> (B, T, 7), None without cfg.mouth_readout."""
-        return None if self.mouth_readout is None else self.mouth_readout(fused).reshape(b, -1, len(MOUTH_PARAMS))
 
     def _require_memory(self) -> AudioLipMemory:
         if self.memory is None:

@@ -176,6 +176,13 @@ def generator_loss(
         mouth = _mean([F.l1_loss(r.float(), batch["mouth"]) for r in read])
         total = total + w.mouth_params * mouth
         logs["mouth_params"] = mouth.item()
+    if w.recall_mouth > 0 and out.addr_aud is not None:  # memory only, as L_align
+        if out.mouth_recall is None or "mouth" not in batch:
+            raise ValueError("recall_mouth needs a generator with recall_readout and batches with 'mouth'")
+        read = [out.mouth_recall] + ([out.mouth_recall_lip] if out.mouth_recall_lip is not None else [])
+        recalled = _mean([F.l1_loss(r.float(), batch["mouth"]) for r in read])
+        total = total + w.recall_mouth * recalled
+        logs["recall_mouth"] = recalled.item()
     if syncnet is not None and w.av_sync > 0:
         av = _mean([av_sync_loss(f, batch["clip_mel"], syncnet) for f in paths])
         total = total + w.av_sync * av

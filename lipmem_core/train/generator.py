@@ -243,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         tcfg = dataclasses.replace(tcfg, reseed_dead_slots=False)
     if tcfg.loss.mouth_params > 0 and not cfg.mouth_readout:  # the loss needs the read-out
         cfg = dataclasses.replace(cfg, mouth_readout=True)
+    if tcfg.loss.recall_mouth > 0 and cfg.use_memory and not cfg.recall_readout:  # as L_align, memory only
+        cfg = dataclasses.replace(cfg, recall_readout=True)
+    with_mouth = tcfg.loss.mouth_params > 0 or cfg.recall_readout
     env = setup(args, tcfg.seed)
     try:
         syncnet = load_syncnet(args.syncnet, cfg.img_size, env.device)
@@ -253,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             augment,
             tcfg.seed,
             tcfg.ref_mouth_drop,
-            with_mouth=tcfg.loss.mouth_params > 0,
+            with_mouth=with_mouth,
         )
         val_set = GeneratorWindows(
             ClipStore(args.data, args.val_split, cfg.img_size), cfg.n_frames, None, tcfg.seed + 1

@@ -197,12 +197,16 @@ def test_reference_other_draws_from_half_a_clip_away_and_is_labelled(setup, memo
     manifest = corpus.read_manifest(data)
     row = manifest[manifest["split"] == "test"].sort_values(["speaker", "utterance"]).iloc[0]
     clip = E.load_clip(data, row, CFG.img_size)
-    made = np.stack(pipe.generate(clip.frames, clip.wav, face_is_crop=True, reference_shift=len(clip.frames) // 2).crops)
+    made = np.stack(
+        pipe.generate(clip.frames, clip.wav, face_is_crop=True, reference_shift=len(clip.frames) // 2).crops
+    )
     assert other["rows"][1]["per_clip"][0]["ssim"] == pytest.approx(ssim(made, clip.frames), rel=1e-6)
     out = tmp_path / "RESULTS.md"
     R.main([str(root / "memory.json"), str(root / "memory-other.json"), "--out", str(out)])
     text = out.read_text()
-    assert "gen (memory), reference: other (memory-other.json)" in text and "gen (memory) (memory.json)" in text
+    assert (
+        "gen (memory), reference: other (memory-other.json)" in text and "gen (memory) (memory.json)" in text
+    )
 
 
 def test_jaw_motion_ratio_compares_oracle_jaw_spread(memory_results):

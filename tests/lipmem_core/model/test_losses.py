@@ -179,7 +179,9 @@ def test_mouth_params_loss_reads_both_paths_and_trains_the_feature_that_drives_t
     batch["mouth"] = torch.rand(B, T, 7, generator=torch.Generator().manual_seed(1))
     out = gen(batch["face"], batch["mel"], batch["lips"])
     assert out.mouth.shape == (B, T, 7) and out.mouth_lip.shape == (B, T, 7)
-    total, logs = generator_loss(out, batch, None, gen, None, LossWeights(l1=0.0, vv_sync=0.0, memory=0.0, mouth_params=2.0))
+    total, logs = generator_loss(
+        out, batch, None, gen, None, LossWeights(l1=0.0, vv_sync=0.0, memory=0.0, mouth_params=2.0)
+    )
     want = 0.5 * ((out.mouth - batch["mouth"]).abs().mean() + (out.mouth_lip - batch["mouth"]).abs().mean())
     assert abs(logs["mouth_params"] - want.item()) < 1e-6
     assert abs(total.item() - 2.0 * want.item()) < 1e-5
@@ -196,6 +198,42 @@ def test_mouth_params_loss_reads_both_paths_and_trains_the_feature_that_drives_t
                        None, LossWeights(mouth_params=1.0))  # fmt: skip
 
 
+def test_recall_mouth_loss_reads_both_recalls_and_trains_the_memory_and_both_addressings():
+    """--loss recall_mouth: L1 of the recall read-out (A_aud @ V and A_lip @ V) against the exact
+    mouth parameters, averaged over the two recalls. Its gradient must reach V, K and both
+    encoders (so the slots hold mouth shapes and both sides address them by shape) but not the
+    decoder; without a memory the term has nothing to read and adds nothing, as L_align."""
+    gen, _, _ = _nets(recall_readout=True)
+    gen.eval()
+    batch = _batch()
+    batch["mouth"] = torch.rand(B, T, 7, generator=torch.Generator().manual_seed(2))
+    out = gen(batch["face"], batch["mel"], batch["lips"])
+    assert out.mouth_recall.shape == (B, T, 7) and out.mouth_recall_lip.shape == (B, T, 7)
+    by_hand = gen.recall_readout(out.recall_aud)  # the head reads the recall itself
+    assert torch.allclose(by_hand, out.mouth_recall, atol=1e-6)
+    weights = LossWeights(l1=0.0, vv_sync=0.0, memory=0.0, recall_mouth=3.0)
+    total, logs = generator_loss(out, batch, None, gen, None, weights)
+    want = 0.5 * (
+        (out.mouth_recall - batch["mouth"]).abs().mean()
+        + (out.mouth_recall_lip - batch["mouth"]).abs().mean()
+    )
+    assert abs(logs["recall_mouth"] - want.item()) < 1e-6
+    assert abs(total.item() - 3.0 * want.item()) < 1e-5
+    total.backward()
+    assert gen.memory.value.grad.abs().sum() > 0 and gen.memory.key.grad.abs().sum() > 0
+    for part in (gen.audio_encoder, gen.lip_encoder, gen.recall_readout):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in gen.decoder.parameters())
+    with pytest.raises(ValueError, match="recall_mouth"):
+        generator_loss(out, {k: v for k, v in batch.items() if k != "mouth"}, None, gen, None, weights)
+    ablation = _nets(recall_readout=True, use_memory=False, ablation_lip_path=True)[0]
+    assert ablation.recall_readout is None
+    plain = ablation(batch["face"], batch["mel"], batch["lips"])
+    assert plain.mouth_recall is None
+    _, logs = generator_loss(plain, batch, None, ablation, None, weights)
+    assert "recall_mouth" not in logs
+
+
 def test_mouth_box_l1_is_the_l1_of_the_evaluated_mouth_crop_on_both_paths():
     from lipmem_core.evaluation.metrics import mouth_crop
 
@@ -206,7 +244,9 @@ def test_mouth_box_l1_is_the_l1_of_the_evaluated_mouth_crop_on_both_paths():
                        torch.rand(B, T, 3, 5, 64, 64, generator=g))  # fmt: skip
     gt = torch.rand(B, 3, T, 64, 64, generator=g) * 2 - 1
     out = gen(face, mel, lips)
-    _, logs = generator_loss(out, {"gt": gt}, None, gen, None, LossWeights(vv_sync=0.0, memory=0.0, l1_mouth=5.0))
+    _, logs = generator_loss(
+        out, {"gt": gt}, None, gen, None, LossWeights(vv_sync=0.0, memory=0.0, l1_mouth=5.0)
+    )
 
     def box(x):  # (B, 3, T, H, W) -> the evaluation's mouth crop (B*T, h, w, 3)
         return torch.from_numpy(mouth_crop(x.permute(0, 2, 3, 4, 1).flatten(0, 1).detach().numpy()))
