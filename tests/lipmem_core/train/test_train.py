@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from lipmem_core.checkpoint import load_checkpoint
 from lipmem_core.config import LossWeights
-from lipmem_core.errors import CheckpointError
+from lipmem_core.errors import CheckpointError, CorpusError
 from lipmem_core.train import generator as train_generator
 from lipmem_core.train import syncnet as train_syncnet
 from lipmem_core.train.args import base_parser, train_config
@@ -288,3 +288,43 @@ def test_hard_alignment_waits_for_the_memory_initialisation():
     assert GeneratorTask.loss_weights(task, 150) == w
     never = SimpleNamespace(tcfg=TrainConfig(memory_init_step=0, loss=w))
     assert GeneratorTask.loss_weights(never, 0) == w
+
+
+def _with_mouths(root):
+    """Give every clip of a tiny corpus SynthTalk's mouth.csv (the 7 exact parameters per frame)."""
+    import numpy as np
+    import pandas as pd
+
+    from lipmem_core.data.corpus import clip_dir, read_manifest
+    from lipmem_core.data.synth.mouth import MOUTH_PARAMS
+
+    for row in read_manifest(root).itertuples(index=False):
+        n = int(row.frames)
+        table = pd.DataFrame({"frame": range(n)})
+        for j, name in enumerate(MOUTH_PARAMS):
+            table[name] = np.linspace(0.0, 1.0, n) * (j + 1) / 7
+        table["phone"] = "AA"
+        table.to_csv(clip_dir(root, row) / "mouth.csv", index=False)
+    return root
+
+
+def test_recall_mouth_builds_the_recall_read_out_for_a_memory_only_and_needs_mouth_csv(syncnet_run, tmp_path):
+    """--loss recall_mouth switches on ModelConfig.recall_readout for a memory model (the
+    exported checkpoint carries it and its head), never for the ablation, and a corpus without
+    SynthTalk's mouth.csv (a real one) is refused with a message naming the file."""
+    sync_dir, _ = syncnet_run
+    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
+    real = make_tiny_corpus(tmp_path / "real", clips, size=32)
+    with pytest.raises(CorpusError, match="mouth.csv"):
+        train_generator.main(_gen_args(real, sync_dir, tmp_path / "refused", 1, "--loss", "recall_mouth=1"))
+    synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
+    out = tmp_path / "memory"
+    train_generator.main(_gen_args(synth, sync_dir, out, 2, "--loss", "recall_mouth=1"))
+    assert all(math.isfinite(float(r["recall_mouth"])) for r in _rows(out / "log.csv"))
+    loaded = load_checkpoint(out / "checkpoint")
+    assert loaded.config.recall_readout and not loaded.config.mouth_readout
+    assert any(k.startswith("recall_readout.") for k in load_file(out / "checkpoint" / "model.safetensors"))
+    ablation = tmp_path / "ablation"
+    train_generator.main(_gen_args(synth, sync_dir, ablation, 1, "--loss", "recall_mouth=1", "--no-memory"))
+    assert load_checkpoint(ablation / "checkpoint").config.recall_readout is False
+    assert "recall_mouth" not in _rows(ablation / "log.csv")[-1]
