@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from lipmem_core.audio import mel_windows, melspectrogram, num_frames
 from lipmem_core.errors import LipMemError
+from lipmem_core.infer.face import full_frame_box, mouth_mask, paste_mouth
 from lipmem_core.model.encoders import identity_input
 from lipmem_core.model.generator import LipMemGenerator
 from lipmem_core.pixels import to_uint8, to_unit
@@ -65,14 +66,19 @@ def address_audio(
     return out
 
 
-def _face_input(identity: np.ndarray, img_size: int, n: int) -> torch.Tensor:
-    """Identity crop uint8 (H, W, 3) -> model face input (n, 6, 1, H, W): lower half hidden ++ reference."""
+def _identity_crop(identity: np.ndarray, img_size: int) -> np.ndarray:
+    """An identity crop checked and resized to the model's size: uint8 (img_size, img_size, 3)."""
     img = np.asarray(identity)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"identity must be a uint8 RGB image (H, W, 3), got {img.dtype} {img.shape}")
     if img.shape[:2] != (img_size, img_size):
         img = cv2.resize(img, (img_size, img_size), interpolation=cv2.INTER_AREA)
-    ref = to_unit(img).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
+    return img
+
+
+def _face_input(crop: np.ndarray, n: int) -> torch.Tensor:
+    """Identity crop uint8 (H, W, 3) -> model face input (n, 6, 1, H, W): lower half hidden ++ reference."""
+    ref = to_unit(crop).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
     face = identity_input(ref[:, None], ref[:, None])  # (6, 1, H, W): the lower half always hidden
     return face.expand(n, -1, -1, -1, -1)  # (n, 6, 1, H, W)
 
@@ -84,7 +90,11 @@ def decode_addresses(
     """Frames decoded for an identity with given addressing weights: (T, S) -> uint8 (T, H, W, 3).
 
     A one-hot row decodes exactly one slot's value V_s; f_aud is that of silence (mel=None,
-    the model's rule for decoding without audio).
+    the model's rule for decoding without audio). Each decoded crop is pasted into the
+    identity through the feathered mouth mask, as generation pastes every frame
+    (TalkingFacePipeline), so a slot shows what it would put in a video: the decoder's raw
+    lower half carries a tint step at the masked half's edge (docs/TRAINING.md) that generated
+    videos never show.
     """
     address = np.asarray(address, dtype=np.float32)  # (T, S)
     if address.ndim != 2 or address.shape[1] != model.cfg.n_slots:
@@ -92,18 +102,20 @@ def decode_addresses(
     was_training = model.training
     model.eval()
     param = next(model.parameters())
+    size = model.cfg.img_size
+    crop = _identity_crop(identity, size)
+    box, mask = full_frame_box(size, size), mouth_mask(size)
     out = []
     try:
         for lo in range(0, len(address), batch_size):
             a = torch.from_numpy(address[lo : lo + batch_size]).to(param.device, param.dtype)  # (b, S)
-            face = _face_input(identity, model.cfg.img_size, len(a)).to(param.device, param.dtype)
+            face = _face_input(crop, len(a)).to(param.device, param.dtype)
             frames = model.decode_with_address(face, None, a[:, None, :])  # (b, 3, 1, H, W)
-            img = to_uint8(frames[:, :, 0])  # (b, 3, H, W)
-            out.append(img.permute(0, 2, 3, 1).cpu().numpy())  # (b, H, W, 3)
+            decoded = to_uint8(frames[:, :, 0]).permute(0, 2, 3, 1).cpu().numpy()  # (b, H, W, 3)
+            out.extend(paste_mouth(crop, box, d, mask, colour_match=False) for d in decoded)
     finally:
         model.train(was_training)
-    size = model.cfg.img_size
-    return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
+    return np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
 def decode_slot(model: LipMemGenerator, identity: np.ndarray, slot: int) -> np.ndarray:

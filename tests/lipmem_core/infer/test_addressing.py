@@ -66,6 +66,28 @@ def test_decode_slot_is_the_one_hot_row_of_decode_addresses(slot_model):
         decode_slot(slot_model, identity, S)
 
 
+def test_decoded_slots_change_only_the_mouth_region_of_the_identity(slot_model):
+    """Slot images are pasted into the identity through the mouth mask, as generation pastes
+    every frame: outside the mask they are the identity's pixels exactly (no tint step at the
+    masked half's edge), inside it they are the decoder's, and an identity of another size is
+    resized first."""
+    from lipmem_core.infer.face import mouth_mask
+
+    rng = np.random.default_rng(3)
+    identity = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    images = decode_addresses(slot_model, identity, np.eye(S, dtype=np.float32)[[1, 7]])
+    outside = mouth_mask(32) == 0
+    assert outside.any() and (~outside).any()
+    for image in images:
+        np.testing.assert_array_equal(image[outside], identity[outside])
+    assert not np.array_equal(images[0][~outside], identity[~outside])  # the decoder drew the mouth
+    assert not np.array_equal(images[0], images[1])
+    big = np.kron(identity, np.ones((2, 2, 1), np.uint8))  # (64, 64, 3), INTER_AREA gives identity back
+    np.testing.assert_array_equal(decode_addresses(slot_model, big, np.eye(S, dtype=np.float32)[[1]])[0], images[0])
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        decode_addresses(slot_model, identity.astype(np.float32), np.eye(S, dtype=np.float32)[[1]])
+
+
 def test_inference_copy_folds_batchnorm_exactly_and_leaves_the_model_alone():
     torch.manual_seed(0)
     slot_model = LipMemGenerator(tiny_config()).eval()
