@@ -279,13 +279,19 @@ def _audio_clip(args: argparse.Namespace) -> tuple[Utterance, list[str]]:
     audio = load_audio(args.audio)
     utt = args.audio.stem
     if args.textgrid is not None:
-        return Utterance(utt, audio, read_textgrid(args.textgrid, utterance=utt)), [f"Alignment: {args.textgrid}."]
+        return Utterance(utt, audio, read_textgrid(args.textgrid, utterance=utt)), [
+            f"Alignment: {args.textgrid}."
+        ]
     result = align_pocketsphinx(audio, args.text, utterance=utt, oov=args.oov)
     how = "the given transcript" if args.text else "recognised text (no transcript given)"
-    return Utterance(utt, audio, result.table), [f"Aligned with PocketSphinx to {how}: \u201c{result.text}\u201d."]
+    return Utterance(utt, audio, result.table), [
+        f"Aligned with PocketSphinx to {how}: \u201c{result.text}\u201d."
+    ]
 
 
-def _corpus_clips(root: Path, split: str, max_clips: int | None) -> tuple[list[Utterance], np.ndarray, list[str]]:
+def _corpus_clips(
+    root: Path, split: str, max_clips: int | None
+) -> tuple[list[Utterance], np.ndarray, list[str]]:
     from lipmem_core.data import corpus
 
     from .textgrids import read_textgrid
@@ -302,7 +308,9 @@ def _corpus_clips(root: Path, split: str, max_clips: int | None) -> tuple[list[U
     for row in rows.itertuples(index=False):
         d = corpus.clip_dir(root, row)
         utt = f"{row.split}/{row.speaker}/{row.utterance}"
-        clips.append(Utterance(utt, corpus.read_audio(d), read_textgrid(d / "phones.TextGrid", utterance=utt)))
+        clips.append(
+            Utterance(utt, corpus.read_audio(d), read_textgrid(d / "phones.TextGrid", utterance=utt))
+        )
     first = corpus.clip_dir(root, rows.iloc[0])
     identity = _read_identity(corpus.frame_paths(first)[0])
     seconds = sum(len(c.audio) for c in clips) / SAMPLE_RATE

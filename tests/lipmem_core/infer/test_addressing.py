@@ -83,7 +83,9 @@ def test_decoded_slots_change_only_the_mouth_region_of_the_identity(slot_model):
     assert not np.array_equal(images[0][~outside], identity[~outside])  # the decoder drew the mouth
     assert not np.array_equal(images[0], images[1])
     big = np.kron(identity, np.ones((2, 2, 1), np.uint8))  # (64, 64, 3), INTER_AREA gives identity back
-    np.testing.assert_array_equal(decode_addresses(slot_model, big, np.eye(S, dtype=np.float32)[[1]])[0], images[0])
+    np.testing.assert_array_equal(
+        decode_addresses(slot_model, big, np.eye(S, dtype=np.float32)[[1]])[0], images[0]
+    )
     with pytest.raises(ValueError, match="uint8 RGB"):
         decode_addresses(slot_model, identity.astype(np.float32), np.eye(S, dtype=np.float32)[[1]])
 
