@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,11 @@ def _row_label(result: dict[str, Any], row: dict[str, Any]) -> str:
     return f"{row['label']}{', reference: ' + result['reference'] if other else ''} ({Path(result['_path']).name})"
 
 
-def render_markdown(results: Sequence[dict[str, Any]]) -> str:
-    """The RESULTS.md text: a quality/sync table, a memory table and the commands."""
+def render_markdown(results: Sequence[dict[str, Any]], figures: Sequence[str] = ()) -> str:
+    """The RESULTS.md text: a quality/sync table, a memory table, the figures and the commands.
+
+    `figures`: image links relative to the page (e.g. the mouth strips of analysis.strips).
+    """
     if not results:
         raise LipMemError("no results to render: pass at least one results.json")
     first = results[0]
@@ -179,6 +183,10 @@ def render_markdown(results: Sequence[dict[str, Any]]) -> str:
         )
     else:
         lines.append("No row has a memory (no-memory checkpoints only).")
+    if figures:
+        lines += ["", "## Figures", ""]
+        for link in figures:
+            lines += [f"![{Path(link).stem}]({link})", ""]
     lines += ["", "## Commands", ""]
     for res in results:
         lines += [f"`{Path(res['_path']).name}` ({res.get('created', '?')}, git {res.get('git', '?')}):", ""]
@@ -194,8 +202,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "results", nargs="+", type=Path, help="results.json files (first gives the reference row)"
     )
     parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"))
+    parser.add_argument(
+        "--figure", type=Path, action="append", default=[],
+        help="an image to show on the page (repeatable), e.g. assets/mouth_strips.png",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    text = render_markdown([load_results(p) for p in args.results])
+    missing = [str(f) for f in args.figure if not f.is_file()]
+    if missing:
+        parser.error(f"no such figure: {', '.join(missing)}")
+    links = [os.path.relpath(f.resolve(), args.out.resolve().parent) for f in args.figure]
+    text = render_markdown([load_results(p) for p in args.results], links)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
     print(f"wrote {args.out}")

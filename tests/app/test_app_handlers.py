@@ -217,6 +217,7 @@ def test_model_card_names_the_shipped_models_deviations():
     assert "lip path without memory" in ablation and "lower-half L1" in ablation
     for card_text in (card, ablation):  # the SynthTalk-only auxiliary loss is named on both
         assert "SynthTalk only, off for real corpora" in card_text
+    assert "from the memory's recall" in card and "memory's recall" not in ablation  # memory only
     # memory-only options are not named for a model without memory
     assert "re-seeded" not in ablation and "audio queries" not in ablation and "slot-usage" not in ablation
 

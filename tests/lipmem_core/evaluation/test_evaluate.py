@@ -279,3 +279,23 @@ def test_mouth_strip_figure(setup, arctic_wav, tmp_path):
     assert arctic_wav.read_bytes() == before
     assert strips.main([*argv, "--clip", "99", "--out", str(tmp_path / "x.png")]) == 2  # no such clip
     assert not (tmp_path / "x.png").exists()
+
+
+def test_results_page_shows_figures_relative_to_the_page_and_refuses_missing_ones(
+    memory_results, tmp_path, capsys
+):
+    """--figure embeds an image (the mouth strips) with a link that works from the page's own
+    folder; a path that does not exist stops the command before anything is written."""
+    page = tmp_path / "docs" / "RESULTS.md"
+    figure = tmp_path / "assets" / "strips.png"
+    figure.parent.mkdir()
+    figure.write_bytes(b"\x89PNG")
+    source = tmp_path / "memory.json"
+    source.write_text(json.dumps(memory_results))
+    R.main([str(source), "--out", str(page), "--figure", str(figure)])
+    text = page.read_text()
+    assert "## Figures" in text and "![strips](../assets/strips.png)" in text
+    assert text.index("## Figures") < text.index("## Commands")
+    with pytest.raises(SystemExit):
+        R.main([str(source), "--out", str(tmp_path / "other.md"), "--figure", str(tmp_path / "none.png")])
+    assert "no such figure" in capsys.readouterr().err and not (tmp_path / "other.md").exists()
