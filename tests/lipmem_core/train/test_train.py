@@ -328,3 +328,22 @@ def test_recall_mouth_builds_the_recall_read_out_for_a_memory_only_and_needs_mou
     train_generator.main(_gen_args(synth, sync_dir, ablation, 1, "--loss", "recall_mouth=1", "--no-memory"))
     assert load_checkpoint(ablation / "checkpoint").config.recall_readout is False
     assert "recall_mouth" not in _rows(ablation / "log.csv")[-1]
+
+
+def test_memory_only_options_leave_the_ablation_unchanged(syncnet_run, tmp_path):
+    """The README trains the ablation without the memory-only options and calls it the same
+    recipe: with --no-memory they must have nothing to act on, so both commands give the same
+    weights bit for bit."""
+    sync_dir, _ = syncnet_run
+    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
+    synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
+    base = ["--no-memory", "--model", "ablation_lip_path=true", "--loss", "mouth_params=1"]
+    memory_only = ["--loss", "align=1", "--loss", "recall_mouth=1", "--loss", "usage=1",
+                   "--train", "memory_lr_scale=10", "--train", "memory_init_step=1", "--train", "memory_init_by=audio"]  # fmt: skip
+    train_generator.main(_gen_args(synth, sync_dir, tmp_path / "plain", 2, *base))
+    train_generator.main(_gen_args(synth, sync_dir, tmp_path / "with", 2, *base, *memory_only))
+    plain = load_file(tmp_path / "plain" / "checkpoint" / "model.safetensors")
+    other = load_file(tmp_path / "with" / "checkpoint" / "model.safetensors")
+    assert plain.keys() == other.keys()
+    for k in plain:
+        assert torch.equal(plain[k], other[k]), k
