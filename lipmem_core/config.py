@@ -82,6 +82,10 @@ class ModelConfig(_Presets):
     # trained by LossWeights.recall_mouth, so the value slots must hold mouth shapes and both
     # addressings must pick them by shape. Unused at inference.
     recall_readout: bool = False
+    # Not in the paper: the lip encoder standardises each lip clip per colour channel (mean 0,
+    # std 1 over its 5 frames' lower halves) before the Conv3d, so skin and lip colour, which
+    # differ between speakers, weigh less in the lip query and in the slot A_lip picks.
+    lip_input_norm: bool = False
     audio_width: int = 32  # first conv width of the audio encoder
     lip_width: int = 64  # Conv3d width of the lip encoder
     disc_width: int = 32  # first conv width of the quality discriminator
@@ -248,6 +252,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         (memory and m.get("lip_path_audio") is False, "the lip-addressed path decodes from the recall alone"),
         (bool(m.get("input_skip")), "a full-resolution input skip in the decoder"),
         (bool(m.get("cond_every_stage")), "the fused feature modulates every decoder stage (FiLM)"),
+        (bool(m.get("lip_input_norm")), "lip clips standardised per colour channel before the lip encoder"),
         (
             mouth_params > 0,
             f"a read-out of SynthTalk's exact mouth parameters from the decoder input (weight {mouth_params:g}; "

@@ -176,10 +176,16 @@ class LipEncoder(nn.Module):
         self.conv3d = nn.Conv3d(3, cfg.lip_width, (5, 7, 7), stride=(2, 2, 2), padding=(0, 3, 3), bias=False)
         self.bn = nn.BatchNorm2d(cfg.lip_width)
         self.cnn = half_pyramid_to_vector(cfg.lip_width, cfg.lip_width, cfg.dim, h // 2, cfg.img_size // 2)
+        self.input_norm = cfg.lip_input_norm
 
     def forward(self, clip: Tensor) -> Tensor:
         """(N, 3, 5, H, W) -> (N, D)."""
         h = clip.shape[-2]
-        x = self.conv3d(clip[..., h // 2 :, :])  # (N, w, 1, H/4, W/2)
+        lower = clip[..., h // 2 :, :]  # (N, 3, 5, H/2, W)
+        if self.input_norm:  # per clip and colour channel, over frames and pixels
+            mean = lower.mean(dim=(2, 3, 4), keepdim=True)  # (N, 3, 1, 1, 1)
+            std = lower.std(dim=(2, 3, 4), keepdim=True)  # (N, 3, 1, 1, 1)
+            lower = (lower - mean) / (std + 1e-3)
+        x = self.conv3d(lower)  # (N, w, 1, H/4, W/2)
         x = torch.relu(self.bn(x.squeeze(2)))  # (N, w, H/4, W/2)
         return self.cnn(x).flatten(1)  # (N, D)

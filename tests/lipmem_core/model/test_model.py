@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lipmem_core.config import ModelConfig
-from lipmem_core.model.encoders import identity_input
+from lipmem_core.model.encoders import LipEncoder, identity_input
 from lipmem_core.model.generator import (
     GeneratorOutput,
     LipMemGenerator,
@@ -240,7 +240,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
     ]
     model = dataclasses.replace(
         ModelConfig.paper(), input_skip=True, centre_queries=True, cond_every_stage=True, mouth_readout=True,
-        recall_readout=True,
+        recall_readout=True, lip_input_norm=True,
     ).to_dict()  # fmt: skip
     train = dataclasses.replace(
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
@@ -253,7 +253,8 @@ def test_paper_deviations_name_every_non_paper_mechanism():
                    "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)", "audio queries",
                    "argmax A_lip (weight 0.3)", "argmax A_aud (weight 0.2)", "every decoder stage (FiLM)",
                    "hidden on 50% of training windows", "exact mouth parameters from the decoder input (weight 10; SynthTalk only",
-                   "mouth-box L1 (weight 2)", "exact mouth parameters from the memory's recall (weight 5; SynthTalk only"):  # fmt: skip
+                   "mouth-box L1 (weight 2)", "exact mouth parameters from the memory's recall (weight 5; SynthTalk only",
+                   "standardised per colour channel"):  # fmt: skip
         assert phrase in text, phrase
     ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
     # memory-only options do not apply to a model without memory
@@ -280,3 +281,22 @@ def test_cond_every_stage_starts_as_the_plain_unet_and_then_conditions_every_sta
     gen(face, mel).frames.square().sum().backward()
     for lin in gen.decoder.film:  # every stage's modulation learns from the first step
         assert lin.weight.grad is not None and lin.weight.grad.abs().sum() > 0
+
+
+def test_lip_input_norm_makes_the_lip_feature_blind_to_a_clip_s_colour_and_brightness():
+    """--model lip_input_norm=true: a lip clip and the same clip with every colour channel
+    scaled and shifted (another skin and lip tone, another exposure) give the same f_lip; without
+    the option they do not. The upper half is still not read."""
+    torch.manual_seed(0)
+    clip = torch.rand(2, 3, 5, H, H) * 2 - 1
+    tinted = clip * torch.tensor([0.6, 1.3, 0.9]).view(1, 3, 1, 1, 1) + torch.tensor([0.2, -0.1, 0.05]).view(
+        1, 3, 1, 1, 1
+    )
+    normed = LipEncoder(tiny_config(lip_input_norm=True)).eval()
+    plain = LipEncoder(tiny_config()).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(normed(tinted), normed(clip), atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(plain(tinted), plain(clip), atol=1e-3)
+        upper = clip.clone()
+        upper[..., : H // 2, :] = 5.0
+        torch.testing.assert_close(normed(upper), normed(clip))
