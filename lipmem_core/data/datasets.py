@@ -137,8 +137,8 @@ class ClipStore:
             path = self.clips[ci].path
             if not (path / "mouth.csv").is_file():
                 raise CorpusError(
-                    f"{path} has no mouth.csv: the mouth-parameter loss needs SynthTalk's exact mouths; "
-                    "leave --loss mouth_params at 0 for real corpora"
+                    f"{path} has no mouth.csv: the mouth-parameter losses need SynthTalk's exact mouths; "
+                    "leave --loss mouth_params and --loss recall_mouth at 0 for real corpora"
                 )
             mouths = read_mouth_params(path)
             if len(mouths) != self.clips[ci].n_frames:

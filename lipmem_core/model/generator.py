@@ -69,9 +69,10 @@ def to_channels_last(module: nn.Module) -> nn.Module:
     return module
 
 
-def _read_mouth(head: nn.Module | None, x: Tensor, b: int) -> Tensor | None:
-    """A mouth read-out (mouth_readout or recall_readout): (N, D) -> (B, T, 7); None without one."""
-    return None if head is None else head(x).reshape(b, -1, len(MOUTH_PARAMS))
+def _read_mouth(head: nn.Module | None, x: Tensor | None, b: int) -> Tensor | None:
+    """A mouth read-out (mouth_readout or recall_readout): (N, D) -> (B, T, 7); None without the
+    head or without the feature (no lip path)."""
+    return None if head is None or x is None else head(x).reshape(b, -1, len(MOUTH_PARAMS))
 
 
 class LipMemGenerator(nn.Module):
@@ -174,11 +175,9 @@ class LipMemGenerator(nn.Module):
             loss_store=mem.loss_store,
             loss_align=mem.loss_align,
             mouth=_read_mouth(self.mouth_readout, mem.fused_aud, b),
-            mouth_lip=None if mem.fused_lip is None else _read_mouth(self.mouth_readout, mem.fused_lip, b),
+            mouth_lip=_read_mouth(self.mouth_readout, mem.fused_lip, b),
             mouth_recall=_read_mouth(self.recall_readout, mem.recall_aud, b),
-            mouth_recall_lip=None
-            if mem.recall_lip is None
-            else _read_mouth(self.recall_readout, mem.recall_lip, b),
+            mouth_recall_lip=_read_mouth(self.recall_readout, mem.recall_lip, b),
         )
 
     def _require_memory(self) -> AudioLipMemory:

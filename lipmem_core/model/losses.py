@@ -140,6 +140,17 @@ def _mean(xs: list[Tensor]) -> Tensor:
     return torch.stack(xs).mean()
 
 
+def mouth_readout_l1(
+    reads: tuple[Tensor | None, Tensor | None], batch: Mapping[str, Tensor], name: str, head: str
+) -> Tensor:
+    """L1 of a mouth read-out (audio path, lip path) against the exact parameters batch["mouth"]
+    (B, T, 7), averaged over the paths present; `name` / `head` name the loss and the read-out
+    in the error raised when either the read-out or the labels are missing."""
+    if reads[0] is None or "mouth" not in batch:
+        raise ValueError(f"{name} needs a generator with {head} and batches with 'mouth'")
+    return _mean([F.l1_loss(r.float(), batch["mouth"]) for r in reads if r is not None])
+
+
 def generator_loss(
     out: GeneratorOutput,
     batch: Mapping[str, Tensor],
@@ -169,20 +180,17 @@ def generator_loss(
         box = _mean([mouth_box_l1(f, gt) for f in paths])
         total = total + w.l1_mouth * box
         logs["l1_mouth"] = box.item()
-    if w.mouth_params > 0:
-        if out.mouth is None or "mouth" not in batch:
-            raise ValueError("mouth_params needs a generator with mouth_readout and batches with 'mouth'")
-        read = [out.mouth] + ([out.mouth_lip] if out.mouth_lip is not None else [])
-        mouth = _mean([F.l1_loss(r.float(), batch["mouth"]) for r in read])
-        total = total + w.mouth_params * mouth
-        logs["mouth_params"] = mouth.item()
-    if w.recall_mouth > 0 and out.addr_aud is not None:  # memory only, as L_align
-        if out.mouth_recall is None or "mouth" not in batch:
-            raise ValueError("recall_mouth needs a generator with recall_readout and batches with 'mouth'")
-        read = [out.mouth_recall] + ([out.mouth_recall_lip] if out.mouth_recall_lip is not None else [])
-        recalled = _mean([F.l1_loss(r.float(), batch["mouth"]) for r in read])
-        total = total + w.recall_mouth * recalled
-        logs["recall_mouth"] = recalled.item()
+    # the two SynthTalk-only read-outs: of each path's decoder input, and (memory only, as
+    # L_align) of each path's recall
+    for name, weight, reads, head in (
+        ("mouth_params", w.mouth_params, (out.mouth, out.mouth_lip), "mouth_readout"),
+        ("recall_mouth", w.recall_mouth if out.addr_aud is not None else 0.0,
+         (out.mouth_recall, out.mouth_recall_lip), "recall_readout"),
+    ):  # fmt: skip
+        if weight > 0:
+            term = mouth_readout_l1(reads, batch, name, head)
+            total = total + weight * term
+            logs[name] = term.item()
     if syncnet is not None and w.av_sync > 0:
         av = _mean([av_sync_loss(f, batch["clip_mel"], syncnet) for f in paths])
         total = total + w.av_sync * av
