@@ -159,6 +159,10 @@ class LossWeights:
     # Not in the paper, SynthTalk only, memory only: L1 between the read-out of
     # ModelConfig.recall_readout (the recall of each path) and the exact mouth parameters.
     recall_mouth: float = 0.0
+    # Not in the paper, memory only: model.consensus.SlotConsensus, A_aud and A_lip both learn
+    # one balanced assignment of frames to slots computed from the two together; it starts at
+    # TrainConfig.memory_init_step, as the hard-alignment terms.
+    consensus: float = 0.0
 
 
 @dataclass
@@ -200,6 +204,9 @@ class TrainConfig(_Presets):
     memory_init_step: int = 0
     memory_init_windows: int = 512
     memory_init_by: str = "lip"  # which queries the k-means clusters: "lip" or "audio"
+    # Frames of recent batches over which LossWeights.consensus balances its slot codes (more
+    # than the S slots: a batch alone would force its frames onto different slots).
+    consensus_queue: int = 1024
     # Not in the paper: the share of training windows whose reference frames have their lower
     # half zeroed too (data.datasets.GeneratorWindows), so the mouth cannot be copied from them.
     ref_mouth_drop: float = 0.0
@@ -245,7 +252,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     usage, sharp = float(loss.get("usage") or 0.0), float(loss.get("sharpness") or 0.0)
     align, lower = float(loss.get("align") or 0.0), float(loss.get("l1_lower") or 0.0)
     mouth_box, mouth_params = float(loss.get("l1_mouth") or 0.0), float(loss.get("mouth_params") or 0.0)
-    recall_mouth = float(loss.get("recall_mouth") or 0.0)
+    recall_mouth, consensus = float(loss.get("recall_mouth") or 0.0), float(loss.get("consensus") or 0.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     checks: list[tuple[bool, str]] = [
@@ -278,6 +285,10 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         (memory and align > 0, f"L_align weighted {align + float(loss.get('memory') or 0.0):g}"),
         (memory and hard > 0, f"a cross-entropy of A_aud against argmax A_lip (weight {hard:g})"),
         (memory and hard_lip > 0, f"a cross-entropy of A_lip against argmax A_aud (weight {hard_lip:g})"),
+        (
+            memory and consensus > 0,
+            f"A_aud and A_lip trained towards shared balanced slot codes (weight {consensus:g})",
+        ),
         (lower > 0, f"an extra lower-half L1 (weight {lower:g})"),
         (mouth_box > 0, f"an extra mouth-box L1 (weight {mouth_box:g})"),
     ]

@@ -29,6 +29,7 @@ from lipmem_core.data.augment import AudioAugment
 from lipmem_core.data.datasets import ClipStore, GeneratorWindows
 from lipmem_core.errors import CheckpointError
 from lipmem_core.evaluation.metrics import psnr
+from lipmem_core.model.consensus import SlotConsensus
 from lipmem_core.model.discriminator import QualityDiscriminator
 from lipmem_core.model.generator import GeneratorOutput, LipMemGenerator, to_channels_last
 from lipmem_core.model.losses import av_sync_loss, discriminator_loss, generator_loss, l1_loss
@@ -105,11 +106,18 @@ class GeneratorTask:
             if cfg.use_memory and tcfg.reseed_dead_slots
             else None
         )
+        self.consensus = (
+            SlotConsensus(cfg.dim, tcfg.consensus_queue).to(env.device)
+            if cfg.use_memory and tcfg.loss.consensus > 0
+            else None
+        )
 
     def state_modules(self) -> dict[str, nn.Module]:
         modules: dict[str, nn.Module] = {"generator": self.gen, "discriminator": self.disc}
         if self.reseeder is not None:
             modules["slot_reseeder"] = self.reseeder
+        if self.consensus is not None:
+            modules["slot_consensus"] = self.consensus
         return modules
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -120,15 +128,19 @@ class GeneratorTask:
             self._init_memory()
         b = to_device(batch, self.env.device)
         gan = step >= self.tcfg.gan_start_step
+        weights = self.loss_weights(step)
         with autocast(self.bf16, self.env.device):
             out = self.gen_ddp(b["face"], b["mel"], b["lips"])
             # frozen judges get the plain modules: their DDP wrappers must only see their own step
-            loss, logs = generator_loss(
-                out, b, self.syncnet, self.gen, self.disc if gan else None, self.loss_weights(step)
-            )
+            loss, logs = generator_loss(out, b, self.syncnet, self.gen, self.disc if gan else None, weights)
+        if self.consensus is not None:
+            loss = self._add_consensus(loss, out, weights.consensus, logs)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        if self.consensus is not None:
+            assert out.audio_query is not None and out.lip_query is not None
+            self.consensus.push(out.audio_query, out.lip_query)
         if self.reseeder is not None:
             self._reseed(out, step, logs)
         if gan:
@@ -141,13 +153,26 @@ class GeneratorTask:
         return logs
 
     def loss_weights(self, step: int) -> LossWeights:
-        """The loss weights at `step`: with memory_init_step, the hard-alignment terms wait for
-        the k-means (before it, a random memory's argmax is one slot for every frame, and a
+        """The loss weights at `step`: with memory_init_step, the hard-alignment terms and the
+        slot consensus wait for the k-means (before it, a random memory's argmax is one slot for every frame, and a
         hard target collapses both addressings onto it: docs/TRAINING.md, probe N)."""
         w = self.tcfg.loss
-        if step < self.tcfg.memory_init_step and (w.align_hard or w.align_hard_lip):
-            return dataclasses.replace(w, align_hard=0.0, align_hard_lip=0.0)
+        if step < self.tcfg.memory_init_step and (w.align_hard or w.align_hard_lip or w.consensus):
+            return dataclasses.replace(w, align_hard=0.0, align_hard_lip=0.0, consensus=0.0)
         return w
+
+    def _add_consensus(
+        self, loss: torch.Tensor, out: GeneratorOutput, weight: float, logs: dict[str, float]
+    ) -> torch.Tensor:
+        """loss + weight * L_consensus (model.consensus) once the weight is on and its queue is full."""
+        assert self.consensus is not None and self.gen.memory is not None
+        assert out.addr_aud is not None and out.addr_lip is not None
+        term = self.consensus.loss(self.gen.memory, out.addr_aud, out.addr_lip) if weight > 0 else None
+        if term is None:
+            return loss
+        logs["consensus"] = term.item()
+        logs["total"] += weight * logs["consensus"]
+        return loss + weight * term
 
     @torch.no_grad()
     def _init_memory(self) -> None:

@@ -338,7 +338,7 @@ def test_memory_only_options_leave_the_ablation_unchanged(syncnet_run, tmp_path)
     clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
     synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
     base = ["--no-memory", "--model", "ablation_lip_path=true", "--loss", "mouth_params=1"]
-    memory_only = ["--loss", "align=1", "--loss", "recall_mouth=1", "--loss", "usage=1",
+    memory_only = ["--loss", "align=1", "--loss", "recall_mouth=1", "--loss", "usage=1", "--loss", "consensus=1",
                    "--train", "memory_lr_scale=10", "--train", "memory_init_step=1", "--train", "memory_init_by=audio"]  # fmt: skip
     train_generator.main(_gen_args(synth, sync_dir, tmp_path / "plain", 2, *base))
     train_generator.main(_gen_args(synth, sync_dir, tmp_path / "with", 2, *base, *memory_only))
@@ -347,3 +347,25 @@ def test_memory_only_options_leave_the_ablation_unchanged(syncnet_run, tmp_path)
     assert plain.keys() == other.keys()
     for k in plain:
         assert torch.equal(plain[k], other[k]), k
+
+
+def test_consensus_starts_with_a_full_queue_after_the_k_means_and_resumes_exactly(
+    corpus, syncnet_run, tmp_path
+):
+    """--loss consensus: no term before memory_init_step (its queue of 10 frames, one batch of
+    2 windows x 5, is full by then), then logged; its queue is saved with the run,
+    so a split run ends bit-identical to a straight one."""
+    sync_dir, _ = syncnet_run
+    flags = ["--loss", "consensus=1", "--train", "consensus_queue=10", "--train", "memory_init_step=2"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_generator.main(_gen_args(corpus, sync_dir, straight, 4, *flags))
+    train_generator.main(_gen_args(corpus, sync_dir, split, 3, *flags))
+    train_generator.main(_gen_args(corpus, sync_dir, split, 4, *flags))
+    rows = _rows(straight / "log.csv")
+    # logged steps count from 1: the k-means runs in the third; the first filled the queue
+    assert [bool(r.get("consensus")) for r in rows] == [False, False, True, True]
+    assert float(rows[2]["consensus"]) > 0
+    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
+    assert int(a["module/slot_consensus/filled"]) == 10
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

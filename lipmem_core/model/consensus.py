@@ -1,0 +1,91 @@
+"""Slot consensus: a training aid, not in the paper (docs/TRAINING.md, `--loss consensus=W`).
+
+Inference recalls through A_aud alone, so the slot the audio picks must be the slot the lips
+wrote. L_align copies A_lip's spread into A_aud, and the hard cross-entropies of
+memory.hard_alignment_loss chase one side's argmax, which, used both ways, collapses both
+addressings onto one slot (docs/TRAINING.md, probes N and S). Here both sides learn one shared
+target instead: for each frame, a soft assignment to slots computed from both addressings
+together and balanced over the frames, so that every slot receives its share (the
+Sinkhorn-Knopp codes of SwAV, shared across the two modalities as in SeLaVi's audio-visual
+clustering). The balance is what stops the collapse; a batch of N = B*T frames (40 with the
+`cpu` preset) is smaller than the S = 96 slots, so the codes are balanced over the batch and a
+queue of recent frames' queries, re-addressed with the current K and V.
+
+    codes = Sinkhorn(log A_aud + log A_lip)             over [batch; queue], rows sum to 1
+    L_consensus = CE(codes, A_aud) + CE(codes, A_lip)   over the batch, codes detached
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from lipmem_core.model.memory import AudioLipMemory, cosine_logits
+
+
+def sinkhorn_codes(scores: Tensor, iters: int = 3) -> Tensor:
+    """Balanced soft assignment of M frames to S slots: (M, S) log-scores -> (M, S) codes.
+
+    Alternately normalises the slots (each column to M / S frames) and the frames (each row
+    to 1), in the log domain; rows sum to 1 exactly, columns approach M / S with `iters`.
+    A per-frame constant added to `scores` changes nothing, so log-addresses and raw logits
+    give the same codes.
+    """
+    m, s = scores.shape
+    log_q = scores.double().log_softmax(dim=1)  # rows first, so a per-frame constant cancels exactly
+    for _ in range(iters):
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) + math.log(m / s)
+        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True)
+    return log_q.exp().to(scores.dtype)  # (M, S)
+
+
+def soft_cross_entropy(target: Tensor, address: Tensor) -> Tensor:
+    """Mean over frames of -sum_s target_s log address_s: (N, S), (N, S) -> scalar."""
+    return -(target * _log(address)).sum(-1).mean()
+
+
+def _log(address: Tensor) -> Tensor:
+    """log A in float32, finite where a weight underflowed to 0: (..., S) -> (..., S)."""
+    return address.float().clamp_min(1e-30).log()
+
+
+class SlotConsensus(nn.Module):
+    """The queue of recent (q, v) query pairs and the consensus loss over it.
+
+    Buffers (saved with the run, so a resumed run continues exactly): `audio_queue` and
+    `lip_queue` (Q, D) hold the last Q frames' audio queries q and lip queries v; `filled`
+    counts how many rows are real. The loss waits until the queue is full.
+    """
+
+    def __init__(self, dim: int, queue_size: int = 1024, iters: int = 3) -> None:
+        super().__init__()
+        self.queue_size, self.iters = queue_size, iters
+        self.register_buffer("audio_queue", torch.zeros(queue_size, dim))
+        self.register_buffer("lip_queue", torch.zeros(queue_size, dim))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+
+    def loss(self, memory: AudioLipMemory, addr_aud: Tensor, addr_lip: Tensor) -> Tensor | None:
+        """L_consensus for the batch's A_aud, A_lip (..., S); None until the queue is full."""
+        if int(self.filled) < self.queue_size:
+            return None
+        n_slots = addr_aud.shape[-1]
+        addr_aud, addr_lip = addr_aud.reshape(-1, n_slots), addr_lip.reshape(-1, n_slots)  # (N, S)
+        with torch.no_grad():
+            key_logits = cosine_logits(self.audio_queue, memory.key, memory.kappa)  # (Q, S)
+            value_logits = cosine_logits(self.lip_queue, memory.value, memory.kappa)  # (Q, S)
+            queued = key_logits.log_softmax(-1) + value_logits.log_softmax(-1)  # (Q, S)
+            batch = _log(addr_aud) + _log(addr_lip)  # (N, S)
+            codes = sinkhorn_codes(torch.cat([batch, queued]), self.iters)[: len(batch)]  # (N, S)
+        return soft_cross_entropy(codes, addr_aud) + soft_cross_entropy(codes, addr_lip)
+
+    @torch.no_grad()
+    def push(self, audio_query: Tensor, lip_query: Tensor) -> None:
+        """Append the batch's q, v (..., D) as the newest rows, dropping the oldest."""
+        dim = self.audio_queue.shape[1]
+        q, v = audio_query.detach().reshape(-1, dim).float(), lip_query.detach().reshape(-1, dim).float()
+        n = min(len(q), self.queue_size)
+        for queue, new in ((self.audio_queue, q[-n:]), (self.lip_queue, v[-n:])):
+            queue.copy_(torch.cat([queue[n:], new]))
+        self.filled.fill_(min(int(self.filled) + n, self.queue_size))
