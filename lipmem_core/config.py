@@ -207,6 +207,7 @@ class TrainConfig(_Presets):
     # Frames of recent batches over which LossWeights.consensus balances its slot codes (more
     # than the S slots: a batch alone would force its frames onto different slots).
     consensus_queue: int = 1024
+    consensus_eps: float = 1.0  # temperature of those codes (model.consensus.SlotConsensus)
     # Not in the paper: the share of training windows whose reference frames have their lower
     # half zeroed too (data.datasets.GeneratorWindows), so the mouth cannot be copied from them.
     ref_mouth_drop: float = 0.0
@@ -253,6 +254,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     align, lower = float(loss.get("align") or 0.0), float(loss.get("l1_lower") or 0.0)
     mouth_box, mouth_params = float(loss.get("l1_mouth") or 0.0), float(loss.get("mouth_params") or 0.0)
     recall_mouth, consensus = float(loss.get("recall_mouth") or 0.0), float(loss.get("consensus") or 0.0)
+    consensus_eps = float(t.get("consensus_eps") or 1.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     checks: list[tuple[bool, str]] = [
@@ -287,7 +289,8 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         (memory and hard_lip > 0, f"a cross-entropy of A_lip against argmax A_aud (weight {hard_lip:g})"),
         (
             memory and consensus > 0,
-            f"A_aud and A_lip trained towards shared balanced slot codes (weight {consensus:g})",
+            f"A_aud and A_lip trained towards shared balanced slot codes (weight {consensus:g}, "
+            f"temperature {consensus_eps:g})",
         ),
         (lower > 0, f"an extra lower-half L1 (weight {lower:g})"),
         (mouth_box > 0, f"an extra mouth-box L1 (weight {mouth_box:g})"),

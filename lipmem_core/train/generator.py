@@ -107,7 +107,7 @@ class GeneratorTask:
             else None
         )
         self.consensus = (
-            SlotConsensus(cfg.dim, tcfg.consensus_queue).to(env.device)
+            SlotConsensus(cfg.dim, tcfg.consensus_queue, tcfg.consensus_eps).to(env.device)
             if cfg.use_memory and tcfg.loss.consensus > 0
             else None
         )

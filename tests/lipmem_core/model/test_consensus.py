@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lipmem_core.model.consensus import SlotConsensus, sinkhorn_codes
@@ -96,3 +97,18 @@ def test_consensus_makes_the_two_addressings_agree_without_collapsing():
     # the hard cross-entropies both ways agree by merging classes (docs/TRAINING.md, probe N)
     hard_agreement, hard_slots = _train("hard")
     assert hard_agreement > 0.9 and hard_slots < 12
+
+
+def test_a_lower_temperature_sharpens_the_codes_and_a_non_positive_one_is_refused():
+    torch.manual_seed(0)
+    memory = AudioLipMemory(dim=8, n_slots=6)
+    out = memory(torch.randn(40, 8), torch.randn(40, 8))
+    queued = torch.randn(40, 8), torch.randn(40, 8)
+    largest = []
+    for eps in (1.0, 0.25):
+        consensus = SlotConsensus(dim=8, queue_size=40, eps=eps)
+        consensus.push(*queued)
+        largest.append(float(consensus.codes(memory, out.addr_aud, out.addr_lip).max(1).values.mean()))
+    assert largest[1] > largest[0] + 0.1
+    with pytest.raises(ValueError, match="eps"):
+        SlotConsensus(dim=8, eps=0.0)
