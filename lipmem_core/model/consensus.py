@@ -25,19 +25,24 @@ from torch import Tensor, nn
 from lipmem_core.model.memory import AudioLipMemory, cosine_logits
 
 
-def sinkhorn_codes(scores: Tensor, iters: int = 3) -> Tensor:
+def sinkhorn_codes(scores: Tensor, max_iters: int = 100, tol: float = 0.01) -> Tensor:
     """Balanced soft assignment of M frames to S slots: (M, S) log-scores -> (M, S) codes.
 
-    Alternately normalises the slots (each column to M / S frames) and the frames (each row
-    to 1), in the log domain; rows sum to 1 exactly, columns approach M / S with `iters`.
-    A per-frame constant added to `scores` changes nothing, so log-addresses and raw logits
-    give the same codes.
+    Alternately normalises the frames (each row to 1) and the slots (each column to M / S
+    frames), in the log domain, until every column is within `tol` of M / S (relative) or
+    after `max_iters` rounds; rows sum to 1 exactly. Sharp scores need many rounds: at
+    temperature 0.25, three rounds (SwAV's number) left one slot with 16 times its share of
+    the frames (docs/TRAINING.md, probes AF-AI). A per-frame constant added to `scores`
+    changes nothing, so log-addresses and raw logits give the same codes.
     """
     m, s = scores.shape
     log_q = scores.double().log_softmax(dim=1)  # rows first, so a per-frame constant cancels exactly
-    for _ in range(iters):
-        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) + math.log(m / s)
-        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True)
+    share = math.log(m / s)
+    for _ in range(max_iters):
+        column = torch.logsumexp(log_q, dim=0, keepdim=True)  # (1, S)
+        if (column - share).abs().max() < math.log1p(tol):
+            break
+        log_q = (log_q - column + share).log_softmax(dim=1)
     return log_q.exp().to(scores.dtype)  # (M, S)
 
 
@@ -64,11 +69,11 @@ class SlotConsensus(nn.Module):
     eps < 1 sharpens the codes (eps -> 0: each frame's code is one slot).
     """
 
-    def __init__(self, dim: int, queue_size: int = 1024, eps: float = 1.0, iters: int = 3) -> None:
+    def __init__(self, dim: int, queue_size: int = 1024, eps: float = 1.0) -> None:
         super().__init__()
         if eps <= 0:
             raise ValueError(f"consensus eps must be > 0, got {eps}")
-        self.queue_size, self.eps, self.iters = queue_size, eps, iters
+        self.queue_size, self.eps = queue_size, eps
         self.register_buffer("audio_queue", torch.zeros(queue_size, dim))
         self.register_buffer("lip_queue", torch.zeros(queue_size, dim))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
@@ -84,7 +89,7 @@ class SlotConsensus(nn.Module):
         value_logits = cosine_logits(self.lip_queue, memory.value, memory.kappa)  # (Q, S)
         queued = key_logits.log_softmax(-1) + value_logits.log_softmax(-1)  # (Q, S)
         batch = (_log(addr_aud) + _log(addr_lip)).reshape(-1, n_slots)  # (N, S)
-        return sinkhorn_codes(torch.cat([batch, queued]) / self.eps, self.iters)[: len(batch)]  # (N, S)
+        return sinkhorn_codes(torch.cat([batch, queued]) / self.eps)[: len(batch)]  # (N, S)
 
     def loss(self, memory: AudioLipMemory, addr_aud: Tensor, addr_lip: Tensor) -> Tensor | None:
         """L_consensus for the batch's A_aud, A_lip (..., S); None until the queue is full."""
