@@ -163,6 +163,10 @@ class LossWeights:
     # one balanced assignment of frames to slots computed from the two together; it starts at
     # TrainConfig.memory_init_step, as the hard-alignment terms.
     consensus: float = 0.0
+    # Not in the paper, SynthTalk only, memory only: model.mouth_slots.MouthSlots, the slots are
+    # k-means groups of the exact mouth parameters (fitted at TrainConfig.memory_init_step, which
+    # it needs) and A_aud and A_lip both learn each frame's group.
+    slot_mouth: float = 0.0
 
 
 @dataclass
@@ -255,6 +259,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     mouth_box, mouth_params = float(loss.get("l1_mouth") or 0.0), float(loss.get("mouth_params") or 0.0)
     recall_mouth, consensus = float(loss.get("recall_mouth") or 0.0), float(loss.get("consensus") or 0.0)
     consensus_eps = float(t.get("consensus_eps") or 1.0)
+    slot_mouth = float(loss.get("slot_mouth") or 0.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     checks: list[tuple[bool, str]] = [
@@ -271,6 +276,11 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
             memory and recall_mouth > 0,
             f"a read-out of SynthTalk's exact mouth parameters from the memory's recall (weight {recall_mouth:g}; "
             "SynthTalk only, off for real corpora)",
+        ),
+        (
+            memory and slot_mouth > 0,
+            f"slots as k-means groups of SynthTalk's exact mouth parameters, both addressings trained towards "
+            f"each frame's group (weight {slot_mouth:g}; SynthTalk only, off for real corpora)",
         ),
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
         (not memory and bool(m.get("ablation_lip_path")), "a lip path without memory (so L_vv applies)"),

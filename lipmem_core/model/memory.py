@@ -234,7 +234,12 @@ def spherical_kmeans(x: Tensor, k: int, iters: int = 25, seed: int = 0) -> Tenso
 
 @torch.no_grad()
 def init_from_data(
-    memory: AudioLipMemory, lip_query: Tensor, audio_query: Tensor, seed: int = 0, by: str = "lip"
+    memory: AudioLipMemory,
+    lip_query: Tensor,
+    audio_query: Tensor,
+    seed: int = 0,
+    by: str = "lip",
+    labels: Tensor | None = None,
 ) -> None:
     """Not in the paper: set V and K from data instead of N(0, 0.5) (docs/TRAINING.md).
 
@@ -244,11 +249,15 @@ def init_from_data(
     A_lip @ V to reproduce) and K_s the mean q of the same frames, so each slot's key starts
     where the audio of the lips it stores is. Lip queries also carry the speaker's look, so
     lip clusters split by identity as well as by mouth shape; audio clusters group frames by
-    what is said, and their mean lip query averages the speakers out.
+    what is said, and their mean lip query averages the speakers out. Given `labels` (N,) in
+    [0, S), the frames are grouped by them instead (model.mouth_slots: by mouth shape).
     """
     if by not in ("lip", "audio"):
         raise ValueError(f"memory initialisation by {by!r}: choose 'lip' or 'audio'")
-    labels = spherical_kmeans(lip_query if by == "lip" else audio_query, memory.n_slots, seed=seed)  # (N,)
+    if labels is None:
+        labels = spherical_kmeans(
+            lip_query if by == "lip" else audio_query, memory.n_slots, seed=seed
+        )  # (N,)
     counts = torch.bincount(labels, minlength=memory.n_slots).clamp_min(1)[:, None].float()  # (S, 1)
     v_mean = torch.zeros_like(memory.value, dtype=torch.float32).index_add_(0, labels, lip_query.float())
     q_mean = torch.zeros_like(memory.key, dtype=torch.float32).index_add_(0, labels, audio_query.float())

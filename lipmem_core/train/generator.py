@@ -34,6 +34,7 @@ from lipmem_core.model.discriminator import QualityDiscriminator
 from lipmem_core.model.generator import GeneratorOutput, LipMemGenerator, to_channels_last
 from lipmem_core.model.losses import av_sync_loss, discriminator_loss, generator_loss, l1_loss
 from lipmem_core.model.memory import DeadSlotReseeder, init_from_data
+from lipmem_core.model.mouth_slots import MouthSlots
 from lipmem_core.model.syncnet import SyncNet
 from lipmem_core.train.args import (
     autocast,
@@ -112,12 +113,21 @@ class GeneratorTask:
             else None
         )
 
+        use_mouth_slots = cfg.use_memory and tcfg.loss.slot_mouth > 0
+        if use_mouth_slots and tcfg.memory_init_step <= 0:
+            raise ValueError(
+                "--loss slot_mouth fits its mouth groups at memory_init_step: set --train memory_init_step=N"
+            )
+        self.mouth_slots = MouthSlots(cfg.n_slots).to(env.device) if use_mouth_slots else None
+
     def state_modules(self) -> dict[str, nn.Module]:
         modules: dict[str, nn.Module] = {"generator": self.gen, "discriminator": self.disc}
         if self.reseeder is not None:
             modules["slot_reseeder"] = self.reseeder
         if self.consensus is not None:
             modules["slot_consensus"] = self.consensus
+        if self.mouth_slots is not None:
+            modules["mouth_slots"] = self.mouth_slots
         return modules
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -135,6 +145,12 @@ class GeneratorTask:
             loss, logs = generator_loss(out, b, self.syncnet, self.gen, self.disc if gan else None, weights)
         if self.consensus is not None:
             loss = self._add_consensus(loss, out, weights.consensus, logs)
+        if self.mouth_slots is not None and weights.slot_mouth > 0:
+            assert out.addr_aud is not None and out.addr_lip is not None
+            term = self.mouth_slots.loss(out.addr_aud, out.addr_lip, b["mouth"])
+            logs["slot_mouth"] = term.item()
+            logs["total"] += weights.slot_mouth * logs["slot_mouth"]
+            loss = loss + weights.slot_mouth * term
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -157,8 +173,10 @@ class GeneratorTask:
         slot consensus wait for the k-means (before it, a random memory's argmax is one slot for every frame, and a
         hard target collapses both addressings onto it: docs/TRAINING.md, probe N)."""
         w = self.tcfg.loss
-        if step < self.tcfg.memory_init_step and (w.align_hard or w.align_hard_lip or w.consensus):
-            return dataclasses.replace(w, align_hard=0.0, align_hard_lip=0.0, consensus=0.0)
+        if step < self.tcfg.memory_init_step and (
+            w.align_hard or w.align_hard_lip or w.consensus or w.slot_mouth
+        ):
+            return dataclasses.replace(w, align_hard=0.0, align_hard_lip=0.0, consensus=0.0, slot_mouth=0.0)
         return w
 
     def _add_consensus(
@@ -186,7 +204,7 @@ class GeneratorTask:
         if self.init_windows is None:
             raise ValueError("memory_init_step needs training windows (GeneratorTask(init_windows=...))")
         self.gen.eval()
-        v, q = [], []
+        v, q, mouth = [], [], []
         for batch in self.init_windows:
             b = to_device(batch, self.env.device)
             n = b["lips"].shape[0] * b["lips"].shape[1]
@@ -194,9 +212,24 @@ class GeneratorTask:
             f_aud = self.gen.encode_audio(b["mel"]).reshape(n, -1)  # (N, D)
             v.append(memory.lip_query(f_lip).float())
             q.append(memory.audio_query(f_aud).float())
+            if self.mouth_slots is not None:
+                mouth.append(b["mouth"].reshape(n, -1))  # (N, 7)
         self.gen.train()
-        init_from_data(memory, torch.cat(v), torch.cat(q), seed=self.tcfg.seed, by=self.tcfg.memory_init_by)
+        # with mouth slots the frames are grouped by their exact mouth shape, not by k-means of queries
+        labels = (
+            self.mouth_slots.fit(torch.cat(mouth), self.tcfg.seed) if self.mouth_slots is not None else None
+        )
+        init_from_data(
+            memory,
+            torch.cat(v),
+            torch.cat(q),
+            seed=self.tcfg.seed,
+            by=self.tcfg.memory_init_by,
+            labels=labels,
+        )
         broadcast_from_first([memory.key, memory.value], self.env)
+        if self.mouth_slots is not None:
+            broadcast_from_first(list(self.mouth_slots.buffers()), self.env)
         for p in (memory.key, memory.value):
             self.opt_g.state.pop(p, None)
         if self.reseeder is not None:
@@ -270,7 +303,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         cfg = dataclasses.replace(cfg, mouth_readout=True)
     if tcfg.loss.recall_mouth > 0 and cfg.use_memory and not cfg.recall_readout:  # as L_align, memory only
         cfg = dataclasses.replace(cfg, recall_readout=True)
-    with_mouth = tcfg.loss.mouth_params > 0 or cfg.recall_readout
+    if cfg.use_memory and tcfg.loss.slot_mouth > 0 and tcfg.memory_init_step <= 0:
+        parser.error(
+            "--loss slot_mouth fits its mouth groups at memory_init_step: add --train memory_init_step=N"
+        )
+    with_mouth = (
+        tcfg.loss.mouth_params > 0 or cfg.recall_readout or (cfg.use_memory and tcfg.loss.slot_mouth > 0)
+    )
     env = setup(args, tcfg.seed)
     try:
         syncnet = load_syncnet(args.syncnet, cfg.img_size, env.device)

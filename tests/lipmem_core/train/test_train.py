@@ -339,6 +339,7 @@ def test_memory_only_options_leave_the_ablation_unchanged(syncnet_run, tmp_path)
     synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
     base = ["--no-memory", "--model", "ablation_lip_path=true", "--loss", "mouth_params=1"]
     memory_only = ["--loss", "align=1", "--loss", "recall_mouth=1", "--loss", "usage=1", "--loss", "consensus=1",
+                   "--loss", "slot_mouth=1",
                    "--train", "memory_lr_scale=10", "--train", "memory_init_step=1", "--train", "memory_init_by=audio"]  # fmt: skip
     train_generator.main(_gen_args(synth, sync_dir, tmp_path / "plain", 2, *base))
     train_generator.main(_gen_args(synth, sync_dir, tmp_path / "with", 2, *base, *memory_only))
@@ -369,3 +370,23 @@ def test_consensus_starts_with_a_full_queue_after_the_k_means_and_resumes_exactl
     assert int(a["module/slot_consensus/filled"]) == 10
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_slot_mouth_groups_the_memory_by_mouth_shape_at_the_k_means_step(syncnet_run, tmp_path, capsys):
+    """--loss slot_mouth: refused without memory_init_step; at that step the mouth groups are
+    fitted (saved with the run) and the term is logged from then on; a no-memory run ignores it."""
+    sync_dir, _ = syncnet_run
+    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
+    synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
+    with pytest.raises(SystemExit):
+        train_generator.main(_gen_args(synth, sync_dir, tmp_path / "refused", 1, "--loss", "slot_mouth=1"))
+    assert "add --train memory_init_step=N" in capsys.readouterr().err
+    out = tmp_path / "run"
+    flags = ["--loss", "slot_mouth=1", "--train", "memory_init_step=2", "--model", f"n_slots={CFG.n_slots}"]
+    train_generator.main(_gen_args(synth, sync_dir, out, 3, *flags))
+    assert [bool(r.get("slot_mouth")) for r in _rows(out / "log.csv")] == [False, False, True]
+    state = load_file(str(out / "state.safetensors"))
+    assert bool(state["module/mouth_slots/fitted"]) and state["module/mouth_slots/centres"].abs().sum() > 0
+    ablation = tmp_path / "ablation"
+    train_generator.main(_gen_args(synth, sync_dir, ablation, 1, "--loss", "slot_mouth=1", "--no-memory"))
+    assert "slot_mouth" not in _rows(ablation / "log.csv")[-1]
