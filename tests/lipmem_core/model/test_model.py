@@ -246,7 +246,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
         ref_mouth_drop=0.5, consensus_eps=0.25,
         loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2,
-                         mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5),
+                         mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5, slot_mouth=2.0),
     ).to_dict()  # fmt: skip
     text = "; ".join(paper_deviations(model, train))
     for phrase in ("input skip", "centred", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
@@ -254,7 +254,8 @@ def test_paper_deviations_name_every_non_paper_mechanism():
                    "argmax A_lip (weight 0.3)", "argmax A_aud (weight 0.2)", "every decoder stage (FiLM)",
                    "hidden on 50% of training windows", "exact mouth parameters from the decoder input (weight 10; SynthTalk only",
                    "mouth-box L1 (weight 2)", "exact mouth parameters from the memory's recall (weight 5; SynthTalk only",
-                   "standardised per colour channel", "balanced slot codes (weight 0.5, temperature 0.25)"):  # fmt: skip
+                   "standardised per colour channel", "balanced slot codes (weight 0.5, temperature 0.25)",
+                   "groups of SynthTalk's exact mouth parameters, both addressings trained towards each frame's group (weight 2"):  # fmt: skip
         assert phrase in text, phrase
     ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
     # memory-only options do not apply to a model without memory

@@ -373,16 +373,20 @@ def test_consensus_starts_with_a_full_queue_after_the_k_means_and_resumes_exactl
 
 
 def test_slot_mouth_groups_the_memory_by_mouth_shape_at_the_k_means_step(syncnet_run, tmp_path, capsys):
-    """--loss slot_mouth: refused without memory_init_step; at that step the mouth groups are
-    fitted (saved with the run) and the term is logged from then on; a no-memory run ignores it."""
+    """--loss slot_mouth: refused without memory_init_step and for a corpus without mouth.csv;
+    at the k-means step the mouth groups are fitted (saved with the run) and the term is logged
+    from then on; a no-memory run ignores it."""
     sync_dir, _ = syncnet_run
     clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
     synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
     with pytest.raises(SystemExit):
         train_generator.main(_gen_args(synth, sync_dir, tmp_path / "refused", 1, "--loss", "slot_mouth=1"))
     assert "add --train memory_init_step=N" in capsys.readouterr().err
-    out = tmp_path / "run"
     flags = ["--loss", "slot_mouth=1", "--train", "memory_init_step=2", "--model", f"n_slots={CFG.n_slots}"]
+    real = make_tiny_corpus(tmp_path / "real", clips, size=32)
+    with pytest.raises(CorpusError, match="slot_mouth"):  # real corpora have no exact mouths
+        train_generator.main(_gen_args(real, sync_dir, tmp_path / "real-run", 3, *flags))
+    out = tmp_path / "run"
     train_generator.main(_gen_args(synth, sync_dir, out, 3, *flags))
     assert [bool(r.get("slot_mouth")) for r in _rows(out / "log.csv")] == [False, False, True]
     state = load_file(str(out / "state.safetensors"))
