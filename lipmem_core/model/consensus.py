@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lipmem_core.model.memory import AudioLipMemory, cosine_logits
+from lipmem_core.model.memory import AudioLipMemory, cosine_logits, log_address
 
 
 def sinkhorn_codes(scores: Tensor, max_iters: int = 100, tol: float = 0.01) -> Tensor:
@@ -48,12 +48,7 @@ def sinkhorn_codes(scores: Tensor, max_iters: int = 100, tol: float = 0.01) -> T
 
 def soft_cross_entropy(target: Tensor, address: Tensor) -> Tensor:
     """Mean over frames of -sum_s target_s log address_s: (N, S), (N, S) -> scalar."""
-    return -(target * _log(address)).sum(-1).mean()
-
-
-def _log(address: Tensor) -> Tensor:
-    """log A in float32, finite where a weight underflowed to 0: (..., S) -> (..., S)."""
-    return address.float().clamp_min(1e-30).log()
+    return -(target * log_address(address)).sum(-1).mean()
 
 
 class SlotConsensus(nn.Module):
@@ -88,7 +83,7 @@ class SlotConsensus(nn.Module):
         key_logits = cosine_logits(self.audio_queue, memory.key, memory.kappa)  # (Q, S)
         value_logits = cosine_logits(self.lip_queue, memory.value, memory.kappa)  # (Q, S)
         queued = key_logits.log_softmax(-1) + value_logits.log_softmax(-1)  # (Q, S)
-        batch = (_log(addr_aud) + _log(addr_lip)).reshape(-1, n_slots)  # (N, S)
+        batch = (log_address(addr_aud) + log_address(addr_lip)).reshape(-1, n_slots)  # (N, S)
         return sinkhorn_codes(torch.cat([batch, queued]) / self.eps)[: len(batch)]  # (N, S)
 
     def loss(self, memory: AudioLipMemory, addr_aud: Tensor, addr_lip: Tensor) -> Tensor | None:

@@ -169,7 +169,12 @@ def hard_alignment_loss(address: Tensor, target_address: Tensor) -> Tensor:
     """
     n_slots = address.shape[-1]
     target = target_address.detach().reshape(-1, n_slots).argmax(-1)  # (N,)
-    return F.nll_loss(address.float().reshape(-1, n_slots).clamp_min(1e-30).log(), target)
+    return F.nll_loss(log_address(address).reshape(-1, n_slots), target)
+
+
+def log_address(address: Tensor) -> Tensor:
+    """log A in float32, finite where a weight underflowed to 0: (..., S) -> (..., S)."""
+    return address.float().clamp_min(1e-30).log()
 
 
 def usage_loss(address: Tensor) -> Tensor:

@@ -21,7 +21,10 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from torch import Tensor, nn
 
-N_MOUTH_PARAMS = 7
+from lipmem_core.data.synth.mouth import MOUTH_PARAMS
+from lipmem_core.model.memory import log_address
+
+N_MOUTH_PARAMS = len(MOUTH_PARAMS)  # jaw, spread, round, close, tuck, teeth, tongue
 
 
 class MouthSlots(nn.Module):
@@ -43,10 +46,10 @@ class MouthSlots(nn.Module):
                 f"mouth slots from {len(mouth)} frames into {n_slots} groups: collect at least {n_slots}"
             )
         x = mouth.float().cpu()
-        self.mean.copy_(x.mean(0))
-        self.std.copy_(x.std(0).clamp_min(1e-6))
-        z = ((x - self.mean.cpu()) / self.std.cpu()).numpy()
-        km = KMeans(n_clusters=n_slots, n_init=1, random_state=seed).fit(z)
+        mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+        km = KMeans(n_clusters=n_slots, n_init=1, random_state=seed).fit(((x - mean) / std).numpy())
+        self.mean.copy_(mean)
+        self.std.copy_(std)
         self.centres.copy_(torch.from_numpy(km.cluster_centers_).float())
         self.fitted.fill_(True)
         return self.labels(mouth)
@@ -62,7 +65,4 @@ class MouthSlots(nn.Module):
             raise ValueError("mouth slots are not fitted yet: they are fitted at memory_init_step")
         n_slots = addr_aud.shape[-1]
         target = self.labels(mouth).reshape(-1)  # (N,)
-        return sum(
-            F.nll_loss(a.float().reshape(-1, n_slots).clamp_min(1e-30).log(), target)
-            for a in (addr_aud, addr_lip)
-        )
+        return sum(F.nll_loss(log_address(a).reshape(-1, n_slots), target) for a in (addr_aud, addr_lip))

@@ -50,6 +50,17 @@ from lipmem_core.train.loop import command_line, run_training
 from lipmem_core.train.syncnet import to_device, val_loader
 
 
+def _add_term(
+    loss: torch.Tensor, logs: dict[str, float], name: str, weight: float, term: torch.Tensor | None
+) -> torch.Tensor:
+    """loss + weight * term, logged under `name` and in the total; a None term adds nothing."""
+    if term is None:
+        return loss
+    logs[name] = term.item()
+    logs["total"] += weight * logs[name]
+    return loss + weight * term
+
+
 def load_syncnet(path: str | Path, img_size: int, device: torch.device) -> SyncNet:
     """The frozen expert: eval mode (BatchNorm running statistics), no gradients."""
     loaded = load_checkpoint(path, kind="syncnet")
@@ -112,13 +123,9 @@ class GeneratorTask:
             if cfg.use_memory and tcfg.loss.consensus > 0
             else None
         )
-
-        use_mouth_slots = cfg.use_memory and tcfg.loss.slot_mouth > 0
-        if use_mouth_slots and tcfg.memory_init_step <= 0:
-            raise ValueError(
-                "--loss slot_mouth fits its mouth groups at memory_init_step: set --train memory_init_step=N"
-            )
-        self.mouth_slots = MouthSlots(cfg.n_slots).to(env.device) if use_mouth_slots else None
+        self.mouth_slots = (  # fitted at memory_init_step, which main() requires for it
+            MouthSlots(cfg.n_slots).to(env.device) if cfg.use_memory and tcfg.loss.slot_mouth > 0 else None
+        )
 
     def state_modules(self) -> dict[str, nn.Module]:
         modules: dict[str, nn.Module] = {"generator": self.gen, "discriminator": self.disc}
@@ -143,14 +150,16 @@ class GeneratorTask:
             out = self.gen_ddp(b["face"], b["mel"], b["lips"])
             # frozen judges get the plain modules: their DDP wrappers must only see their own step
             loss, logs = generator_loss(out, b, self.syncnet, self.gen, self.disc if gan else None, weights)
-        if self.consensus is not None:
-            loss = self._add_consensus(loss, out, weights.consensus, logs)
+        if self.consensus is not None and weights.consensus > 0:
+            assert self.gen.memory is not None and out.addr_aud is not None and out.addr_lip is not None
+            term = self.consensus.loss(
+                self.gen.memory, out.addr_aud, out.addr_lip
+            )  # None until its queue is full
+            loss = _add_term(loss, logs, "consensus", weights.consensus, term)
         if self.mouth_slots is not None and weights.slot_mouth > 0:
             assert out.addr_aud is not None and out.addr_lip is not None
             term = self.mouth_slots.loss(out.addr_aud, out.addr_lip, b["mouth"])
-            logs["slot_mouth"] = term.item()
-            logs["total"] += weights.slot_mouth * logs["slot_mouth"]
-            loss = loss + weights.slot_mouth * term
+            loss = _add_term(loss, logs, "slot_mouth", weights.slot_mouth, term)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -169,28 +178,16 @@ class GeneratorTask:
         return logs
 
     def loss_weights(self, step: int) -> LossWeights:
-        """The loss weights at `step`: with memory_init_step, the hard-alignment terms and the
-        slot consensus wait for the k-means (before it, a random memory's argmax is one slot for every frame, and a
-        hard target collapses both addressings onto it: docs/TRAINING.md, probe N)."""
+        """The loss weights at `step`: with memory_init_step, the terms that target slots (the
+        hard alignments, the consensus, the mouth slots) wait for the k-means (before it, a
+        random memory's argmax is one slot for every frame, and a hard target collapses both
+        addressings onto it: docs/TRAINING.md, probe N)."""
         w = self.tcfg.loss
         if step < self.tcfg.memory_init_step and (
             w.align_hard or w.align_hard_lip or w.consensus or w.slot_mouth
         ):
             return dataclasses.replace(w, align_hard=0.0, align_hard_lip=0.0, consensus=0.0, slot_mouth=0.0)
         return w
-
-    def _add_consensus(
-        self, loss: torch.Tensor, out: GeneratorOutput, weight: float, logs: dict[str, float]
-    ) -> torch.Tensor:
-        """loss + weight * L_consensus (model.consensus) once the weight is on and its queue is full."""
-        assert self.consensus is not None and self.gen.memory is not None
-        assert out.addr_aud is not None and out.addr_lip is not None
-        term = self.consensus.loss(self.gen.memory, out.addr_aud, out.addr_lip) if weight > 0 else None
-        if term is None:
-            return loss
-        logs["consensus"] = term.item()
-        logs["total"] += weight * logs["consensus"]
-        return loss + weight * term
 
     @torch.no_grad()
     def _init_memory(self) -> None:
@@ -303,13 +300,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         cfg = dataclasses.replace(cfg, mouth_readout=True)
     if tcfg.loss.recall_mouth > 0 and cfg.use_memory and not cfg.recall_readout:  # as L_align, memory only
         cfg = dataclasses.replace(cfg, recall_readout=True)
-    if cfg.use_memory and tcfg.loss.slot_mouth > 0 and tcfg.memory_init_step <= 0:
+    mouth_slots = cfg.use_memory and tcfg.loss.slot_mouth > 0  # as L_align, memory only
+    if mouth_slots and tcfg.memory_init_step <= 0:
         parser.error(
             "--loss slot_mouth fits its mouth groups at memory_init_step: add --train memory_init_step=N"
         )
-    with_mouth = (
-        tcfg.loss.mouth_params > 0 or cfg.recall_readout or (cfg.use_memory and tcfg.loss.slot_mouth > 0)
-    )
+    with_mouth = tcfg.loss.mouth_params > 0 or cfg.recall_readout or mouth_slots
     env = setup(args, tcfg.seed)
     try:
         syncnet = load_syncnet(args.syncnet, cfg.img_size, env.device)
