@@ -245,8 +245,13 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     reference: str = "self",
+    clips_per_speaker: int | None = None,
 ) -> dict[str, Any]:
     """Everything `main` writes, as a dict (see the module docstring for the rows).
+
+    Clips are taken in (speaker, utterance) order: `clips_per_speaker` keeps the first K of each
+    speaker (a subset that still spans every speaker; the first N clips of a split are often
+    one speaker's), then `max_clips` the first N of those.
 
     reference: "self" (each frame is its own reference, as `infer` runs on a video) or "other"
     (the reference of frame i is frame i + n // 2 of the n-frame clip, wrapping).
@@ -260,6 +265,8 @@ def evaluate(
         raise CorpusError(
             f"{root} has no clips in split {split!r}: choose one of {sorted(set(manifest['split']))}"
         )
+    if clips_per_speaker is not None:
+        rows = rows.groupby("speaker", sort=False).head(clips_per_speaker)
     if max_clips is not None:
         rows = rows.head(max_clips)
 
@@ -363,6 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--syncnet", default=None, help="SyncNet checkpoint: adds LSE-D, LSE-C and AV offset")
     p.add_argument("--oracle", default=None, help="mouth-oracle checkpoint: adds the mouth-shape error")
     p.add_argument("--max-clips", type=cli.positive_int, default=None, help="evaluate only the first N clips")
+    p.add_argument(
+        "--clips-per-speaker",
+        type=cli.positive_int,
+        default=None,
+        help="evaluate only the first K clips of each speaker (a subset spanning every speaker)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the untrained (random-init) row")
     p.add_argument(
         "--threads", type=cli.positive_int, default=None, help="torch CPU threads (default: torch's)"
@@ -382,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.check_output(args.out, [args.checkpoint, args.data, args.syncnet, args.oracle])
         result = evaluate(
             args.checkpoint, args.data, args.split, args.syncnet, args.oracle, args.max_clips, args.seed,
-            progress=not args.quiet, reference=args.reference,
+            progress=not args.quiet, reference=args.reference, clips_per_speaker=args.clips_per_speaker,
         )  # fmt: skip
         result = {"command": shlex.join(["python", "-m", "lipmem_core.evaluate", *argv]), **result}
         # paths made portable (lipmem_core.provenance): the file is read on other machines

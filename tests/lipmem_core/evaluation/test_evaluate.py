@@ -242,6 +242,28 @@ def test_no_memory_checkpoint_has_no_memory_rows_and_results_page(setup, memory_
     assert reread.count("(memory.json) |") == 1 and reread.count("(nomem.json) |") == 1
 
 
+def test_clips_per_speaker_keeps_the_first_clips_of_every_speaker(setup, tmp_path):
+    """--clips-per-speaker K: the first K clips (utterance order) of each speaker, scored as the
+    whole-split run scored them; --max-clips then cuts that list."""
+    root, _ = setup
+    data = tmp_path / "corpus"  # 4 speakers: 2 in the train split, 2 clips each
+    assert synth_main(["--out", str(data), "--speakers", "4", "--utterances", "2", "--size", "64",
+                       "--workers", "1", "--quiet", "--seed", "3"]) == 0  # fmt: skip
+    everything = E.evaluate(root / "gen", data, "train", progress=False)
+    speakers = everything["data"]["speakers"]
+    assert len(speakers) == 2 and everything["data"]["n_clips"] == 4
+    firsts = [next(c for c in everything["data"]["clips"] if f"/{s}/" in c) for s in speakers]
+    assert E.main(["--checkpoint", str(root / "gen"), "--data", str(data), "--split", "train", "--quiet",
+                   "--out", str(tmp_path / "per-speaker.json"), "--clips-per-speaker", "1"]) == 0  # fmt: skip
+    res = json.loads((tmp_path / "per-speaker.json").read_text())
+    assert res["data"]["clips"] == firsts and res["data"]["speakers"] == speakers
+    by_key = {c["clip"]: c for c in everything["rows"][1]["per_clip"]}
+    for c in res["rows"][1]["per_clip"]:
+        assert c["ssim"] == pytest.approx(by_key[c["clip"]]["ssim"], rel=1e-6)
+    cut = E.evaluate(root / "gen", data, "train", progress=False, clips_per_speaker=1, max_clips=1)
+    assert cut["data"]["clips"] == firsts[:1]
+
+
 def test_errors_name_the_fix(setup, tmp_path):
     root, data = setup
     with pytest.raises(CorpusError, match="no clips in split"):
