@@ -215,10 +215,18 @@ class TrainConfig(_Presets):
     # Not in the paper: the share of training windows whose reference frames have their lower
     # half zeroed too (data.datasets.GeneratorWindows), so the mouth cannot be copied from them.
     ref_mouth_drop: float = 0.0
+    # Not in the paper, SynthTalk only: per training window, this many more frames of the same
+    # clip whose audio alone trains the audio path's mouth read-outs (and, with slot_mouth,
+    # A_aud), without decoding them. A window's 5 frames give the audio encoder 40 frames a
+    # step; one 0.2 s window alone predicts the mouth far better after 10x more
+    # (benchmarks/audio_mouth_ceiling.py), and those frames cost no decoder pass.
+    audio_frames: int = 0
 
     def __post_init__(self) -> None:
         if self.memory_init_by not in ("lip", "audio"):
             raise ValueError(f"memory_init_by={self.memory_init_by!r}: choose 'lip' or 'audio'")
+        if self.audio_frames < 0:
+            raise ValueError(f"audio_frames={self.audio_frames}: a number of frames, 0 for none")
 
     @classmethod
     def paper(cls) -> TrainConfig:
@@ -261,6 +269,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     consensus_eps = float(t.get("consensus_eps") or 1.0)
     slot_mouth = float(loss.get("slot_mouth") or 0.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
+    audio_frames = int(t.get("audio_frames") or 0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     checks: list[tuple[bool, str]] = [
         (memory and m.get("lip_path_audio") is False, "the lip-addressed path decodes from the recall alone"),
@@ -276,6 +285,11 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
             memory and recall_mouth > 0,
             f"a read-out of SynthTalk's exact mouth parameters from the memory's recall (weight {recall_mouth:g}; "
             "SynthTalk only, off for real corpora)",
+        ),
+        (
+            audio_frames > 0 and (mouth_params > 0 or (memory and (recall_mouth > 0 or slot_mouth > 0))),
+            f"{audio_frames} more frames per window train the audio path's mouth read-outs from audio alone "
+            "(SynthTalk only, off for real corpora)",
         ),
         (
             memory and slot_mouth > 0,

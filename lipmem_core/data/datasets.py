@@ -220,7 +220,10 @@ class GeneratorWindows(_Windows):
     ref_mouth_drop (not in the paper, TrainConfig.ref_mouth_drop): the share of windows whose
     references also have their lower half zeroed, so the mouth must come from the audio (or
     lip) feature. with_mouth: also mouth (T, 7), SynthTalk's exact mouth parameters of the
-    targets (ClipStore.mouth).
+    targets (ClipStore.mouth). audio_frames A (not in the paper, TrainConfig.audio_frames; needs
+    with_mouth): also audio_mel (A, 1, 80, 16) and audio_mouth (A, 7), the mel windows and
+    exact mouth parameters of A consecutive frames from a random start in the same clip
+    (edge-replicated in clips shorter than A), for losses on the audio path alone.
     """
 
     def __init__(
@@ -231,9 +234,12 @@ class GeneratorWindows(_Windows):
         seed: int = 0,
         ref_mouth_drop: float = 0.0,
         with_mouth: bool = False,
+        audio_frames: int = 0,
     ) -> None:
         super().__init__(store, n_frames, augment, seed)
-        self.with_mouth = with_mouth
+        if audio_frames and not with_mouth:
+            raise ValueError("audio_frames trains mouth read-outs: it needs with_mouth=True")
+        self.with_mouth, self.audio_frames = with_mouth, audio_frames
         if not 0.0 <= ref_mouth_drop <= 1.0:
             raise ValueError(f"ref_mouth_drop must be in [0, 1], got {ref_mouth_drop}")
         self.ref_mouth_drop = ref_mouth_drop
@@ -269,6 +275,11 @@ class GeneratorWindows(_Windows):
         }
         if self.with_mouth:
             sample["mouth"] = torch.from_numpy(self.store.mouth(ci)[s : s + T])  # (T, 7)
+        if self.audio_frames:  # drawn after every other draw, so those are as without it
+            a = int(rng.integers(0, max(1, n - self.audio_frames + 1)))
+            frames = np.minimum(np.arange(a, a + self.audio_frames), n - 1)  # (A,)
+            sample["audio_mel"] = torch.from_numpy(self._mels(ci, frames.tolist(), rng)).unsqueeze(1)
+            sample["audio_mouth"] = torch.from_numpy(self.store.mouth(ci)[frames])  # (A, 7)
         return sample
 
 

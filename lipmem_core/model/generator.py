@@ -20,6 +20,15 @@ from lipmem_core.model.memory import AudioLipMemory
 
 
 @dataclass
+class AudioReadout:
+    """The audio path up to the decoder input for frames that are not decoded (TrainConfig.audio_frames)."""
+
+    mouth: Tensor | None  # (B, A, 7) mouth parameters read from the decoder input (cfg.mouth_readout)
+    mouth_recall: Tensor | None = None  # (B, A, 7) read from A_aud @ V (cfg.recall_readout)
+    addr_aud: Tensor | None = None  # (B, A, S) A_aud; None without memory
+
+
+@dataclass
 class GeneratorOutput:
     """What one generator pass returns; analysis reads addressing straight from here.
 
@@ -42,6 +51,7 @@ class GeneratorOutput:
     mouth_lip: Tensor | None = None  # (B, T, 7) the same from the lip path's (cfg.mouth_readout)
     mouth_recall: Tensor | None = None  # (B, T, 7) mouth parameters read from recall_aud (cfg.recall_readout)
     mouth_recall_lip: Tensor | None = None  # (B, T, 7) the same from recall_lip
+    audio_only: AudioReadout | None = None  # for forward(..., audio_mel=) only
 
 
 def frames_first(x: Tensor) -> Tensor:
@@ -116,11 +126,35 @@ class LipMemGenerator(nn.Module):
         b, t = mel.shape[:2]
         return self.audio_encoder(mel.reshape(b * t, *mel.shape[2:])).reshape(b, t, -1)  # (B, T, D)
 
-    def forward(self, face: Tensor, mel: Tensor, lips: Tensor | None = None) -> GeneratorOutput:
+    def read_audio(self, mel: Tensor) -> AudioReadout:
+        """The audio path's read-outs without decoding: mel (B, A, 1, 80, 16) -> AudioReadout (B, A, .)."""
+        b = mel.shape[0]
+        f_aud = self.encode_audio(mel).flatten(0, 1)  # (N, D)
+        if self.memory is None:
+            assert self.fusion is not None
+            return AudioReadout(mouth=_read_mouth(self.mouth_readout, self.fusion(f_aud), b))
+        mem = self.memory(f_aud)
+        return AudioReadout(
+            mouth=_read_mouth(self.mouth_readout, mem.fused_aud, b),
+            mouth_recall=_read_mouth(self.recall_readout, mem.recall_aud, b),
+            addr_aud=mem.addr_aud.reshape(b, -1, mem.addr_aud.shape[-1]),
+        )
+
+    def forward(
+        self, face: Tensor, mel: Tensor, lips: Tensor | None = None, audio_mel: Tensor | None = None
+    ) -> GeneratorOutput:
         """face (B, 6, T, H, W), mel (B, T, 1, 80, 16), lips (B, T, 3, 5, H, W) | None.
 
         With lips (training) both the audio-addressed and the lip-addressed paths are decoded.
+        audio_mel (B, A, 1, 80, 16) | None: more frames whose audio path is read out, not decoded
+        (`audio_only`); inside forward so that DDP sees one pass.
         """
+        out = self._forward(face, mel, lips)
+        if audio_mel is not None:
+            out.audio_only = self.read_audio(audio_mel)
+        return out
+
+    def _forward(self, face: Tensor, mel: Tensor, lips: Tensor | None) -> GeneratorOutput:
         b, _, t = face.shape[:3]
         skips = self.face_encoder(frames_first(face))  # [(B*T, w0, H, W), ..., (B*T, D, 1, 1)]
         f_aud = self.encode_audio(mel)  # (B, T, D)

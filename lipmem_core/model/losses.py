@@ -141,14 +141,18 @@ def _mean(xs: list[Tensor]) -> Tensor:
 
 
 def mouth_readout_l1(
-    reads: tuple[Tensor | None, Tensor | None], batch: Mapping[str, Tensor], name: str, head: str
+    reads: tuple[Tensor | None, Tensor | None],
+    batch: Mapping[str, Tensor],
+    name: str,
+    head: str,
+    labels: str = "mouth",
 ) -> Tensor:
-    """L1 of a mouth read-out (audio path, lip path) against the exact parameters batch["mouth"]
+    """L1 of a mouth read-out (audio path, lip path) against the exact parameters batch[labels]
     (B, T, 7), averaged over the paths present; `name` / `head` name the loss and the read-out
     in the error raised when either the read-out or the labels are missing."""
-    if reads[0] is None or "mouth" not in batch:
-        raise ValueError(f"{name} needs a generator with {head} and batches with 'mouth'")
-    return _mean([F.l1_loss(r.float(), batch["mouth"]) for r in reads if r is not None])
+    if reads[0] is None or labels not in batch:
+        raise ValueError(f"{name} needs a generator with {head} and batches with {labels!r}")
+    return _mean([F.l1_loss(r.float(), batch[labels]) for r in reads if r is not None])
 
 
 def generator_loss(
@@ -181,14 +185,21 @@ def generator_loss(
         total = total + w.l1_mouth * box
         logs["l1_mouth"] = box.item()
     # the two SynthTalk-only read-outs: of each path's decoder input, and (memory only, as
-    # L_align) of each path's recall
-    for name, weight, reads, head in (
-        ("mouth_params", w.mouth_params, (out.mouth, out.mouth_lip), "mouth_readout"),
-        ("recall_mouth", w.recall_mouth if out.addr_aud is not None else 0.0,
-         (out.mouth_recall, out.mouth_recall_lip), "recall_readout"),
+    # L_align) of each path's recall; then both again on the frames read from audio alone
+    # (TrainConfig.audio_frames), logged apart
+    memory = out.addr_aud is not None
+    audio = out.audio_only
+    for name, weight, reads, labels, head in (
+        ("mouth_params", w.mouth_params, (out.mouth, out.mouth_lip), "mouth", "mouth_readout"),
+        ("recall_mouth", w.recall_mouth if memory else 0.0, (out.mouth_recall, out.mouth_recall_lip), "mouth",
+         "recall_readout"),
+        ("audio_mouth_params", w.mouth_params if audio else 0.0, (audio.mouth if audio else None, None), "audio_mouth",
+         "mouth_readout"),
+        ("audio_recall_mouth", w.recall_mouth if audio and memory else 0.0, (audio.mouth_recall if audio else None, None),
+         "audio_mouth", "recall_readout"),
     ):  # fmt: skip
         if weight > 0:
-            term = mouth_readout_l1(reads, batch, name, head)
+            term = mouth_readout_l1(reads, batch, name, head, labels)
             total = total + weight * term
             logs[name] = term.item()
     if syncnet is not None and w.av_sync > 0:

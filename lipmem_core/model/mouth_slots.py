@@ -59,10 +59,13 @@ class MouthSlots(nn.Module):
         z = (mouth.float() - self.mean) / self.std  # (..., 7)
         return torch.cdist(z.reshape(-1, N_MOUTH_PARAMS), self.centres).argmin(-1).reshape(mouth.shape[:-1])
 
-    def loss(self, addr_aud: Tensor, addr_lip: Tensor, mouth: Tensor) -> Tensor:
-        """CE(A_aud, s*) + CE(A_lip, s*) for A (..., S) and mouth parameters (..., 7)."""
+    def cross_entropy(self, address: Tensor, mouth: Tensor) -> Tensor:
+        """CE(A, s*) for one addressing A (..., S) and its frames' mouth parameters (..., 7)."""
         if not bool(self.fitted):
             raise ValueError("mouth slots are not fitted yet: they are fitted at memory_init_step")
-        n_slots = addr_aud.shape[-1]
-        target = self.labels(mouth).reshape(-1)  # (N,)
-        return sum(F.nll_loss(log_address(a).reshape(-1, n_slots), target) for a in (addr_aud, addr_lip))
+        n_slots = address.shape[-1]
+        return F.nll_loss(log_address(address).reshape(-1, n_slots), self.labels(mouth).reshape(-1))
+
+    def loss(self, addr_aud: Tensor, addr_lip: Tensor, mouth: Tensor) -> Tensor:
+        """CE(A_aud, s*) + CE(A_lip, s*) for A (..., S) and mouth parameters (..., 7)."""
+        return self.cross_entropy(addr_aud, mouth) + self.cross_entropy(addr_lip, mouth)

@@ -147,7 +147,7 @@ class GeneratorTask:
         gan = step >= self.tcfg.gan_start_step
         weights = self.loss_weights(step)
         with autocast(self.bf16, self.env.device):
-            out = self.gen_ddp(b["face"], b["mel"], b["lips"])
+            out = self.gen_ddp(b["face"], b["mel"], b["lips"], b.get("audio_mel"))
             # frozen judges get the plain modules: their DDP wrappers must only see their own step
             loss, logs = generator_loss(out, b, self.syncnet, self.gen, self.disc if gan else None, weights)
         if self.consensus is not None and weights.consensus > 0:
@@ -160,6 +160,10 @@ class GeneratorTask:
             assert out.addr_aud is not None and out.addr_lip is not None
             term = self.mouth_slots.loss(out.addr_aud, out.addr_lip, b["mouth"])
             loss = _add_term(loss, logs, "slot_mouth", weights.slot_mouth, term)
+            if out.audio_only is not None:
+                assert out.audio_only.addr_aud is not None
+                term = self.mouth_slots.cross_entropy(out.audio_only.addr_aud, b["audio_mouth"])
+                loss = _add_term(loss, logs, "audio_slot_mouth", weights.slot_mouth, term)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -306,6 +310,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             "--loss slot_mouth fits its mouth groups at memory_init_step: add --train memory_init_step=N"
         )
     with_mouth = tcfg.loss.mouth_params > 0 or cfg.recall_readout or mouth_slots
+    if tcfg.audio_frames and not with_mouth:
+        parser.error(
+            "--train audio_frames trains the mouth read-outs from audio alone: add --loss mouth_params=W "
+            "(or recall_mouth, slot_mouth)"
+        )
     env = setup(args, tcfg.seed)
     try:
         syncnet = load_syncnet(args.syncnet, cfg.img_size, env.device)
@@ -317,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             tcfg.seed,
             tcfg.ref_mouth_drop,
             with_mouth=with_mouth,
+            audio_frames=tcfg.audio_frames,
         )
         val_set = GeneratorWindows(
             ClipStore(args.data, args.val_split, cfg.img_size), cfg.n_frames, None, tcfg.seed + 1

@@ -171,27 +171,61 @@ def test_ref_mouth_drop_hides_the_references_lower_half_on_its_share_only(store)
         GeneratorWindows(store, ref_mouth_drop=1.5)
 
 
-def test_with_mouth_gives_the_targets_exact_mouths_and_real_corpora_refuse(tmp_path):
+def _write_mouths(root, n: int) -> np.ndarray:
+    """A mouth.csv for the corpus's first clip whose rows encode (frame, parameter): (n, 7)."""
     import pandas as pd
 
     from lipmem_core.data.corpus import clip_dir, read_manifest
     from lipmem_core.data.synth.mouth import MOUTH_PARAMS
 
+    row = next(read_manifest(root).itertuples(index=False))
+    table = pd.DataFrame({"frame": range(n)})
+    for j, name in enumerate(MOUTH_PARAMS):
+        table[name] = (np.arange(n) + 100 * j) / 1000.0
+    table["phone"] = "AA"
+    table.to_csv(clip_dir(root, row) / "mouth.csv", index=False)
+    return table[list(MOUTH_PARAMS)].to_numpy(np.float32)
+
+
+def test_with_mouth_gives_the_targets_exact_mouths_and_real_corpora_refuse(tmp_path):
     root = make_tiny_corpus(tmp_path / "c", [("train", "s1", "a", N_A)], size=32)
     real = GeneratorWindows(ClipStore(root, "train", 32), with_mouth=True)
     with pytest.raises(CorpusError, match="mouth.csv"):
         real[0]  # a corpus without SynthTalk's mouth.csv (a real one)
-    row = next(read_manifest(root).itertuples(index=False))
-    table = pd.DataFrame({"frame": range(N_A)})
-    for j, name in enumerate(MOUTH_PARAMS):
-        table[name] = (np.arange(N_A) + 100 * j) / 1000.0
-    table["phone"] = "AA"
-    table.to_csv(clip_dir(root, row) / "mouth.csv", index=False)
+    table = _write_mouths(root, N_A)
     ds = GeneratorWindows(ClipStore(root, "train", 32), with_mouth=True)
     for i in (0, 4, len(ds) - 1):
         s = ds[i]
         start = int(s["start"])
         assert s["mouth"].shape == (5, 7) and s["mouth"].dtype == torch.float32
-        want = table[list(MOUTH_PARAMS)].to_numpy(np.float32)[start : start + 5]
-        np.testing.assert_array_equal(s["mouth"].numpy(), want)
+        np.testing.assert_array_equal(s["mouth"].numpy(), table[start : start + 5])
     assert "mouth" not in GeneratorWindows(ClipStore(root, "train", 32))[0]
+
+
+@pytest.mark.parametrize("n_audio", [6, N_A + 3])  # a block inside the clip; one longer than the clip
+def test_audio_frames_add_consecutive_mel_windows_with_their_mouths_and_change_nothing_else(
+    tmp_path, n_audio
+):
+    """audio_frames=A: A consecutive frames of the same clip (edge-replicated past its end), each
+    mel window the clip's own for that frame and each mouth row that frame's; every other key
+    is drawn exactly as without the option, and it refuses to run without the mouths."""
+    root = make_tiny_corpus(tmp_path / "c", [("train", "s1", "a", N_A)], size=32, clicks={"a": CLICK})
+    table = _write_mouths(root, N_A)
+    store = ClipStore(root, "train", 32)
+    plain = GeneratorWindows(store, seed=5, with_mouth=True)
+    extra = GeneratorWindows(store, seed=5, with_mouth=True, audio_frames=n_audio)
+    mel = melspectrogram(store.audio(0))
+    starts = set()
+    for i in range(len(plain)):
+        a, b = plain[i], extra[i]
+        for k in ("face", "gt", "lips", "mel", "clip_mel", "mouth"):
+            assert torch.equal(a[k], b[k]), k
+        assert b["audio_mel"].shape == (n_audio, 1, 80, 16) and b["audio_mouth"].shape == (n_audio, 7)
+        frames = np.rint(b["audio_mouth"][:, 0].numpy() * 1000).astype(int)  # column 0 encodes the frame
+        assert np.all(np.diff(frames) == 1) or (n_audio > N_A and frames[-1] == N_A - 1)
+        np.testing.assert_array_equal(b["audio_mouth"].numpy(), table[frames])
+        np.testing.assert_allclose(b["audio_mel"][:, 0].numpy(), mel_windows(mel, frames), atol=1e-5)
+        starts.add(int(frames[0]))
+    assert len(starts) > 1 if n_audio < N_A else starts == {0}  # random starts; none left in a short clip
+    with pytest.raises(ValueError, match="with_mouth"):
+        GeneratorWindows(store, audio_frames=4)

@@ -234,6 +234,50 @@ def test_recall_mouth_loss_reads_both_recalls_and_trains_the_memory_and_both_add
     assert "recall_mouth" not in logs
 
 
+@pytest.mark.parametrize("use_memory", [True, False])
+def test_audio_only_frames_are_read_as_the_audio_path_reads_and_train_it_without_the_decoder(use_memory):
+    """forward(..., audio_mel=): the extra frames' read-outs are what the audio path reads from
+    the same mel windows (the decoded frames unchanged), their L1 terms use the read-outs'
+    weights, and their gradient reaches the audio side (encoder, memory) but not the decoder."""
+    gen, _, _ = _nets(mouth_readout=True, recall_readout=True, use_memory=use_memory, ablation_lip_path=True)
+    gen.eval()  # no dropout, so two passes can be compared
+    batch = _batch()
+    g = torch.Generator().manual_seed(3)
+    batch["mouth"] = torch.rand(B, T, 7, generator=g)
+    batch["audio_mel"] = torch.cat([batch["mel"], batch["mel"].flip(1)], dim=1)  # (B, 2T, 1, 80, 16)
+    batch["audio_mouth"] = torch.rand(B, 2 * T, 7, generator=g)
+    plain = gen(batch["face"], batch["mel"], batch["lips"])
+    out = gen(batch["face"], batch["mel"], batch["lips"], batch["audio_mel"])
+    assert plain.audio_only is None and torch.equal(out.frames, plain.frames)
+    extra = out.audio_only
+    assert extra.mouth.shape == (B, 2 * T, 7)
+    assert torch.allclose(extra.mouth[:, :T], out.mouth, atol=1e-5)  # same windows, same read-out
+    if use_memory:
+        assert torch.allclose(extra.addr_aud[:, :T], out.addr_aud, atol=1e-5)
+        assert torch.allclose(extra.mouth_recall[:, T:], out.mouth_recall.flip(1), atol=1e-5)
+    else:
+        assert extra.addr_aud is None and extra.mouth_recall is None
+    weights = LossWeights(l1=0.0, av_sync=0.0, vv_sync=0.0, memory=0.0, mouth_params=2.0, recall_mouth=3.0)
+    total, logs = generator_loss(out, batch, None, gen, None, weights)
+    want = (extra.mouth - batch["audio_mouth"]).abs().mean()
+    assert abs(logs["audio_mouth_params"] - want.item()) < 1e-6
+    assert ("audio_recall_mouth" in logs) == use_memory
+    _, base = generator_loss(plain, batch, None, gen, None, weights)
+    assert (
+        abs(logs["total"] - base["total"] - 2.0 * want.item() - 3.0 * logs.get("audio_recall_mouth", 0.0))
+        < 1e-4
+    )
+    _, extra_only = generator_loss(out, batch, None, gen, None, LossWeights(
+        l1=0.0, av_sync=0.0, vv_sync=0.0, memory=0.0, mouth_params=0.0))  # fmt: skip
+    assert "audio_mouth_params" not in extra_only
+    term = (extra.mouth - batch["audio_mouth"]).abs().mean()
+    term.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in gen.audio_encoder.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in gen.decoder.parameters())
+    with pytest.raises(ValueError, match="audio_mouth"):
+        generator_loss(out, {k: v for k, v in batch.items() if k != "audio_mouth"}, None, gen, None, weights)
+
+
 def test_mouth_box_l1_is_the_l1_of_the_evaluated_mouth_crop_on_both_paths():
     from lipmem_core.evaluation.metrics import mouth_crop
 

@@ -330,6 +330,31 @@ def test_recall_mouth_builds_the_recall_read_out_for_a_memory_only_and_needs_mou
     assert "recall_mouth" not in _rows(ablation / "log.csv")[-1]
 
 
+def test_audio_frames_train_the_audio_read_outs_and_need_a_mouth_loss(syncnet_run, tmp_path, capsys):
+    """--train audio_frames=A: the extra frames' read-out terms are logged for both models (the
+    recall and slot terms for the memory only, the slot term from the k-means on); without a
+    mouth loss there is nothing for those frames to train, and the command is refused."""
+    sync_dir, _ = syncnet_run
+    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
+    synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
+    with pytest.raises(SystemExit):
+        train_generator.main(_gen_args(synth, sync_dir, tmp_path / "refused", 1, "--train", "audio_frames=4"))
+    assert "add --loss mouth_params" in capsys.readouterr().err
+    flags = ["--train", "audio_frames=4", "--loss", "mouth_params=1", "--loss", "recall_mouth=1",
+             "--loss", "slot_mouth=1", "--train", "memory_init_step=2", "--model", f"n_slots={CFG.n_slots}"]  # fmt: skip
+    out = tmp_path / "memory"
+    train_generator.main(_gen_args(synth, sync_dir, out, 3, *flags))
+    rows = _rows(out / "log.csv")
+    assert all(float(r["audio_mouth_params"]) > 0 and float(r["audio_recall_mouth"]) > 0 for r in rows)
+    assert [bool(r.get("audio_slot_mouth")) for r in rows] == [False, False, True]
+    assert load_checkpoint(out / "checkpoint").metadata["train_config"]["audio_frames"] == 4
+    ablation = tmp_path / "ablation"
+    train_generator.main(_gen_args(synth, sync_dir, ablation, 2, *flags, "--no-memory"))
+    last = _rows(ablation / "log.csv")[-1]
+    assert float(last["audio_mouth_params"]) > 0
+    assert not {"audio_recall_mouth", "audio_slot_mouth"} & {k for k, v in last.items() if v}
+
+
 def test_memory_only_options_leave_the_ablation_unchanged(syncnet_run, tmp_path):
     """The README trains the ablation without the memory-only options and calls it the same
     recipe: with --no-memory they must have nothing to act on, so both commands give the same
