@@ -24,13 +24,18 @@ from tests.tiny_model import model_flags, tiny_config
 
 CFG = tiny_config(face_widths=(8, 8, 16, 16), audio_width=8)
 TINY = [*model_flags(CFG), "--workers", "0", "--device", "cpu"]
+CLIPS = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
-    return make_tiny_corpus(root, clips, size=32)
+    return make_tiny_corpus(tmp_path_factory.mktemp("corpus"), CLIPS, size=32)
+
+
+@pytest.fixture(scope="module")
+def mouth_corpus(tmp_path_factory):
+    """The same clips with SynthTalk's mouth.csv (a real corpus has none: `corpus`)."""
+    return _with_mouths(make_tiny_corpus(tmp_path_factory.mktemp("mouth-corpus"), CLIPS, size=32))
 
 
 @pytest.fixture(scope="module")
@@ -308,66 +313,67 @@ def _with_mouths(root):
     return root
 
 
-def test_recall_mouth_builds_the_recall_read_out_for_a_memory_only_and_needs_mouth_csv(syncnet_run, tmp_path):
+def test_recall_mouth_builds_the_recall_read_out_for_a_memory_only_and_needs_mouth_csv(
+    mouth_corpus, corpus, syncnet_run, tmp_path
+):
     """--loss recall_mouth switches on ModelConfig.recall_readout for a memory model (the
     exported checkpoint carries it and its head), never for the ablation, and a corpus without
     SynthTalk's mouth.csv (a real one) is refused with a message naming the file."""
     sync_dir, _ = syncnet_run
-    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
-    real = make_tiny_corpus(tmp_path / "real", clips, size=32)
     with pytest.raises(CorpusError, match="mouth.csv"):
-        train_generator.main(_gen_args(real, sync_dir, tmp_path / "refused", 1, "--loss", "recall_mouth=1"))
-    synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
+        train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "refused", 1, "--loss", "recall_mouth=1"))
     out = tmp_path / "memory"
-    train_generator.main(_gen_args(synth, sync_dir, out, 2, "--loss", "recall_mouth=1"))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, out, 2, "--loss", "recall_mouth=1"))
     assert all(math.isfinite(float(r["recall_mouth"])) for r in _rows(out / "log.csv"))
     loaded = load_checkpoint(out / "checkpoint")
     assert loaded.config.recall_readout and not loaded.config.mouth_readout
     assert any(k.startswith("recall_readout.") for k in load_file(out / "checkpoint" / "model.safetensors"))
     ablation = tmp_path / "ablation"
-    train_generator.main(_gen_args(synth, sync_dir, ablation, 1, "--loss", "recall_mouth=1", "--no-memory"))
+    train_generator.main(
+        _gen_args(mouth_corpus, sync_dir, ablation, 1, "--loss", "recall_mouth=1", "--no-memory")
+    )
     assert load_checkpoint(ablation / "checkpoint").config.recall_readout is False
     assert "recall_mouth" not in _rows(ablation / "log.csv")[-1]
 
 
-def test_audio_frames_train_the_audio_read_outs_and_need_a_mouth_loss(syncnet_run, tmp_path, capsys):
+def test_audio_frames_train_the_audio_read_outs_and_need_a_mouth_loss(
+    mouth_corpus, syncnet_run, tmp_path, capsys
+):
     """--train audio_frames=A: the extra frames' read-out terms are logged for both models (the
     recall and slot terms for the memory only, the slot term from the k-means on); without a
     mouth loss there is nothing for those frames to train, and the command is refused."""
     sync_dir, _ = syncnet_run
-    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
-    synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
     with pytest.raises(SystemExit):
-        train_generator.main(_gen_args(synth, sync_dir, tmp_path / "refused", 1, "--train", "audio_frames=4"))
+        train_generator.main(
+            _gen_args(mouth_corpus, sync_dir, tmp_path / "refused", 1, "--train", "audio_frames=4")
+        )
     assert "add --loss mouth_params" in capsys.readouterr().err
     flags = ["--train", "audio_frames=4", "--loss", "mouth_params=1", "--loss", "recall_mouth=1",
              "--loss", "slot_mouth=1", "--train", "memory_init_step=2", "--model", f"n_slots={CFG.n_slots}"]  # fmt: skip
     out = tmp_path / "memory"
-    train_generator.main(_gen_args(synth, sync_dir, out, 3, *flags))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, out, 3, *flags))
     rows = _rows(out / "log.csv")
     assert all(float(r["audio_mouth_params"]) > 0 and float(r["audio_recall_mouth"]) > 0 for r in rows)
     assert [bool(r.get("audio_slot_mouth")) for r in rows] == [False, False, True]
     assert load_checkpoint(out / "checkpoint").metadata["train_config"]["audio_frames"] == 4
     ablation = tmp_path / "ablation"
-    train_generator.main(_gen_args(synth, sync_dir, ablation, 2, *flags, "--no-memory"))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, ablation, 2, *flags, "--no-memory"))
     last = _rows(ablation / "log.csv")[-1]
     assert float(last["audio_mouth_params"]) > 0
     assert not {"audio_recall_mouth", "audio_slot_mouth"} & {k for k, v in last.items() if v}
 
 
-def test_memory_only_options_leave_the_ablation_unchanged(syncnet_run, tmp_path):
+def test_memory_only_options_leave_the_ablation_unchanged(mouth_corpus, syncnet_run, tmp_path):
     """The README trains the ablation without the memory-only options and calls it the same
     recipe: with --no-memory they must have nothing to act on, so both commands give the same
     weights bit for bit."""
     sync_dir, _ = syncnet_run
-    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
-    synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
     base = ["--no-memory", "--model", "ablation_lip_path=true", "--loss", "mouth_params=1"]
     memory_only = ["--loss", "align=1", "--loss", "recall_mouth=1", "--loss", "usage=1", "--loss", "consensus=1",
                    "--loss", "slot_mouth=1",
                    "--train", "memory_lr_scale=10", "--train", "memory_init_step=1", "--train", "memory_init_by=audio"]  # fmt: skip
-    train_generator.main(_gen_args(synth, sync_dir, tmp_path / "plain", 2, *base))
-    train_generator.main(_gen_args(synth, sync_dir, tmp_path / "with", 2, *base, *memory_only))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, tmp_path / "plain", 2, *base))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, tmp_path / "with", 2, *base, *memory_only))
     plain = load_file(tmp_path / "plain" / "checkpoint" / "model.safetensors")
     other = load_file(tmp_path / "with" / "checkpoint" / "model.safetensors")
     assert plain.keys() == other.keys()
@@ -397,25 +403,28 @@ def test_consensus_starts_with_a_full_queue_after_the_k_means_and_resumes_exactl
         assert torch.equal(a[k], b[k]), k
 
 
-def test_slot_mouth_groups_the_memory_by_mouth_shape_at_the_k_means_step(syncnet_run, tmp_path, capsys):
+def test_slot_mouth_groups_the_memory_by_mouth_shape_at_the_k_means_step(
+    mouth_corpus, corpus, syncnet_run, tmp_path, capsys
+):
     """--loss slot_mouth: refused without memory_init_step and for a corpus without mouth.csv;
     at the k-means step the mouth groups are fitted (saved with the run) and the term is logged
     from then on; a no-memory run ignores it."""
     sync_dir, _ = syncnet_run
-    clips = [("train", "s1", "a", 12), ("train", "s2", "b", 10), ("val", "s3", "c", 12)]
-    synth = _with_mouths(make_tiny_corpus(tmp_path / "synth", clips, size=32))
     with pytest.raises(SystemExit):
-        train_generator.main(_gen_args(synth, sync_dir, tmp_path / "refused", 1, "--loss", "slot_mouth=1"))
+        train_generator.main(
+            _gen_args(mouth_corpus, sync_dir, tmp_path / "refused", 1, "--loss", "slot_mouth=1")
+        )
     assert "add --train memory_init_step=N" in capsys.readouterr().err
     flags = ["--loss", "slot_mouth=1", "--train", "memory_init_step=2", "--model", f"n_slots={CFG.n_slots}"]
-    real = make_tiny_corpus(tmp_path / "real", clips, size=32)
     with pytest.raises(CorpusError, match="slot_mouth"):  # real corpora have no exact mouths
-        train_generator.main(_gen_args(real, sync_dir, tmp_path / "real-run", 3, *flags))
+        train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "real-run", 3, *flags))
     out = tmp_path / "run"
-    train_generator.main(_gen_args(synth, sync_dir, out, 3, *flags))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, out, 3, *flags))
     assert [bool(r.get("slot_mouth")) for r in _rows(out / "log.csv")] == [False, False, True]
     state = load_file(str(out / "state.safetensors"))
     assert bool(state["module/mouth_slots/fitted"]) and state["module/mouth_slots/centres"].abs().sum() > 0
     ablation = tmp_path / "ablation"
-    train_generator.main(_gen_args(synth, sync_dir, ablation, 1, "--loss", "slot_mouth=1", "--no-memory"))
+    train_generator.main(
+        _gen_args(mouth_corpus, sync_dir, ablation, 1, "--loss", "slot_mouth=1", "--no-memory")
+    )
     assert "slot_mouth" not in _rows(ablation / "log.csv")[-1]
