@@ -58,6 +58,11 @@ class ModelConfig(_Presets):
     # False (a deviation, docs/TRAINING.md): it decodes from r_lip alone (f_aud zeroed), so the
     # lips must pass through the memory and the lip encoder has to carry the mouth shape.
     lip_path_audio: bool = True
+    # Not in the paper, with lip_path_audio=False only: the share of lip-path frames that still
+    # see f_aud in training (drawn per frame), so the decoder learns to correct a recall with the
+    # audio as it must at inference, while the other frames still force the lips through the
+    # memory. 0 = the lip path never hears the audio. In eval mode the lip path hears none.
+    lip_path_audio_share: float = 0.0
     # Not in the paper: q and v minus their running means before the cosine (model/memory.py).
     centre_queries: bool = False
     face_widths: tuple[int, ...] = (32, 64, 128, 256, 512, 512)  # face maps, stem resolution .. 4 x 4
@@ -270,9 +275,17 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     slot_mouth = float(loss.get("slot_mouth") or 0.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     audio_frames = int(t.get("audio_frames") or 0)
+    share = float(m.get("lip_path_audio_share") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     checks: list[tuple[bool, str]] = [
-        (memory and m.get("lip_path_audio") is False, "the lip-addressed path decodes from the recall alone"),
+        (
+            memory and m.get("lip_path_audio") is False and not share,
+            "the lip-addressed path decodes from the recall alone",
+        ),
+        (
+            memory and m.get("lip_path_audio") is False and share > 0,
+            f"the lip-addressed path decodes from the recall alone on {1 - share:.0%} of training frames",
+        ),
         (bool(m.get("input_skip")), "a full-resolution input skip in the decoder"),
         (bool(m.get("cond_every_stage")), "the fused feature modulates every decoder stage (FiLM)"),
         (bool(m.get("lip_input_norm")), "lip clips standardised per colour channel before the lip encoder"),

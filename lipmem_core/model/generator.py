@@ -113,7 +113,13 @@ class LipMemGenerator(nn.Module):
         if cfg.use_memory:
             self.lip_encoder = LipEncoder(cfg)
             self.memory = AudioLipMemory(
-                cfg.dim, cfg.n_slots, cfg.kappa, cfg.fusion_dropout, cfg.lip_path_audio, cfg.centre_queries
+                cfg.dim,
+                cfg.n_slots,
+                cfg.kappa,
+                cfg.fusion_dropout,
+                cfg.lip_path_audio,
+                cfg.centre_queries,
+                cfg.lip_path_audio_share,
             )
         else:
             self.fusion = nn.Sequential(nn.Dropout(cfg.fusion_dropout), nn.Linear(cfg.dim, cfg.dim))

@@ -64,9 +64,17 @@ class AudioLipMemory(nn.Module):
         dropout: float = 0.5,
         lip_path_audio: bool = True,
         centre_queries: bool = False,
+        lip_path_audio_share: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= lip_path_audio_share <= 1.0:
+            raise ValueError(f"lip_path_audio_share={lip_path_audio_share}: a share of frames, from 0 to 1")
+        if lip_path_audio and lip_path_audio_share > 0:
+            raise ValueError(
+                "lip_path_audio_share applies with lip_path_audio=False (the lip path hears f_aud always)"
+            )
         self.dim, self.n_slots, self.kappa, self.lip_path_audio = dim, n_slots, kappa, lip_path_audio
+        self.lip_path_audio_share = lip_path_audio_share
         self.centre_queries = centre_queries
         if centre_queries:  # running means of q and v (ModelConfig.centre_queries)
             self.register_buffer("audio_centre", torch.zeros(dim))
@@ -135,13 +143,24 @@ class AudioLipMemory(nn.Module):
         v = self.lip_query(f_lip)  # (N, D)
         addr_lip = cosine_logits(v, self.value, self.kappa).softmax(-1)  # (N, S)
         recall_lip = self.recall(addr_lip)  # (N, D)
-        # lip_path_audio=False: the lip path sees no audio, only what the memory recalled
-        heard = f_aud if self.lip_path_audio else torch.zeros_like(f_aud)
-        out.fused_lip = self.fuse(heard, recall_lip)  # (N, D)
+        out.fused_lip = self.fuse(self._heard_by_lip_path(f_aud), recall_lip)  # (N, D)
         out.addr_lip, out.recall_lip, out.lip_query = addr_lip, recall_lip, v
         out.loss_store = storage_loss(recall_lip, v)
         out.loss_align = alignment_loss(addr_lip, logits_aud.log_softmax(-1))
         return out
+
+    def _heard_by_lip_path(self, f_aud: Tensor) -> Tensor:
+        """The audio feature the lip path fuses with r_lip: (N, D) -> (N, D).
+
+        lip_path_audio=False: none (zeros), so the lips must pass through the memory; in
+        training a share `lip_path_audio_share` of frames, drawn per frame, still hears f_aud.
+        """
+        if self.lip_path_audio:
+            return f_aud
+        if not self.training or self.lip_path_audio_share == 0.0:
+            return torch.zeros_like(f_aud)
+        hears = torch.rand(f_aud.shape[0], 1, device=f_aud.device) < self.lip_path_audio_share  # (N, 1)
+        return f_aud * hears.to(f_aud.dtype)
 
 
 def storage_loss(recall_lip: Tensor, lip_query: Tensor) -> Tensor:

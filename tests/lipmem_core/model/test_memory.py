@@ -157,6 +157,27 @@ def test_lip_path_sees_audio_only_when_configured(lip_path_audio):
         torch.testing.assert_close(out_a.fused_lip, mem.fuse(torch.zeros_like(f_a), out_a.recall_lip))
 
 
+def test_lip_path_audio_share_lets_that_share_of_frames_hear_the_audio_in_training_only():
+    """Each lip-path frame fuses either all of f_aud or none of it; about `share` of them hear it."""
+    torch.manual_seed(0)
+    mem = AudioLipMemory(dim=16, n_slots=8, dropout=0.0, lip_path_audio=False, lip_path_audio_share=0.3)
+    f_aud, f_lip = torch.randn(4000, 16), torch.randn(4000, 16)
+    out = mem.train()(f_aud, f_lip)
+    deaf = mem.fuse(torch.zeros_like(f_aud), out.recall_lip)
+    hearing = mem.fuse(f_aud, out.recall_lip)
+    is_deaf = torch.isclose(out.fused_lip, deaf, atol=1e-6).all(-1)
+    is_hearing = torch.isclose(out.fused_lip, hearing, atol=1e-6).all(-1)
+    assert bool((is_deaf ^ is_hearing).all())  # whole frames, never a mix
+    assert abs(is_hearing.float().mean().item() - 0.3) < 0.03
+    torch.testing.assert_close(mem.eval()(f_aud, f_lip).fused_lip, deaf)  # eval: the recall alone
+
+
+@pytest.mark.parametrize(("lip_path_audio", "share"), [(False, 1.5), (False, -0.1), (True, 0.5)])
+def test_lip_path_audio_share_is_refused_out_of_range_or_without_the_deviation(lip_path_audio, share):
+    with pytest.raises(ValueError, match="lip_path_audio_share"):
+        AudioLipMemory(dim=8, n_slots=4, lip_path_audio=lip_path_audio, lip_path_audio_share=share)
+
+
 def test_addressing_is_float32_under_bf16_autocast(mem):
     """The cosine logits ignore autocast: the same kappa * cos as in plain float32."""
     x = torch.randn(20, 32)

@@ -238,6 +238,10 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         "the lip-addressed path decodes from the recall alone",
         "dead memory slots re-seeded in training",
     ]
+    shared = dataclasses.replace(ModelConfig.cpu(), lip_path_audio_share=0.25).to_dict()
+    assert paper_deviations(shared, TrainConfig.cpu().to_dict())[0] == (
+        "the lip-addressed path decodes from the recall alone on 75% of training frames"
+    )
     model = dataclasses.replace(
         ModelConfig.paper(), input_skip=True, centre_queries=True, cond_every_stage=True, mouth_readout=True,
         recall_readout=True, lip_input_norm=True,
