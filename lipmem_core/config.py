@@ -65,6 +65,10 @@ class ModelConfig(_Presets):
     lip_path_audio_share: float = 0.0
     # Not in the paper: q and v minus their running means before the cosine (model/memory.py).
     centre_queries: bool = False
+    # Not in the paper: the audio query reads f_aud with its gradient stopped, so the memory's
+    # addressing (L_align, the slot terms, the image losses through r_aud) trains Linear_q, K and
+    # V but never bends f_aud, which learns from its own branch of the fusion as the ablation's.
+    audio_query_detached: bool = False
     face_widths: tuple[int, ...] = (32, 64, 128, 256, 512, 512)  # face maps, stem resolution .. 4 x 4
     stem_stride: int = 1  # 1: face features from full resolution; 2: from H/2 (no full-res convs)
     enc_res: int = 1  # residual convs per face-encoder stage
@@ -310,6 +314,10 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
             f"each frame's group (weight {slot_mouth:g}; SynthTalk only, off for real corpora)",
         ),
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
+        (
+            memory and bool(m.get("audio_query_detached")),
+            "the audio query reads f_aud with its gradient stopped (addressing never trains the audio encoder)",
+        ),
         (not memory and bool(m.get("ablation_lip_path")), "a lip path without memory (so L_vv applies)"),
         (memory and t.get("reseed_dead_slots") is True, "dead memory slots re-seeded in training"),
         (

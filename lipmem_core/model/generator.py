@@ -120,6 +120,7 @@ class LipMemGenerator(nn.Module):
                 cfg.lip_path_audio,
                 cfg.centre_queries,
                 cfg.lip_path_audio_share,
+                cfg.audio_query_detached,
             )
         else:
             self.fusion = nn.Sequential(nn.Dropout(cfg.fusion_dropout), nn.Linear(cfg.dim, cfg.dim))

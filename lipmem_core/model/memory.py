@@ -65,6 +65,7 @@ class AudioLipMemory(nn.Module):
         lip_path_audio: bool = True,
         centre_queries: bool = False,
         lip_path_audio_share: float = 0.0,
+        audio_query_detached: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= lip_path_audio_share <= 1.0:
@@ -76,6 +77,7 @@ class AudioLipMemory(nn.Module):
         self.dim, self.n_slots, self.kappa, self.lip_path_audio = dim, n_slots, kappa, lip_path_audio
         self.lip_path_audio_share = lip_path_audio_share
         self.centre_queries = centre_queries
+        self.audio_query_detached = audio_query_detached
         if centre_queries:  # running means of q and v (ModelConfig.centre_queries)
             self.register_buffer("audio_centre", torch.zeros(dim))
             self.register_buffer("lip_centre", torch.zeros(dim))
@@ -86,8 +88,12 @@ class AudioLipMemory(nn.Module):
         self.fusion = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * dim, dim))
 
     def audio_query(self, f_aud: Tensor) -> Tensor:
-        """q = Linear_q(f_aud), minus its running mean with centre_queries: (N, D) -> (N, D)."""
-        q = self.query_proj(f_aud)
+        """q = Linear_q(f_aud), minus its running mean with centre_queries: (N, D) -> (N, D).
+
+        With audio_query_detached the query reads f_aud with its gradient stopped: addressing
+        then trains Linear_q and K only, and f_aud learns from its own branch of the fusion.
+        """
+        q = self.query_proj(f_aud.detach() if self.audio_query_detached else f_aud)
         return self._centred(q, self.audio_centre) if self.centre_queries else q
 
     def lip_query(self, f_lip: Tensor) -> Tensor:

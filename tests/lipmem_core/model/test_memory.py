@@ -306,3 +306,24 @@ def test_centred_queries_follow_the_running_mean_in_training_only():
     torch.testing.assert_close(out.audio_query, q)
     torch.testing.assert_close(out.addr_lip, mem.address_lip(f))
     assert "audio_centre" not in dict(AudioLipMemory(16, 6).named_buffers())  # old checkpoints still load
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_a_detached_audio_query_keeps_addressing_gradients_out_of_f_aud_only(detached):
+    """With audio_query_detached, L_align and r_aud reach Linear_q, K and V but not f_aud;
+    f_aud still learns through its own branch of the fusion. The forward values are unchanged."""
+    torch.manual_seed(0)
+    mem = AudioLipMemory(dim=16, n_slots=8, dropout=0.0, audio_query_detached=detached)
+    f_aud = torch.randn(12, 16, requires_grad=True)
+    out = mem(f_aud, torch.randn(12, 16))
+    out.loss_align.backward(retain_graph=True)
+    assert (f_aud.grad is None) is detached
+    assert mem.query_proj.weight.grad.abs().sum() > 0 and mem.key.grad.abs().sum() > 0
+    f_aud.grad = None
+    out.recall_aud.sum().backward(retain_graph=True)  # the image losses' route through r_aud
+    assert (f_aud.grad is None) is detached
+    out.fused_aud.sum().backward()  # the fusion's own f_aud branch always trains f_aud
+    assert f_aud.grad is not None and f_aud.grad.abs().sum() > 0
+    torch.manual_seed(0)
+    other = AudioLipMemory(dim=16, n_slots=8, dropout=0.0, audio_query_detached=not detached)
+    torch.testing.assert_close(other.address_audio(f_aud), mem.address_audio(f_aud))
