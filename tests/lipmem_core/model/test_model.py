@@ -244,7 +244,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
     )
     model = dataclasses.replace(
         ModelConfig.paper(), input_skip=True, centre_queries=True, cond_every_stage=True, mouth_readout=True,
-        recall_readout=True, lip_input_norm=True,
+        recall_readout=True, lip_input_norm=True, audio_query_detached=True,
     ).to_dict()  # fmt: skip
     train = dataclasses.replace(
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
@@ -253,7 +253,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
                          mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5, slot_mouth=2.0),
     ).to_dict()  # fmt: skip
     text = "; ".join(paper_deviations(model, train))
-    for phrase in ("input skip", "centred", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
+    for phrase in ("input skip", "centred", "gradient stopped", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
                    "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)", "audio queries",
                    "argmax A_lip (weight 0.3)", "argmax A_aud (weight 0.2)", "every decoder stage (FiLM)",
                    "hidden on 50% of training windows", "exact mouth parameters from the decoder input (weight 10; SynthTalk only",
