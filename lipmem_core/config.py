@@ -176,6 +176,11 @@ class LossWeights:
     # k-means groups of the exact mouth parameters (fitted at TrainConfig.memory_init_step, which
     # it needs) and A_aud and A_lip both learn each frame's group.
     slot_mouth: float = 0.0
+    # Not in the paper, SynthTalk only: model.mouth_reader.DrawnMouthReader, a small CNN trained
+    # alongside on the real target frames to read their exact mouth parameters, judges the drawn
+    # frames of both paths (L1 against the exact parameters), so the decoder must draw the mouth
+    # its input carries.
+    drawn_mouth: float = 0.0
 
 
 @dataclass
@@ -277,6 +282,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     recall_mouth, consensus = float(loss.get("recall_mouth") or 0.0), float(loss.get("consensus") or 0.0)
     consensus_eps = float(t.get("consensus_eps") or 1.0)
     slot_mouth = float(loss.get("slot_mouth") or 0.0)
+    drawn_mouth = float(loss.get("drawn_mouth") or 0.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     audio_frames = int(t.get("audio_frames") or 0)
     share = float(m.get("lip_path_audio_share") or 0.0)
@@ -312,6 +318,11 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
             memory and slot_mouth > 0,
             f"slots as k-means groups of SynthTalk's exact mouth parameters, both addressings trained towards "
             f"each frame's group (weight {slot_mouth:g}; SynthTalk only, off for real corpora)",
+        ),
+        (
+            drawn_mouth > 0,
+            f"a reader of SynthTalk's exact mouth parameters, trained on real frames, judges the drawn mouths "
+            f"(weight {drawn_mouth:g}; SynthTalk only, off for real corpora)",
         ),
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
         (

@@ -138,7 +138,7 @@ class ClipStore:
             if not (path / "mouth.csv").is_file():
                 raise CorpusError(
                     f"{path} has no mouth.csv: the mouth-parameter losses need SynthTalk's exact mouths; "
-                    "leave --loss mouth_params, recall_mouth and slot_mouth at 0 for real corpora"
+                    "leave --loss mouth_params, recall_mouth, slot_mouth and drawn_mouth at 0 for real corpora"
                 )
             mouths = read_mouth_params(path)
             if len(mouths) != self.clips[ci].n_frames:

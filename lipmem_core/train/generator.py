@@ -34,6 +34,7 @@ from lipmem_core.model.discriminator import QualityDiscriminator
 from lipmem_core.model.generator import GeneratorOutput, LipMemGenerator, to_channels_last
 from lipmem_core.model.losses import av_sync_loss, discriminator_loss, generator_loss, l1_loss
 from lipmem_core.model.memory import DeadSlotReseeder, init_from_data
+from lipmem_core.model.mouth_reader import DrawnMouthReader, drawn_loss, fit_loss
 from lipmem_core.model.mouth_slots import MouthSlots
 from lipmem_core.model.syncnet import SyncNet
 from lipmem_core.train.args import (
@@ -126,6 +127,17 @@ class GeneratorTask:
         self.mouth_slots = (  # fitted at memory_init_step, which main() requires for it
             MouthSlots(cfg.n_slots).to(env.device) if cfg.use_memory and tcfg.loss.slot_mouth > 0 else None
         )
+        # the drawn-mouth reader, trained at the generator's learning rate; it only judges and
+        # is saved with the run, not exported
+        self.mouth_reader = (
+            DrawnMouthReader(cfg.img_size).to(env.device) if tcfg.loss.drawn_mouth > 0 else None
+        )
+        self.reader_ddp, self.opt_r = None, None
+        if self.mouth_reader is not None:
+            if nhwc:
+                to_channels_last(self.mouth_reader)
+            self.reader_ddp = wrap_ddp(self.mouth_reader, env)
+            self.opt_r = torch.optim.Adam(self.mouth_reader.parameters(), lr=tcfg.lr, betas=tcfg.betas)
 
     def state_modules(self) -> dict[str, nn.Module]:
         modules: dict[str, nn.Module] = {"generator": self.gen, "discriminator": self.disc}
@@ -135,10 +147,15 @@ class GeneratorTask:
             modules["slot_consensus"] = self.consensus
         if self.mouth_slots is not None:
             modules["mouth_slots"] = self.mouth_slots
+        if self.mouth_reader is not None:
+            modules["mouth_reader"] = self.mouth_reader
         return modules
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"generator": self.opt_g, "discriminator": self.opt_d}
+        opts = {"generator": self.opt_g, "discriminator": self.opt_d}
+        if self.opt_r is not None:
+            opts["mouth_reader"] = self.opt_r
+        return opts
 
     def train_step(self, batch: Mapping[str, Any], step: int) -> dict[str, float]:
         if self.gen.memory is not None and step == self.tcfg.memory_init_step > 0:
@@ -164,9 +181,16 @@ class GeneratorTask:
                 assert out.audio_only.addr_aud is not None
                 term = self.mouth_slots.cross_entropy(out.audio_only.addr_aud, b["audio_mouth"])
                 loss = _add_term(loss, logs, "audio_slot_mouth", weights.slot_mouth, term)
+        if self.mouth_reader is not None:
+            paths = [out.frames] + ([out.frames_lip] if out.frames_lip is not None else [])
+            with autocast(self.bf16, self.env.device):
+                term = drawn_loss(self.mouth_reader, paths, b["mouth"])
+            loss = _add_term(loss, logs, "drawn_mouth", weights.drawn_mouth, term)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        if self.mouth_reader is not None:
+            self._fit_mouth_reader(b, logs)
         if self.consensus is not None:
             assert out.audio_query is not None and out.lip_query is not None
             self.consensus.push(out.audio_query, out.lip_query)
@@ -180,6 +204,17 @@ class GeneratorTask:
             self.opt_d.step()
             logs.update(d_logs, disc=d_loss.item())
         return logs
+
+    def _fit_mouth_reader(self, b: Mapping[str, Any], logs: dict[str, float]) -> None:
+        """One step of the drawn-mouth reader on the batch's real target frames, after the
+        generator's step, so the generator was judged by the reader as it stood."""
+        assert self.reader_ddp is not None and self.opt_r is not None
+        with autocast(self.bf16, self.env.device):
+            fit = fit_loss(self.reader_ddp, b["gt"], b["mouth"])
+        self.opt_r.zero_grad(set_to_none=True)
+        fit.backward()
+        self.opt_r.step()
+        logs["mouth_reader"] = fit.item()
 
     def loss_weights(self, step: int) -> LossWeights:
         """The loss weights at `step`: with memory_init_step, the terms that target slots (the
@@ -309,8 +344,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         parser.error(
             "--loss slot_mouth fits its mouth groups at memory_init_step: add --train memory_init_step=N"
         )
-    with_mouth = tcfg.loss.mouth_params > 0 or cfg.recall_readout or mouth_slots
-    if tcfg.audio_frames and not with_mouth:
+    read_out = tcfg.loss.mouth_params > 0 or cfg.recall_readout or mouth_slots
+    with_mouth = read_out or tcfg.loss.drawn_mouth > 0
+    if tcfg.audio_frames and not read_out:
         parser.error(
             "--train audio_frames trains the mouth read-outs from audio alone: add --loss mouth_params=W "
             "(or recall_mouth, slot_mouth)"

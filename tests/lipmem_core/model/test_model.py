@@ -250,7 +250,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
         ref_mouth_drop=0.5, consensus_eps=0.25, audio_frames=20,
         loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2,
-                         mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5, slot_mouth=2.0),
+                         mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5, slot_mouth=2.0, drawn_mouth=3.0),
     ).to_dict()  # fmt: skip
     text = "; ".join(paper_deviations(model, train))
     for phrase in ("input skip", "centred", "gradient stopped", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
@@ -260,13 +260,15 @@ def test_paper_deviations_name_every_non_paper_mechanism():
                    "mouth-box L1 (weight 2)", "exact mouth parameters from the memory's recall (weight 5; SynthTalk only",
                    "standardised per colour channel", "balanced slot codes (weight 0.5, temperature 0.25)",
                    "groups of SynthTalk's exact mouth parameters, both addressings trained towards each frame's group (weight 2",
+                   "trained on real frames, judges the drawn mouths (weight 3; SynthTalk only",
                    "20 more frames per window train the audio path's mouth read-outs from audio alone"):  # fmt: skip
         assert phrase in text, phrase
     ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
-    # memory-only options do not apply to a model without memory
+    # memory-only options do not apply to a model without memory; the drawn-mouth reader does
     assert paper_deviations(ablation, train) == [
         "a read-out of SynthTalk's exact mouth parameters from the decoder input (weight 10; SynthTalk only, off for real corpora)",
         "20 more frames per window train the audio path's mouth read-outs from audio alone (SynthTalk only, off for real corpora)",
+        "a reader of SynthTalk's exact mouth parameters, trained on real frames, judges the drawn mouths (weight 3; SynthTalk only, off for real corpora)",
         "a lip path without memory (so L_vv applies)", "learning rate 0.0003 (paper 0.0001)",
         "references' lower half hidden on 50% of training windows", "an extra lower-half L1 (weight 4)",
         "an extra mouth-box L1 (weight 2)",

@@ -428,3 +428,36 @@ def test_slot_mouth_groups_the_memory_by_mouth_shape_at_the_k_means_step(
         _gen_args(mouth_corpus, sync_dir, ablation, 1, "--loss", "slot_mouth=1", "--no-memory")
     )
     assert "slot_mouth" not in _rows(ablation / "log.csv")[-1]
+
+
+def test_drawn_mouth_judges_both_models_and_resumes_exactly(
+    mouth_corpus, corpus, syncnet_run, tmp_path, capsys
+):
+    """--loss drawn_mouth: logged with the reader's own fit for the memory model and the
+    ablation; the reader and its optimiser resume with the run (a split run ends bit-identical
+    to a straight one) but are not exported; refused for a corpus without mouth.csv, and
+    audio_frames still needs a read-out loss (the reader only judges decoded frames)."""
+    sync_dir, _ = syncnet_run
+    flags = ["--loss", "drawn_mouth=1"]
+    with pytest.raises(CorpusError, match="drawn_mouth"):  # real corpora have no exact mouths
+        train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "real-run", 1, *flags))
+    with pytest.raises(SystemExit):
+        train_generator.main(
+            _gen_args(mouth_corpus, sync_dir, tmp_path / "refused", 1, *flags, "--train", "audio_frames=4")
+        )
+    assert "add --loss mouth_params" in capsys.readouterr().err
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, straight, 3, *flags))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, split, 2, *flags))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, split, 3, *flags))
+    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
+    assert any(k.startswith("module/mouth_reader/") for k in a)
+    assert any(k.startswith("optim/mouth_reader/") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = _rows(straight / "log.csv")
+    assert all(float(r["drawn_mouth"]) > 0 and float(r["mouth_reader"]) > 0 for r in rows)
+    assert not any("reader" in k for k in load_file(straight / "checkpoint" / "model.safetensors"))
+    ablation = tmp_path / "ablation"
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, ablation, 1, *flags, "--no-memory"))
+    assert float(_rows(ablation / "log.csv")[-1]["drawn_mouth"]) > 0
