@@ -34,19 +34,25 @@ from lipmem_core.model.losses import frozen_call
 class DrawnMouthReader(nn.Module):
     """R: the lower half of single frames (N, 3, H, W) -> their 7 mouth parameters (N, 7).
 
-    Stride-2 stages from the H/2 x W lower half down to 2 x 4, widths 16 .. `dim`: about
-    0.05 GFLOP a frame at 128 px, against 0.74 for the cpu generator's training forward.
+    R reads the lower half at half resolution, through an antialiasing filter, then stride-2
+    stages down to 2 x 4, widths 16 .. `dim` (about 0.01 GFLOP a frame at 128 px, against 0.74
+    for the cpu generator's training forward). Why half resolution: read at full resolution, the
+    generator lowered R's loss with a pixel-scale green-red checkerboard over the mouth
+    (docs/TRAINING.md, probe DM), which a filtered input does not pass.
     """
 
     def __init__(self, img_size: int, width: int = 8, dim: int = 64) -> None:
         super().__init__()
-        self.features = half_pyramid_to_vector(3, width, dim, img_size // 2, img_size)
+        self.features = half_pyramid_to_vector(3, width, dim, img_size // 4, img_size // 2)
         self.head = nn.Linear(dim, len(MOUTH_PARAMS))
 
     def forward(self, frames: Tensor) -> Tensor:
         """(N, 3, H, W) in [-1, 1] -> (N, 7)."""
         h = frames.shape[-2]
-        return self.head(self.features(frames[..., h // 2 :, :]).flatten(1))  # (N, 7)
+        lower = F.interpolate(
+            frames[..., h // 2 :, :], scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False
+        )  # (N, 3, H/4, W/2)
+        return self.head(self.features(lower).flatten(1))  # (N, 7)
 
 
 def fit_loss(reader: nn.Module, gt: Tensor, mouth: Tensor) -> Tensor:
