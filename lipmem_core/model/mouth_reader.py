@@ -49,8 +49,13 @@ class DrawnMouthReader(nn.Module):
     def forward(self, frames: Tensor) -> Tensor:
         """(N, 3, H, W) in [-1, 1] -> (N, 7)."""
         h = frames.shape[-2]
+        # in float32: the antialiased resampling has no bf16 kernel on CPU (autocast passes it through)
         lower = F.interpolate(
-            frames[..., h // 2 :, :], scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False
+            frames[..., h // 2 :, :].float(),
+            scale_factor=0.5,
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
         )  # (N, 3, H/4, W/2)
         return self.head(self.features(lower).flatten(1))  # (N, 7)
 

@@ -75,3 +75,14 @@ def test_the_reader_fit_does_not_reach_the_frames():
     fit_loss(reader, gt, mouth).backward()
     assert gt.grad is None
     assert all(p.grad is not None for p in reader.parameters())
+
+
+def test_the_reader_runs_under_bf16_autocast_as_training_does():
+    """--bf16 trains under CPU autocast; the reader's resampling has no bf16 kernel of its own."""
+    reader = DrawnMouthReader(SIZE)
+    mouth = _mouths(2, seed=0)
+    frames = _frames(mouth).bfloat16().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = drawn_loss(reader, [frames], mouth) + fit_loss(reader, frames, mouth)
+    loss.backward()
+    assert torch.isfinite(loss) and frames.grad.abs().sum() > 0
