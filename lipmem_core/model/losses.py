@@ -136,6 +136,11 @@ def syncnet_loss(syncnet: SyncNet, batch: Mapping[str, Tensor]) -> tuple[Tensor,
     return loss, {"sync_loss": loss.item(), "sync_acc": acc}
 
 
+def decoded_paths(out: GeneratorOutput) -> list[Tensor]:
+    """The frames (B, 3, T, H, W) of each decoding path: the audio path, then the lip path if decoded."""
+    return [out.frames] + ([out.frames_lip] if out.frames_lip is not None else [])
+
+
 def _mean(xs: list[Tensor]) -> Tensor:
     return torch.stack(xs).mean()
 
@@ -172,7 +177,7 @@ def generator_loss(
     """
     w = weights or LossWeights()
     gt = batch["gt"]
-    paths = [out.frames] + ([out.frames_lip] if out.frames_lip is not None else [])
+    paths = decoded_paths(out)
     l1 = _mean([l1_loss(f, gt) for f in paths])
     total = w.l1 * l1
     logs: dict[str, float] = {"l1": l1.item(), "l1_aud": l1_loss(out.frames.detach(), gt).item()}

@@ -14,7 +14,7 @@ windows only, and judges generated frames as a frozen network (losses.frozen_cal
 with the running statistics of real frames), so the generator cannot train it to agree.
 
 R is deliberately not the evaluation's mouth oracle (evaluation.oracle): another network with
-another input (the lower half at the generator's resolution, not the resampled mouth box),
+another input (the whole lower half, filtered to half resolution, not the resampled mouth box),
 trained on other data (the training split's frames, not unlimited renders), so the figures the
 oracle reads are not the quantity the generator was fitted to. Needs mouth.csv: SynthTalk only.
 """

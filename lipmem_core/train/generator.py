@@ -32,7 +32,7 @@ from lipmem_core.evaluation.metrics import psnr
 from lipmem_core.model.consensus import SlotConsensus
 from lipmem_core.model.discriminator import QualityDiscriminator
 from lipmem_core.model.generator import GeneratorOutput, LipMemGenerator, to_channels_last
-from lipmem_core.model.losses import av_sync_loss, discriminator_loss, generator_loss, l1_loss
+from lipmem_core.model.losses import av_sync_loss, decoded_paths, discriminator_loss, generator_loss, l1_loss
 from lipmem_core.model.memory import DeadSlotReseeder, init_from_data
 from lipmem_core.model.mouth_reader import DrawnMouthReader, drawn_loss, fit_loss
 from lipmem_core.model.mouth_slots import MouthSlots
@@ -182,9 +182,8 @@ class GeneratorTask:
                 term = self.mouth_slots.cross_entropy(out.audio_only.addr_aud, b["audio_mouth"])
                 loss = _add_term(loss, logs, "audio_slot_mouth", weights.slot_mouth, term)
         if self.mouth_reader is not None:
-            paths = [out.frames] + ([out.frames_lip] if out.frames_lip is not None else [])
             with autocast(self.bf16, self.env.device):
-                term = drawn_loss(self.mouth_reader, paths, b["mouth"])
+                term = drawn_loss(self.mouth_reader, decoded_paths(out), b["mouth"])
             loss = _add_term(loss, logs, "drawn_mouth", weights.drawn_mouth, term)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
