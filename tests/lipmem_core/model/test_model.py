@@ -246,15 +246,16 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         ModelConfig.paper(), input_skip=True, centre_queries=True, cond_every_stage=True, mouth_readout=True,
         recall_readout=True, lip_input_norm=True, audio_query_detached=True,
     ).to_dict()  # fmt: skip
-    train = dataclasses.replace(
+    train_config = dataclasses.replace(
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
         ref_mouth_drop=0.5, consensus_eps=0.25, audio_frames=20,
         loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2,
                          mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5, slot_mouth=2.0, drawn_mouth=3.0),
-    ).to_dict()  # fmt: skip
+    )  # fmt: skip
+    train = train_config.to_dict()
     text = "; ".join(paper_deviations(model, train))
     for phrase in ("input skip", "centred", "gradient stopped", "learning rate 0.0003", "10x", "step 150", "slot-usage loss (weight 1)",
-                   "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)", "audio queries",
+                   "sharpness loss (weight 0.5)", "L_align weighted 2", "lower-half L1 (weight 4)", "mouth-shape group's mean queries) at step 150",
                    "argmax A_lip (weight 0.3)", "argmax A_aud (weight 0.2)", "every decoder stage (FiLM)",
                    "hidden on 50% of training windows", "exact mouth parameters from the decoder input (weight 10; SynthTalk only",
                    "mouth-box L1 (weight 2)", "exact mouth parameters from the memory's recall (weight 5; SynthTalk only",
@@ -263,6 +264,14 @@ def test_paper_deviations_name_every_non_paper_mechanism():
                    "trained on real frames, judges the drawn mouths (weight 3; SynthTalk only",
                    "20 more frames per window train the audio path's mouth read-outs from audio alone"):  # fmt: skip
         assert phrase in text, phrase
+    # mouth-shape slots group the initial frames by mouth, so memory_init_by is not what happened
+    assert "k-means of audio queries" not in text
+    no_slots = dataclasses.replace(train_config, loss=LossWeights(slot_mouth=0.0)).to_dict()
+    text = "; ".join(paper_deviations(model, no_slots))
+    assert (
+        "K and V set from data (k-means of audio queries) at step 150" in text
+        and "mouth-shape group" not in text
+    )
     ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
     # memory-only options do not apply to a model without memory; the drawn-mouth reader does
     assert paper_deviations(ablation, train) == [
