@@ -287,6 +287,12 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     audio_frames = int(t.get("audio_frames") or 0)
     share = float(m.get("lip_path_audio_share") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
+    # mouth-shape slots group the initial frames by mouth, whatever memory_init_by says
+    init_groups = (
+        "each mouth-shape group's mean queries"
+        if slot_mouth > 0
+        else f"k-means of {t.get('memory_init_by') or 'lip'} queries"
+    )
     checks: list[tuple[bool, str]] = [
         (
             memory and m.get("lip_path_audio") is False and not share,
@@ -331,14 +337,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         ),
         (not memory and bool(m.get("ablation_lip_path")), "a lip path without memory (so L_vv applies)"),
         (memory and t.get("reseed_dead_slots") is True, "dead memory slots re-seeded in training"),
-        (
-            memory and init_step > 0 and not slot_mouth,
-            f"K and V set from data (k-means of {t.get('memory_init_by') or 'lip'} queries) at step {init_step}",
-        ),
-        (  # mouth-shape slots group the frames by mouth, whatever memory_init_by says
-            memory and init_step > 0 and slot_mouth > 0,
-            f"K and V set from data (each mouth-shape group's mean queries) at step {init_step}",
-        ),
+        (memory and init_step > 0, f"K and V set from data ({init_groups}) at step {init_step}"),
         (memory and scale != 1.0, f"K and V trained at {scale:g}x the learning rate"),
         (lr != paper.lr, f"learning rate {lr:g} (paper {paper.lr:g})"),
         (ref_drop > 0, f"references' lower half hidden on {ref_drop:.0%} of training windows"),
