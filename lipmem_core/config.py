@@ -181,6 +181,11 @@ class LossWeights:
     # frames of both paths (L1 against the exact parameters), so the decoder must draw the mouth
     # its input carries.
     drawn_mouth: float = 0.0
+    # Not in the paper, SynthTalk only, memory only (needs slot_mouth): each step every window's
+    # identity decodes one random slot alone, as the slot gallery does (f_aud of silence), and the
+    # drawn-mouth reader judges the frame against that slot's mouth-shape group, so V_s must hold
+    # a mouth the decoder draws.
+    slot_drawn_mouth: float = 0.0
 
 
 @dataclass
@@ -283,6 +288,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     consensus_eps = float(t.get("consensus_eps") or 1.0)
     slot_mouth = float(loss.get("slot_mouth") or 0.0)
     drawn_mouth = float(loss.get("drawn_mouth") or 0.0)
+    slot_drawn = float(loss.get("slot_drawn_mouth") or 0.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     audio_frames = int(t.get("audio_frames") or 0)
     share = float(m.get("lip_path_audio_share") or 0.0)
@@ -329,6 +335,11 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
             drawn_mouth > 0,
             f"a reader of SynthTalk's exact mouth parameters, trained on real frames, judges the drawn mouths "
             f"(weight {drawn_mouth:g}; SynthTalk only, off for real corpora)",
+        ),
+        (
+            memory and slot_mouth > 0 and slot_drawn > 0,
+            f"single slots decoded alone and judged by a mouth reader against their mouth-shape group "
+            f"(weight {slot_drawn:g}; SynthTalk only, off for real corpora)",
         ),
         (memory and bool(m.get("centre_queries")), "queries centred before the cosine addressing"),
         (

@@ -27,8 +27,9 @@ from torch import Tensor, nn
 
 from lipmem_core.data.synth.mouth import MOUTH_PARAMS
 from lipmem_core.model.encoders import half_pyramid_to_vector
-from lipmem_core.model.generator import frames_first
+from lipmem_core.model.generator import LipMemGenerator, frames_first
 from lipmem_core.model.losses import frozen_call
+from lipmem_core.model.mouth_slots import MouthSlots
 
 
 class DrawnMouthReader(nn.Module):
@@ -81,3 +82,23 @@ def drawn_loss(reader: DrawnMouthReader, paths: list[Tensor], mouth: Tensor) -> 
     finally:
         reader.train(was_training)
     return torch.stack([F.l1_loss(r, mouth) for r in reads]).mean()
+
+
+def slot_drawn_loss(
+    gen: LipMemGenerator, reader: DrawnMouthReader, mouth_slots: MouthSlots, face: Tensor, slots: Tensor
+) -> Tensor:
+    """L_slot_drawn_mouth (`--loss slot_drawn_mouth=W`, with `slot_mouth`): the slot gallery as a loss.
+
+    Window b's identity (face (B, 6, T, H, W), its first frame) decodes slot slots[b] (B,) alone:
+    a one-hot address, f_aud of silence (LipMemGenerator.decode_with_address, as
+    infer.addressing.decode_slot draws a slot). The frozen reader reads the drawn frame, and the
+    L1 is taken against the centre of the slot's mouth-shape group (MouthSlots.centre_mouth):
+
+        L = |R(G(face, V_s)) - c_s|_1
+
+    Gradient reaches V_s of the decoded slots, the decoder, the face encoder and the audio
+    encoder (through f_aud of silence), never K: the address is given, not computed.
+    """
+    address = F.one_hot(slots, gen.cfg.n_slots).to(face.dtype)[:, None, :]  # (B, 1, S)
+    frames = gen.decode_with_address(face[:, :, :1], None, address)  # (B, 3, 1, H, W)
+    return drawn_loss(reader, [frames], mouth_slots.centre_mouth(slots)[:, None, :])  # mouth (B, 1, 7)

@@ -59,6 +59,13 @@ class MouthSlots(nn.Module):
         z = (mouth.float() - self.mean) / self.std  # (..., 7)
         return torch.cdist(z.reshape(-1, N_MOUTH_PARAMS), self.centres).argmin(-1).reshape(mouth.shape[:-1])
 
+    def centre_mouth(self, slots: Tensor) -> Tensor:
+        """The mouth parameters at the centre of each slot's group, in the corpus's units:
+        slots (...,) long -> (..., 7)."""
+        if not bool(self.fitted):
+            raise ValueError("mouth slots are not fitted yet: they are fitted at memory_init_step")
+        return self.centres[slots] * self.std + self.mean
+
     def cross_entropy(self, address: Tensor, mouth: Tensor) -> Tensor:
         """CE(A, s*) for one addressing A (..., S) and its frames' mouth parameters (..., 7)."""
         if not bool(self.fitted):

@@ -34,7 +34,7 @@ from lipmem_core.model.discriminator import QualityDiscriminator
 from lipmem_core.model.generator import GeneratorOutput, LipMemGenerator, to_channels_last
 from lipmem_core.model.losses import av_sync_loss, decoded_paths, discriminator_loss, generator_loss, l1_loss
 from lipmem_core.model.memory import DeadSlotReseeder, init_from_data
-from lipmem_core.model.mouth_reader import DrawnMouthReader, drawn_loss, fit_loss
+from lipmem_core.model.mouth_reader import DrawnMouthReader, drawn_loss, fit_loss, slot_drawn_loss
 from lipmem_core.model.mouth_slots import MouthSlots
 from lipmem_core.model.syncnet import SyncNet
 from lipmem_core.train.args import (
@@ -129,8 +129,11 @@ class GeneratorTask:
         )
         # the drawn-mouth reader, trained at the generator's learning rate; it only judges and
         # is saved with the run, not exported
+        judges_slots = self.mouth_slots is not None and tcfg.loss.slot_drawn_mouth > 0
         self.mouth_reader = (
-            DrawnMouthReader(cfg.img_size).to(env.device) if tcfg.loss.drawn_mouth > 0 else None
+            DrawnMouthReader(cfg.img_size).to(env.device)
+            if tcfg.loss.drawn_mouth > 0 or judges_slots
+            else None
         )
         self.reader_ddp, self.opt_r = None, None
         if self.mouth_reader is not None:
@@ -181,10 +184,18 @@ class GeneratorTask:
                 assert out.audio_only.addr_aud is not None
                 term = self.mouth_slots.cross_entropy(out.audio_only.addr_aud, b["audio_mouth"])
                 loss = _add_term(loss, logs, "audio_slot_mouth", weights.slot_mouth, term)
-        if self.mouth_reader is not None:
+        if self.mouth_reader is not None and weights.drawn_mouth > 0:
             with autocast(self.bf16, self.env.device):
                 term = drawn_loss(self.mouth_reader, decoded_paths(out), b["mouth"])
             loss = _add_term(loss, logs, "drawn_mouth", weights.drawn_mouth, term)
+        if self.mouth_reader is not None and self.mouth_slots is not None and weights.slot_drawn_mouth > 0:
+            # one random slot per window, from torch's RNG, which the loop reseeds every step, so a
+            # resumed run decodes the same slots; the plain module decodes: DDP's hooks reduce each
+            # parameter's gradient once per backward, however many forwards used it
+            slots = torch.randint(self.gen.cfg.n_slots, (b["face"].shape[0],), device=self.env.device)
+            with autocast(self.bf16, self.env.device):
+                term = slot_drawn_loss(self.gen, self.mouth_reader, self.mouth_slots, b["face"], slots)
+            loss = _add_term(loss, logs, "slot_drawn_mouth", weights.slot_drawn_mouth, term)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -217,14 +228,16 @@ class GeneratorTask:
 
     def loss_weights(self, step: int) -> LossWeights:
         """The loss weights at `step`: with memory_init_step, the terms that target slots (the
-        hard alignments, the consensus, the mouth slots) wait for the k-means (before it, a
-        random memory's argmax is one slot for every frame, and a hard target collapses both
-        addressings onto it: docs/TRAINING.md, probe N)."""
+        hard alignments, the consensus, the mouth slots and their drawn mouths) wait for the
+        k-means (before it, a random memory's argmax is one slot for every frame, and a hard
+        target collapses both addressings onto it: docs/TRAINING.md, probe N)."""
         w = self.tcfg.loss
         if step < self.tcfg.memory_init_step and (
-            w.align_hard or w.align_hard_lip or w.consensus or w.slot_mouth
+            w.align_hard or w.align_hard_lip or w.consensus or w.slot_mouth or w.slot_drawn_mouth
         ):
-            return dataclasses.replace(w, align_hard=0.0, align_hard_lip=0.0, consensus=0.0, slot_mouth=0.0)
+            return dataclasses.replace(
+                w, align_hard=0.0, align_hard_lip=0.0, consensus=0.0, slot_mouth=0.0, slot_drawn_mouth=0.0
+            )
         return w
 
     @torch.no_grad()
@@ -342,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     if mouth_slots and tcfg.memory_init_step <= 0:
         parser.error(
             "--loss slot_mouth fits its mouth groups at memory_init_step: add --train memory_init_step=N"
+        )
+    if cfg.use_memory and tcfg.loss.slot_drawn_mouth > 0 and not mouth_slots:
+        parser.error(
+            "--loss slot_drawn_mouth judges slots against their mouth-shape groups: add --loss slot_mouth=W"
         )
     read_out = tcfg.loss.mouth_params > 0 or cfg.recall_readout or mouth_slots
     with_mouth = read_out or tcfg.loss.drawn_mouth > 0

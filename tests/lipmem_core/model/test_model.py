@@ -250,7 +250,8 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
         ref_mouth_drop=0.5, consensus_eps=0.25, audio_frames=20,
         loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2,
-                         mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5, slot_mouth=2.0, drawn_mouth=3.0),
+                         mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5, slot_mouth=2.0, drawn_mouth=3.0,
+                         slot_drawn_mouth=4.0),
     )  # fmt: skip
     train = train_config.to_dict()
     text = "; ".join(paper_deviations(model, train))
@@ -262,6 +263,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
                    "standardised per colour channel", "balanced slot codes (weight 0.5, temperature 0.25)",
                    "groups of SynthTalk's exact mouth parameters, both addressings trained towards each frame's group (weight 2",
                    "trained on real frames, judges the drawn mouths (weight 3; SynthTalk only",
+                   "single slots decoded alone and judged by a mouth reader against their mouth-shape group (weight 4; SynthTalk only",
                    "20 more frames per window train the audio path's mouth read-outs from audio alone"):  # fmt: skip
         assert phrase in text, phrase
     # mouth-shape slots group the initial frames by mouth, so memory_init_by is not what happened

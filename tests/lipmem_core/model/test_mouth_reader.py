@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lipmem_core.model.mouth_reader import DrawnMouthReader, drawn_loss, fit_loss
+from lipmem_core.model.mouth_reader import DrawnMouthReader, drawn_loss, fit_loss, slot_drawn_loss
 
 SIZE = 32
 
@@ -86,3 +86,31 @@ def test_the_reader_runs_under_bf16_autocast_as_training_does():
         loss = drawn_loss(reader, [frames], mouth) + fit_loss(reader, frames, mouth)
     loss.backward()
     assert torch.isfinite(loss) and frames.grad.abs().sum() > 0
+
+
+def test_slot_drawn_loss_trains_the_decoded_slots_values_never_the_keys_or_the_reader():
+    """L_slot_drawn_mouth decodes the given slots alone: V gets gradient on exactly those rows,
+    K none (the address is given), the frozen reader none; its target is the slot's group centre."""
+    from lipmem_core.model.generator import LipMemGenerator
+    from lipmem_core.model.mouth_slots import MouthSlots
+    from tests.tiny_model import tiny_config
+
+    torch.manual_seed(0)
+    gen = LipMemGenerator(tiny_config()).train()
+    slots_model = MouthSlots(gen.cfg.n_slots)
+    slots_model.fit(torch.rand(64, 7, generator=torch.Generator().manual_seed(1)))
+    reader = DrawnMouthReader(SIZE)
+    face = torch.rand(3, 6, 5, SIZE, SIZE, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    chosen = torch.tensor([3, 3, 6])
+    loss = slot_drawn_loss(gen, reader, slots_model, face, chosen)
+    loss.backward()
+    assert torch.isfinite(loss)
+    memory = gen.memory
+    assert memory.key.grad is None or memory.key.grad.abs().sum() == 0
+    touched = memory.value.grad.abs().sum(1) > 0  # (S,)
+    assert touched.nonzero().flatten().tolist() == [3, 6]
+    assert all(p.grad is None for p in reader.parameters())
+    # the target: each slot's group centre, back in the corpus's units
+    centres = slots_model.centre_mouth(chosen)  # (3, 7)
+    assert centres.shape == (3, 7)
+    assert torch.allclose((centres - slots_model.mean) / slots_model.std, slots_model.centres[chosen])

@@ -430,6 +430,34 @@ def test_slot_mouth_groups_the_memory_by_mouth_shape_at_the_k_means_step(
     assert "slot_mouth" not in _rows(ablation / "log.csv")[-1]
 
 
+def test_slot_drawn_mouth_starts_with_the_mouth_slots_and_resumes_exactly(
+    mouth_corpus, syncnet_run, tmp_path, capsys
+):
+    """--loss slot_drawn_mouth: refused without slot_mouth (no groups to judge slots against);
+    logged from the k-means step on, with the reader fitted from the first step but no
+    drawn_mouth term; a split run ends bit-identical to a straight one (the decoded slots are
+    drawn from the reseeded RNG)."""
+    sync_dir, _ = syncnet_run
+    with pytest.raises(SystemExit):
+        train_generator.main(
+            _gen_args(mouth_corpus, sync_dir, tmp_path / "refused", 1, "--loss", "slot_drawn_mouth=1")
+        )
+    assert "add --loss slot_mouth=W" in capsys.readouterr().err
+    flags = ["--loss", "slot_mouth=1", "--loss", "slot_drawn_mouth=1", "--train", "memory_init_step=2",
+             "--model", f"n_slots={CFG.n_slots}"]  # fmt: skip
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, straight, 3, *flags))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, split, 2, *flags))
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, split, 3, *flags))
+    rows = _rows(straight / "log.csv")
+    assert [bool(r.get("slot_drawn_mouth")) for r in rows] == [False, False, True]
+    assert float(rows[2]["slot_drawn_mouth"]) > 0
+    assert all(float(r["mouth_reader"]) > 0 and not r.get("drawn_mouth") for r in rows)
+    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_drawn_mouth_judges_both_models_and_resumes_exactly(
     mouth_corpus, corpus, syncnet_run, tmp_path, capsys
 ):
