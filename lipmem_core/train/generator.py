@@ -190,8 +190,8 @@ class GeneratorTask:
             loss = _add_term(loss, logs, "drawn_mouth", weights.drawn_mouth, term)
         if self.mouth_reader is not None and self.mouth_slots is not None and weights.slot_drawn_mouth > 0:
             # one random slot per window, from torch's RNG, which the loop reseeds every step, so a
-            # resumed run decodes the same slots; the plain module decodes: DDP's hooks reduce each
-            # parameter's gradient once per backward, however many forwards used it
+            # resumed run decodes the same slots; the plain module decodes, a second use of the
+            # decoder in this backward (not yet run under torchrun)
             slots = torch.randint(self.gen.cfg.n_slots, (b["face"].shape[0],), device=self.env.device)
             with autocast(self.bf16, self.env.device):
                 term = slot_drawn_loss(self.gen, self.mouth_reader, self.mouth_slots, b["face"], slots)
