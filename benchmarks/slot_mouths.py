@@ -36,6 +36,7 @@ from lipmem_core.data import corpus  # noqa: E402
 from lipmem_core.data.synth.mouth import MOUTH_PARAMS  # noqa: E402
 from lipmem_core.evaluation.oracle import corpus_mouths, load_oracle, predict_mouth  # noqa: E402
 from lipmem_core.infer.addressing import decode_addresses  # noqa: E402
+from lipmem_core.model.mouth_slots import MouthSlots  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,12 +50,15 @@ def first_frames(root: str, split: str) -> list[np.ndarray]:
     return [corpus.read_frames(corpus.clip_dir(root, r))[0] for r in rows.itertuples()]
 
 
-def group_centres(run: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A run's mouth-shape groups: standardised centres (S, 7), mean (7,), std (7,)."""
+def mouth_groups(run: str, n_slots: int) -> MouthSlots:
+    """A run's mouth-shape groups (`--loss slot_mouth`), loaded from its state.safetensors."""
     state = load_file(str(Path(run) / "state.safetensors"))
-    if "module/mouth_slots/centres" not in state:
+    prefix = "module/mouth_slots/"
+    if prefix + "centres" not in state:
         raise SystemExit(f"{run} was not trained with --loss slot_mouth: it has no mouth-shape groups")
-    return tuple(state[f"module/mouth_slots/{k}"].float().numpy() for k in ("centres", "mean", "std"))
+    groups = MouthSlots(n_slots)
+    groups.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+    return groups
 
 
 def main() -> None:
@@ -84,11 +88,10 @@ def main() -> None:
     }
     print(f"{args.checkpoint}: {n_slots} slots drawn on {len(identities)} {args.split} identities")
     if args.run:
-        centres, mean, c_std = group_centres(args.run)
-        target = centres * c_std + mean  # (S, 7) in the corpus's units
+        groups = mouth_groups(args.run, n_slots)
+        target = groups.centre_mouth(torch.arange(n_slots)).numpy()  # (S, 7) in the corpus's units
         rows["vs group centre"] = np.abs(read - target[None]).mean(axis=(0, 1)) / std
-        z = (read.mean(axis=0) - mean) / c_std  # (S, 7): each slot's mean reading, standardised
-        nearest = np.linalg.norm(z[:, None] - centres[None], axis=-1).argmin(axis=1)  # (S,)
+        nearest = groups.labels(torch.from_numpy(read.mean(axis=0))).numpy()  # (S,): each slot's mean reading
         print(f"slots read nearest to their own group's centre: {np.mean(nearest == np.arange(n_slots)):.0%}")
     print(f"{'% of std':16s} {'mean':>6s} " + " ".join(f"{k:>6s}" for k in MOUTH_PARAMS))
     for name, pct in rows.items():

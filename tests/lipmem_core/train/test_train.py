@@ -59,6 +59,13 @@ def _gen_args(corpus, syncnet_dir, out, steps, *extra):
             "--gan-start", "1", *TINY, *extra]  # fmt: skip
 
 
+def _refusal(corpus, syncnet_dir, out, capsys, *extra) -> str:
+    """Run a one-step command that training must refuse (argparse's exit); return its stderr."""
+    with pytest.raises(SystemExit):
+        train_generator.main(_gen_args(corpus, syncnet_dir, out, 1, *extra))
+    return capsys.readouterr().err
+
+
 def test_syncnet_trains_logs_and_exports(syncnet_run, corpus):
     out, metrics = syncnet_run
     rows = _rows(out / "log.csv")
@@ -343,11 +350,9 @@ def test_audio_frames_train_the_audio_read_outs_and_need_a_mouth_loss(
     recall and slot terms for the memory only, the slot term from the k-means on); without a
     mouth loss there is nothing for those frames to train, and the command is refused."""
     sync_dir, _ = syncnet_run
-    with pytest.raises(SystemExit):
-        train_generator.main(
-            _gen_args(mouth_corpus, sync_dir, tmp_path / "refused", 1, "--train", "audio_frames=4")
-        )
-    assert "add --loss mouth_params" in capsys.readouterr().err
+    assert "add --loss mouth_params" in _refusal(
+        mouth_corpus, sync_dir, tmp_path / "refused", capsys, "--train", "audio_frames=4"
+    )
     flags = ["--train", "audio_frames=4", "--loss", "mouth_params=1", "--loss", "recall_mouth=1",
              "--loss", "slot_mouth=1", "--train", "memory_init_step=2", "--model", f"n_slots={CFG.n_slots}"]  # fmt: skip
     out = tmp_path / "memory"
@@ -410,11 +415,9 @@ def test_slot_mouth_groups_the_memory_by_mouth_shape_at_the_k_means_step(
     at the k-means step the mouth groups are fitted (saved with the run) and the term is logged
     from then on; a no-memory run ignores it."""
     sync_dir, _ = syncnet_run
-    with pytest.raises(SystemExit):
-        train_generator.main(
-            _gen_args(mouth_corpus, sync_dir, tmp_path / "refused", 1, "--loss", "slot_mouth=1")
-        )
-    assert "add --train memory_init_step=N" in capsys.readouterr().err
+    assert "add --train memory_init_step=N" in _refusal(
+        mouth_corpus, sync_dir, tmp_path / "refused", capsys, "--loss", "slot_mouth=1"
+    )
     flags = ["--loss", "slot_mouth=1", "--train", "memory_init_step=2", "--model", f"n_slots={CFG.n_slots}"]
     with pytest.raises(CorpusError, match="slot_mouth"):  # real corpora have no exact mouths
         train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "real-run", 3, *flags))
@@ -438,11 +441,9 @@ def test_slot_drawn_mouth_starts_with_the_mouth_slots_and_resumes_exactly(
     drawn_mouth term; a split run ends bit-identical to a straight one (the decoded slots are
     drawn from the reseeded RNG)."""
     sync_dir, _ = syncnet_run
-    with pytest.raises(SystemExit):
-        train_generator.main(
-            _gen_args(mouth_corpus, sync_dir, tmp_path / "refused", 1, "--loss", "slot_drawn_mouth=1")
-        )
-    assert "add --loss slot_mouth=W" in capsys.readouterr().err
+    assert "add --loss slot_mouth=W" in _refusal(
+        mouth_corpus, sync_dir, tmp_path / "refused", capsys, "--loss", "slot_drawn_mouth=1"
+    )
     flags = ["--loss", "slot_mouth=1", "--loss", "slot_drawn_mouth=1", "--train", "memory_init_step=2",
              "--model", f"n_slots={CFG.n_slots}"]  # fmt: skip
     straight, split = tmp_path / "straight", tmp_path / "split"
@@ -469,11 +470,9 @@ def test_drawn_mouth_judges_both_models_and_resumes_exactly(
     flags = ["--loss", "drawn_mouth=1"]
     with pytest.raises(CorpusError, match="drawn_mouth"):  # real corpora have no exact mouths
         train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "real-run", 1, *flags))
-    with pytest.raises(SystemExit):
-        train_generator.main(
-            _gen_args(mouth_corpus, sync_dir, tmp_path / "refused", 1, *flags, "--train", "audio_frames=4")
-        )
-    assert "add --loss mouth_params" in capsys.readouterr().err
+    assert "add --loss mouth_params" in _refusal(
+        mouth_corpus, sync_dir, tmp_path / "refused", capsys, *flags, "--train", "audio_frames=4"
+    )
     straight, split = tmp_path / "straight", tmp_path / "split"
     train_generator.main(_gen_args(mouth_corpus, sync_dir, straight, 3, *flags))
     train_generator.main(_gen_args(mouth_corpus, sync_dir, split, 2, *flags))
