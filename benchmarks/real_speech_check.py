@@ -103,10 +103,11 @@ def main() -> None:
         for ckpt, pipe in pipes.items():
             for name, wav in (("real ARCTIC speech", real), ("espeak speech", synth.audio)):
                 jaw = generated_jaw(pipe, face, wav, oracle)
-                r, chance = correlation_with_chance(jaw, log_energy(wav, len(jaw)), rng)
+                energy = log_energy(wav, len(jaw))
+                r, chance = correlation_with_chance(jaw, energy, rng)
                 if name == "real ARCTIC speech":
                     real_r[ckpt].append(r)
-                quiet = log_energy(wav, len(jaw)) < np.percentile(log_energy(wav, len(jaw)), 20)
+                quiet = energy < np.percentile(energy, 20)
                 print(
                     f"{label[ckpt]:28s} {name:20s} r = {r:+.3f} (chance |r| < {chance:.3f}); "
                     f"jaw quiet {jaw[quiet].mean():.3f} vs speech {jaw[~quiet].mean():.3f}, "
