@@ -176,6 +176,10 @@ class LossWeights:
     # k-means groups of the exact mouth parameters (fitted at TrainConfig.memory_init_step, which
     # it needs) and A_aud and A_lip both learn each frame's group.
     slot_mouth: float = 0.0
+    # Not in the paper, SynthTalk only, memory only (needs slot_mouth): added to slot_mouth for
+    # the lip side's CE(A_lip, s*) alone. The audio side's top slot is a frame's mouth-shape group
+    # about as often as one audio window allows; the lips, which see the mouth, find it less often.
+    slot_mouth_lip: float = 0.0
     # Not in the paper, SynthTalk only: model.mouth_reader.DrawnMouthReader, a small CNN trained
     # alongside on the real target frames to read their exact mouth parameters, judges the drawn
     # frames of both paths (L1 against the exact parameters), so the decoder must draw the mouth
@@ -289,6 +293,7 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     slot_mouth = float(loss.get("slot_mouth") or 0.0)
     drawn_mouth = float(loss.get("drawn_mouth") or 0.0)
     slot_drawn = float(loss.get("slot_drawn_mouth") or 0.0)
+    slot_lip = float(loss.get("slot_mouth_lip") or 0.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     audio_frames = int(t.get("audio_frames") or 0)
     share = float(m.get("lip_path_audio_share") or 0.0)
@@ -330,6 +335,11 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
             memory and slot_mouth > 0,
             f"slots as k-means groups of SynthTalk's exact mouth parameters, both addressings trained towards "
             f"each frame's group (weight {slot_mouth:g}; SynthTalk only, off for real corpora)",
+        ),
+        (
+            memory and slot_mouth > 0 and slot_lip > 0,
+            f"the lip side's mouth-shape group term weighted {slot_mouth + slot_lip:g} "
+            "(SynthTalk only, off for real corpora)",
         ),
         (
             drawn_mouth > 0,

@@ -184,6 +184,9 @@ class GeneratorTask:
                 assert out.audio_only.addr_aud is not None
                 term = self.mouth_slots.cross_entropy(out.audio_only.addr_aud, b["audio_mouth"])
                 loss = _add_term(loss, logs, "audio_slot_mouth", weights.slot_mouth, term)
+            if weights.slot_mouth_lip > 0:
+                term = self.mouth_slots.cross_entropy(out.addr_lip, b["mouth"])
+                loss = _add_term(loss, logs, "slot_mouth_lip", weights.slot_mouth_lip, term)
         if self.mouth_reader is not None and weights.drawn_mouth > 0:
             with autocast(self.bf16, self.env.device):
                 term = drawn_loss(self.mouth_reader, decoded_paths(out), b["mouth"])
@@ -236,7 +239,13 @@ class GeneratorTask:
             w.align_hard or w.align_hard_lip or w.consensus or w.slot_mouth or w.slot_drawn_mouth
         ):
             return dataclasses.replace(
-                w, align_hard=0.0, align_hard_lip=0.0, consensus=0.0, slot_mouth=0.0, slot_drawn_mouth=0.0
+                w,
+                align_hard=0.0,
+                align_hard_lip=0.0,
+                consensus=0.0,
+                slot_mouth=0.0,
+                slot_mouth_lip=0.0,
+                slot_drawn_mouth=0.0,
             )
         return w
 
@@ -356,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         parser.error(
             "--loss slot_mouth fits its mouth groups at memory_init_step: add --train memory_init_step=N"
         )
+    if cfg.use_memory and tcfg.loss.slot_mouth_lip > 0 and not mouth_slots:
+        parser.error("--loss slot_mouth_lip adds to the lip side of slot_mouth: add --loss slot_mouth=W")
     if cfg.use_memory and tcfg.loss.slot_drawn_mouth > 0 and not mouth_slots:
         parser.error(
             "--loss slot_drawn_mouth judges slots against their mouth-shape groups: add --loss slot_mouth=W"

@@ -433,6 +433,24 @@ def test_slot_mouth_groups_the_memory_by_mouth_shape_at_the_k_means_step(
     assert "slot_mouth" not in _rows(ablation / "log.csv")[-1]
 
 
+def test_slot_mouth_lip_weighs_the_lip_side_of_the_mouth_slots_from_the_k_means_step(
+    mouth_corpus, syncnet_run, tmp_path, capsys
+):
+    """--loss slot_mouth_lip: refused without slot_mouth; logged from the k-means step on, and
+    what it logs is the lip side of slot_mouth (CE(A_aud, s*) + CE(A_lip, s*)), so never more."""
+    sync_dir, _ = syncnet_run
+    assert "add --loss slot_mouth=W" in _refusal(
+        mouth_corpus, sync_dir, tmp_path / "refused", capsys, "--loss", "slot_mouth_lip=1"
+    )
+    flags = ["--loss", "slot_mouth=1", "--loss", "slot_mouth_lip=2", "--train", "memory_init_step=2",
+             "--model", f"n_slots={CFG.n_slots}"]  # fmt: skip
+    out = tmp_path / "run"
+    train_generator.main(_gen_args(mouth_corpus, sync_dir, out, 3, *flags))
+    rows = _rows(out / "log.csv")
+    assert [bool(r.get("slot_mouth_lip")) for r in rows] == [False, False, True]
+    assert 0 < float(rows[2]["slot_mouth_lip"]) < float(rows[2]["slot_mouth"])
+
+
 def test_slot_drawn_mouth_starts_with_the_mouth_slots_and_resumes_exactly(
     mouth_corpus, syncnet_run, tmp_path, capsys
 ):
