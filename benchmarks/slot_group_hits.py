@@ -25,17 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from slot_mouths import mouth_groups  # noqa: E402
 
-from lipmem_core.audio import mel_windows  # noqa: E402
 from lipmem_core.checkpoint import load_checkpoint  # noqa: E402
 from lipmem_core.data import corpus  # noqa: E402
-from lipmem_core.evaluation.evaluate import lip_slots, load_clip  # noqa: E402
+from lipmem_core.evaluation.evaluate import audio_slots, lip_slots, load_clip  # noqa: E402
 
 
 @torch.inference_mode()
 def slot_choices(model, clip) -> tuple[np.ndarray, np.ndarray]:
     """argmax A_aud and argmax A_lip of every frame of a clip: (n,), (n,)."""
-    mel = torch.from_numpy(mel_windows(clip.mel, range(len(clip.frames))))[:, None]  # (n, 1, 80, 16)
-    return model.address(mel).argmax(1).numpy(), lip_slots(model, clip.frames)
+    return audio_slots(model, [clip])[0], lip_slots(model, clip.frames)
 
 
 def main() -> None:

@@ -210,8 +210,9 @@ def lip_slots(model: LipMemGenerator, frames: np.ndarray, batch: int = 32) -> np
 
 
 @torch.inference_mode()
-def untrained_slots(model: LipMemGenerator, clips: Sequence[EvalClip]) -> list[np.ndarray]:
-    """argmax A_aud per frame of a random-init generator (audio addressing only)."""
+def audio_slots(model: LipMemGenerator, clips: Sequence[EvalClip]) -> list[np.ndarray]:
+    """argmax A_aud per frame of each clip, (n,) each: audio addressing only, no decoding
+    (the untrained row, and benchmarks that compare A_aud with A_lip)."""
     out = []
     for clip in clips:
         mel = torch.from_numpy(mel_windows(clip.mel, range(len(clip.frames))))[:, None]  # (n, 1, 80, 16)
@@ -327,7 +328,7 @@ def evaluate(
         torch.manual_seed(seed)
         untrained = _new_acc()
         untrained.phones = [p for c in clips for p in c.phones]
-        untrained.slots = untrained_slots(LipMemGenerator(cfg).eval(), clips)
+        untrained.slots = audio_slots(LipMemGenerator(cfg).eval(), clips)
         result_rows.append(_summarise("untrained", "untrained (random init)", untrained, cfg.n_slots))
 
     return {
