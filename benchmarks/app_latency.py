@@ -98,9 +98,7 @@ def main() -> None:
             ),
             args.runs,
         )  # fmt: skip
-        t_redraw = _median(
-            lambda: client.predict("counts", "viseme", False, api_name="/heatmap"), args.runs
-        )
+        t_redraw = _median(lambda: client.predict("counts", "viseme", False, api_name="/heatmap"), args.runs)
         t_map = _median(
             lambda: client.predict(checkpoint, "value", "viseme", "umap", api_name="/slot_map"), args.runs
         )

@@ -12,7 +12,12 @@ scores unseen speakers (the test split) at intervals:
   bounds the address agreement that mouth-shape slots can reach: the lips may find their group
   exactly, and the audio finds it this often.
 
-    python benchmarks/audio_mouth_ceiling.py --data DIR [--steps 3000] [--task regression groups]
+`--context C` asks what a longer stretch of audio adds: each frame is read from the windows of
+frames k-C .. k+C (each through the same encoder, their features concatenated before the
+linear head; C = 0 is the generator's single 0.2 s window). With C = 2 the five windows span
+0.36 s.
+
+    python benchmarks/audio_mouth_ceiling.py --data DIR [--steps 3000] [--task regression groups] [--context C]
 """
 
 from __future__ import annotations
@@ -38,16 +43,32 @@ from lipmem_core.model.encoders import AudioEncoder  # noqa: E402
 from lipmem_core.model.mouth_slots import MouthSlots  # noqa: E402
 
 
-def split_windows(data: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every frame's mel window (N, 1, 80, 16) and exact mouth parameters (N, 7) of a split."""
+def split_windows(data: str, split: str, context: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every frame's mel windows (N, 2C+1, 80, 16), those of frames k-C .. k+C (past the clip's
+    ends they read silence, as `mel_windows` pads), and exact mouth parameters (N, 7) of a split."""
     store = ClipStore(data, split, img_size=32)  # frames are never read
     mels, mouths = [], []
     for ci, clip in enumerate(store.clips):
-        mels.append(mel_windows(store.mel(ci), np.arange(clip.n_frames)))
+        frames = np.arange(clip.n_frames)
+        mel = store.mel(ci)
+        mels.append(np.stack([mel_windows(mel, frames + o) for o in range(-context, context + 1)], axis=1))
         mouths.append(store.mouth(ci))
-    return torch.from_numpy(np.concatenate(mels)).float()[:, None], torch.from_numpy(
-        np.concatenate(mouths)
-    ).float()
+    return torch.from_numpy(np.concatenate(mels)).float(), torch.from_numpy(np.concatenate(mouths)).float()
+
+
+class ContextReader(nn.Module):
+    """Mel windows (N, W, 80, 16) -> (N, n_out): each window through one shared AudioEncoder,
+    the W features concatenated, then a linear head (W = 1: the encoder and a linear head)."""
+
+    def __init__(self, width: int, dim: int, n_windows: int, n_out: int) -> None:
+        super().__init__()
+        self.encoder = AudioEncoder(width, dim)
+        self.head = nn.Linear(n_windows * dim, n_out)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        n, w = mel.shape[:2]
+        f = self.encoder(mel.reshape(n * w, 1, *mel.shape[2:]))  # (N * W, dim)
+        return self.head(f.reshape(n, -1))  # (N, n_out)
 
 
 def predict(model: nn.Module, mel: torch.Tensor) -> torch.Tensor:
@@ -69,12 +90,13 @@ def main() -> None:
     p.add_argument("--groups", type=int, default=96, help="mouth-shape groups (the memory's S)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--context", type=int, default=0, help="also read the windows of C frames either side")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = ModelConfig.cpu()
     t0 = time.perf_counter()
-    mel_train, mouth_train = split_windows(args.data, "train")
-    mel_test, mouth_test = split_windows(args.data, "test")
+    mel_train, mouth_train = split_windows(args.data, "train", args.context)
+    mel_test, mouth_test = split_windows(args.data, "test", args.context)
     print(f"frames: train {len(mel_train)}, test {len(mel_test)} (read in {time.perf_counter() - t0:.0f} s)")
     mean, std = mouth_train.mean(0), mouth_train.std(0)
     test_std = mouth_test.std(0)
@@ -86,12 +108,13 @@ def main() -> None:
         else:
             target, n_out = slots.fit(mouth_train, seed=args.seed), args.groups
             test_groups = slots.labels(mouth_test)
-        model = nn.Sequential(AudioEncoder(cfg.audio_width, cfg.dim), nn.Linear(cfg.dim, n_out))
+        model = ContextReader(cfg.audio_width, cfg.dim, 2 * args.context + 1, n_out)
         opt = torch.optim.Adam(model.parameters(), args.lr)
         gen = torch.Generator().manual_seed(args.seed)
         t0 = time.perf_counter()
         print(
-            f"\n{task} (audio width {cfg.audio_width}, dim {cfg.dim}, batch {args.batch_size}, lr {args.lr}):"
+            f"\n{task} (audio width {cfg.audio_width}, dim {cfg.dim}, batch {args.batch_size}, lr {args.lr}, "
+            f"context {args.context}: {2 * args.context + 1} windows):"
         )
         for step in range(1, args.steps + 1):
             i = torch.randint(0, len(mel_train), (args.batch_size,), generator=gen)
