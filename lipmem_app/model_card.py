@@ -98,7 +98,8 @@ def model_card(ctx: AppContext, name: str | None) -> str:
         + f", {model_config.get('img_size', '?')} px faces, weights {size_mb:.1f} MB."
     )
     train_config = metadata.get("train_config") or {}
-    deviations = paper_deviations(model_config, train_config)
+    steps = metadata.get("steps")
+    deviations = paper_deviations(model_config, train_config, steps if isinstance(steps, int) else None)
     if deviations:
         summary += "\n\n**Deviations from the paper** (see docs/TRAINING.md): " + "; ".join(deviations) + "."
     parts = [

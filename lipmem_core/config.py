@@ -272,12 +272,15 @@ class TrainConfig(_Presets):
         )
 
 
-def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any]) -> list[str]:
+def paper_deviations(
+    model_config: dict[str, Any], train_config: dict[str, Any], steps: int | None = None
+) -> list[str]:
     """What a checkpoint's recipe does that SyncTalkFace does not, one phrase each.
 
-    `model_config` / `train_config` are the dicts a checkpoint's config.json stores. Sizes
-    (widths, batch, steps) are not listed: only changes of mechanism and of loss or optimiser
-    (docs/TRAINING.md explains each).
+    `model_config` / `train_config` are the dicts a checkpoint's config.json stores, `steps`
+    the steps it was trained for (its metadata's; then a GAN that starts at or after the last
+    step is named as no GAN). Sizes (widths, batch, steps) are not listed: only changes of
+    mechanism and of loss or optimiser (docs/TRAINING.md explains each).
     """
     m, t = model_config, train_config
     loss = t.get("loss") or {}
@@ -298,6 +301,8 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
     audio_frames = int(t.get("audio_frames") or 0)
     share = float(m.get("lip_path_audio_share") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
+    gan_weight, gan_start = float(loss.get("gan", paper.loss.gan)), int(t.get("gan_start_step") or 0)
+    gan_never = steps is not None and gan_start >= steps  # the run ended before the GAN's start
     # mouth-shape slots group the initial frames by mouth, whatever memory_init_by says
     init_groups = (
         "each mouth-shape group's mean queries"
@@ -374,5 +379,14 @@ def paper_deviations(model_config: dict[str, Any], train_config: dict[str, Any])
         ),
         (lower > 0, f"an extra lower-half L1 (weight {lower:g})"),
         (mouth_box > 0, f"an extra mouth-box L1 (weight {mouth_box:g})"),
+        (gan_weight == 0, "no GAN (L_gan weight 0)"),
+        (
+            gan_weight > 0 and gan_never,
+            f"no GAN (L_gan would start at step {gan_start}; training ended at step {steps})",
+        ),
+        (
+            gan_weight > 0 and not gan_never and gan_start > 0,
+            f"L_gan and the discriminator start at step {gan_start}",
+        ),
     ]
     return [text for flag, text in checks if flag]

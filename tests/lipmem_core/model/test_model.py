@@ -237,7 +237,15 @@ def test_paper_deviations_name_every_non_paper_mechanism():
     assert cpu == [
         "the lip-addressed path decodes from the recall alone",
         "dead memory slots re-seeded in training",
+        "L_gan and the discriminator start at step 2000",
     ]
+    # a run that ends at or before the GAN's start never trained one: named as no GAN
+    for steps, phrase in ((2000, "no GAN (L_gan would start at step 2000; training ended at step 2000)"),
+                          (2001, "L_gan and the discriminator start at step 2000")):  # fmt: skip
+        text = paper_deviations(ModelConfig.cpu().to_dict(), TrainConfig.cpu().to_dict(), steps)
+        assert text[-1] == phrase and sum("GAN" in d or "L_gan" in d for d in text) == 1
+    no_gan = dataclasses.replace(TrainConfig.paper(), loss=LossWeights(gan=0.0)).to_dict()
+    assert paper_deviations(ModelConfig.paper().to_dict(), no_gan, 10) == ["no GAN (L_gan weight 0)"]
     shared = dataclasses.replace(ModelConfig.cpu(), lip_path_audio_share=0.25).to_dict()
     assert paper_deviations(shared, TrainConfig.cpu().to_dict())[0] == (
         "the lip-addressed path decodes from the recall alone on 75% of training frames"
