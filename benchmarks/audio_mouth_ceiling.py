@@ -13,9 +13,10 @@ scores unseen speakers (the test split) at intervals:
   exactly, and the audio finds it this often.
 
 `--context C` asks what a longer stretch of audio adds: each frame is read from the windows of
-frames k-C .. k+C (each through the same encoder, their features concatenated before the
-linear head; C = 0 is the generator's single 0.2 s window). With C = 2 the five windows span
-0.36 s.
+frames k-C .. k+C (C = 0 is the generator's single 0.2 s window; with C = 2 the five windows
+span 0.36 s). `--context-mode features` passes each window through the same encoder and
+concatenates their features before the linear head (2C+1 times the encoder's cost);
+`channels` stacks the windows as the encoder's input channels (only its first conv widens).
 
     python benchmarks/audio_mouth_ceiling.py --data DIR [--steps 3000] [--task regression groups] [--context C]
 """
@@ -57,15 +58,20 @@ def split_windows(data: str, split: str, context: int = 0) -> tuple[torch.Tensor
 
 
 class ContextReader(nn.Module):
-    """Mel windows (N, W, 80, 16) -> (N, n_out): each window through one shared AudioEncoder,
-    the W features concatenated, then a linear head (W = 1: the encoder and a linear head)."""
+    """Mel windows (N, W, 80, 16) -> (N, n_out). `features`: each window through one shared
+    AudioEncoder, the W features concatenated, then a linear head; `channels`: the W windows as
+    one encoder's input channels, then a linear head. W = 1: both are the encoder and a head."""
 
-    def __init__(self, width: int, dim: int, n_windows: int, n_out: int) -> None:
+    def __init__(self, width: int, dim: int, n_windows: int, n_out: int, mode: str = "features") -> None:
         super().__init__()
-        self.encoder = AudioEncoder(width, dim)
-        self.head = nn.Linear(n_windows * dim, n_out)
+        self.mode = mode
+        stacked = mode == "channels"
+        self.encoder = AudioEncoder(width, dim, in_channels=n_windows if stacked else 1)
+        self.head = nn.Linear(dim if stacked else n_windows * dim, n_out)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        if self.mode == "channels":
+            return self.head(self.encoder(mel))  # (N, n_out)
         n, w = mel.shape[:2]
         f = self.encoder(mel.reshape(n * w, 1, *mel.shape[2:]))  # (N * W, dim)
         return self.head(f.reshape(n, -1))  # (N, n_out)
@@ -91,6 +97,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--context", type=int, default=0, help="also read the windows of C frames either side")
+    p.add_argument("--context-mode", choices=["features", "channels"], default="features")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = ModelConfig.cpu()
@@ -108,13 +115,13 @@ def main() -> None:
         else:
             target, n_out = slots.fit(mouth_train, seed=args.seed), args.groups
             test_groups = slots.labels(mouth_test)
-        model = ContextReader(cfg.audio_width, cfg.dim, 2 * args.context + 1, n_out)
+        model = ContextReader(cfg.audio_width, cfg.dim, 2 * args.context + 1, n_out, args.context_mode)
         opt = torch.optim.Adam(model.parameters(), args.lr)
         gen = torch.Generator().manual_seed(args.seed)
         t0 = time.perf_counter()
         print(
             f"\n{task} (audio width {cfg.audio_width}, dim {cfg.dim}, batch {args.batch_size}, lr {args.lr}, "
-            f"context {args.context}: {2 * args.context + 1} windows):"
+            f"context {args.context}: {2 * args.context + 1} windows as {args.context_mode}):"
         )
         for step in range(1, args.steps + 1):
             i = torch.randint(0, len(mel_train), (args.batch_size,), generator=gen)

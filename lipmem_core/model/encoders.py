@@ -116,17 +116,18 @@ class FaceEncoder(nn.Module):
 
 
 class AudioEncoder(nn.Module):
-    """Mel window (N, 1, 80, 16) -> (N, out_dim), Wav2Lip's audio encoder at width `width`.
+    """Mel window (N, C, 80, 16) -> (N, out_dim), Wav2Lip's audio encoder at width `width`.
 
     80 x 16 -> 27 x 16 -> 9 x 6 -> 3 x 3 -> 1 x 1. The output passes a ReLU (as in Wav2Lip), so
     features are non-negative; SyncNet relies on that for cosine similarities in [0, 1].
+    C = `in_channels` is 1 (one window) except where windows of neighbouring frames are stacked.
     """
 
-    def __init__(self, width: int, out_dim: int) -> None:
+    def __init__(self, width: int, out_dim: int, in_channels: int = 1) -> None:
         super().__init__()
         w = width
         self.net = nn.Sequential(
-            ConvBlock(1, w, 3, 1, 1),
+            ConvBlock(in_channels, w, 3, 1, 1),
             ConvBlock(w, w, 3, 1, 1, residual=True),
             ConvBlock(w, 2 * w, 3, (3, 1), 1),
             ConvBlock(2 * w, 2 * w, 3, 1, 1, residual=True),
@@ -140,7 +141,7 @@ class AudioEncoder(nn.Module):
         )
 
     def forward(self, mel: Tensor) -> Tensor:
-        """(N, 1, 80, 16) -> (N, out_dim)."""
+        """(N, C, 80, 16) -> (N, out_dim)."""
         return self.net(mel).flatten(1)  # (N, out_dim)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lipmem_core.config import ModelConfig
-from lipmem_core.model.encoders import LipEncoder, identity_input
+from lipmem_core.model.encoders import AudioEncoder, LipEncoder, identity_input
 from lipmem_core.model.generator import (
     GeneratorOutput,
     LipMemGenerator,
@@ -69,6 +69,23 @@ def test_frames_are_decoded_independently_and_in_order(gen):
     torch.testing.assert_close(swapped.addr_lip, out.addr_lip[:, perm_t])
     flipped = gen(face.flip(0), mel.flip(0), lips.flip(0))
     torch.testing.assert_close(flipped.frames, out.frames.flip(0), atol=1e-5, rtol=1e-5)
+
+
+def test_audio_encoder_reads_stacked_windows_and_each_of_them():
+    """in_channels=C takes C stacked mel windows (benchmarks/audio_mouth_ceiling.py --context);
+    the default is the generator's single window. Each window must reach the output."""
+    torch.manual_seed(0)
+    one, five = AudioEncoder(4, 8), AudioEncoder(4, 8, in_channels=5)
+    assert one(torch.randn(3, 1, 80, 16)).shape == five(torch.randn(3, 5, 80, 16)).shape == (3, 8)
+    with pytest.raises(RuntimeError):
+        one(torch.randn(3, 5, 80, 16))
+    five.eval()
+    x = torch.randn(2, 5, 80, 16)
+    base = five(x)
+    for c in range(5):
+        y = x.clone()
+        y[:, c] += 1.0
+        assert not torch.allclose(five(y), base), c
 
 
 @pytest.mark.parametrize("lead", [(), (4,)])
