@@ -30,7 +30,6 @@ from lipmem_core.data import corpus  # noqa: E402
 from lipmem_core.evaluation.evaluate import audio_slots, lip_slots, load_clip  # noqa: E402
 
 
-@torch.inference_mode()
 def slot_choices(model, clip) -> tuple[np.ndarray, np.ndarray]:
     """argmax A_aud and argmax A_lip of every frame of a clip: (n,), (n,)."""
     return audio_slots(model, [clip])[0], lip_slots(model, clip.frames)

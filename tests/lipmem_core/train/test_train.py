@@ -59,6 +59,17 @@ def _gen_args(corpus, syncnet_dir, out, steps, *extra):
             "--gan-start", "1", *TINY, *extra]  # fmt: skip
 
 
+def _run_states(*runs):
+    """The saved training state (modules, optimisers, counters) of each run directory."""
+    return tuple(load_file(str(run / "state.safetensors")) for run in runs)
+
+
+def _assert_tensors_equal(a, b):
+    """Every tensor of state `a` equals the one of the same name in `b`, bit for bit."""
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def _refusal(corpus, syncnet_dir, out, capsys, *extra) -> str:
     """Run a one-step command that training must refuse (argparse's exit); return its stderr."""
     with pytest.raises(SystemExit):
@@ -89,11 +100,10 @@ def test_generator_resumes_exactly(corpus, syncnet_run, tmp_path):
     assert json.loads((split / "state.json").read_text())["step"] == 2
     before = load_file(str(split / "state.safetensors"))
     train_generator.main(_gen_args(corpus, sync_dir, split, 4))  # the same command, longer: resumes at 2
-    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
+    a, b = _run_states(straight, split)
     assert a.keys() == b.keys() and any(k.startswith("optim/discriminator/") for k in a)
     assert "module/slot_reseeder/usage" in a  # the re-seeder's counts resume with the run
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    _assert_tensors_equal(a, b)
     changed = [k for k in before if k.startswith("module/") and not torch.equal(before[k], b[k])]
     assert changed  # steps 3 and 4 did train
     assert [r["step"] for r in _rows(split / "log.csv")] == [r["step"] for r in _rows(straight / "log.csv")]
@@ -382,8 +392,7 @@ def test_memory_only_options_leave_the_ablation_unchanged(mouth_corpus, syncnet_
     plain = load_file(tmp_path / "plain" / "checkpoint" / "model.safetensors")
     other = load_file(tmp_path / "with" / "checkpoint" / "model.safetensors")
     assert plain.keys() == other.keys()
-    for k in plain:
-        assert torch.equal(plain[k], other[k]), k
+    _assert_tensors_equal(plain, other)
 
 
 def test_a_run_resumed_with_a_later_gan_start_repeats_a_straight_run(corpus, syncnet_run, tmp_path):
@@ -396,10 +405,9 @@ def test_a_run_resumed_with_a_later_gan_start_repeats_a_straight_run(corpus, syn
     train_generator.main(_gen_args(corpus, sync_dir, split, 2, "--gan-start", "2"))
     train_generator.main(_gen_args(corpus, sync_dir, split, 3, "--gan-start", "10"))
     assert not any(r.get("gan") for r in _rows(straight / "log.csv") + _rows(split / "log.csv"))
-    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
+    a, b = _run_states(straight, split)
     assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    _assert_tensors_equal(a, b)
 
 
 def test_consensus_starts_with_a_full_queue_after_the_k_means_and_resumes_exactly(
@@ -418,10 +426,9 @@ def test_consensus_starts_with_a_full_queue_after_the_k_means_and_resumes_exactl
     # logged steps count from 1: the k-means runs in the third; the first filled the queue
     assert [bool(r.get("consensus")) for r in rows] == [False, False, True, True]
     assert float(rows[2]["consensus"]) > 0
-    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
+    a, b = _run_states(straight, split)
     assert int(a["module/slot_consensus/filled"]) == 10
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    _assert_tensors_equal(a, b)
 
 
 def test_slot_mouth_groups_the_memory_by_mouth_shape_at_the_k_means_step(
@@ -488,9 +495,8 @@ def test_slot_drawn_mouth_starts_with_the_mouth_slots_and_resumes_exactly(
     assert [bool(r.get("slot_drawn_mouth")) for r in rows] == [False, False, True]
     assert float(rows[2]["slot_drawn_mouth"]) > 0
     assert all(float(r["mouth_reader"]) > 0 and not r.get("drawn_mouth") for r in rows)
-    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    a, b = _run_states(straight, split)
+    _assert_tensors_equal(a, b)
 
 
 def test_drawn_mouth_judges_both_models_and_resumes_exactly(
@@ -511,11 +517,10 @@ def test_drawn_mouth_judges_both_models_and_resumes_exactly(
     train_generator.main(_gen_args(mouth_corpus, sync_dir, straight, 3, *flags))
     train_generator.main(_gen_args(mouth_corpus, sync_dir, split, 2, *flags))
     train_generator.main(_gen_args(mouth_corpus, sync_dir, split, 3, *flags))
-    a, b = load_file(str(straight / "state.safetensors")), load_file(str(split / "state.safetensors"))
+    a, b = _run_states(straight, split)
     assert any(k.startswith("module/mouth_reader/") for k in a)
     assert any(k.startswith("optim/mouth_reader/") for k in a)
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    _assert_tensors_equal(a, b)
     rows = _rows(straight / "log.csv")
     assert all(float(r["drawn_mouth"]) > 0 and float(r["mouth_reader"]) > 0 for r in rows)
     assert not any("reader" in k for k in load_file(straight / "checkpoint" / "model.safetensors"))
