@@ -121,10 +121,7 @@ def oracle_curves(
     oracle, renderings: Mapping[str, np.ndarray], params: Sequence[str] = CURVE_PARAMS
 ) -> pd.DataFrame:
     """The mouth oracle's reading of every frame of each rendering: a long table with columns
-    source, frame, time (frame centre, s), param, value (in [0, 1], SynthTalk's units).
-
-    The renderings are of one identity; an oracle with a reference reads them all against the
-    first rendering's (the ground truth's), as evaluation reads a clip's generated frames."""
+    source, frame, time (frame centre, s), param, value (in [0, 1], SynthTalk's units)."""
     from lipmem_core.evaluation.oracle import predict_mouth
 
     unknown = [p for p in params if p not in MOUTH_PARAMS]
@@ -132,9 +129,8 @@ def oracle_curves(
         raise ValueError(f"unknown mouth parameters {unknown}; choose from {MOUTH_PARAMS}")
     cols = [MOUTH_PARAMS.index(p) for p in params]
     tables = []
-    reference = np.asarray(next(iter(renderings.values()))) if renderings else None
     for name, frames in renderings.items():
-        read = predict_mouth(oracle, np.asarray(frames), reference)[:, cols]  # (n, len(params))
+        read = predict_mouth(oracle, np.asarray(frames))[:, cols]  # (n, len(params))
         n = len(read)
         tables.append(
             pd.DataFrame(

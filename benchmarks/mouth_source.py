@@ -46,17 +46,6 @@ def frames_u8(x: torch.Tensor) -> np.ndarray:
     return to_uint8(x.float()).permute(0, 2, 3, 4, 1).flatten(0, 1).numpy()
 
 
-def read_windows(oracle, frames: np.ndarray, real: np.ndarray, t: int) -> np.ndarray:
-    """Oracle readings (N, 7) of frames (N, H, W, 3), t per window (frames_u8 order), each
-    window read against its own real frames: a window is one clip, so one identity."""
-    return np.concatenate(
-        [
-            predict_mouth(oracle, frames[i : i + t], reference=real[i : i + t])
-            for i in range(0, len(frames), t)
-        ]
-    )
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="generator checkpoint directory")
@@ -93,13 +82,8 @@ def main() -> None:
             drawn["copy-ref"].append(frames_u8(b["face"][:, 3:]))
             own = model(identity_input(b["gt"], b["gt"]), b["mel"]).frames
             drawn["audio, self-ref"].append(frames_u8(own))
-    t, real_frames = model.cfg.n_frames, np.concatenate(real)
-    truth = read_windows(oracle, real_frames, real_frames, t)  # (N, 7)
-    readings = {
-        name: read_windows(oracle, np.concatenate(parts), real_frames, t)
-        for name, parts in drawn.items()
-        if parts
-    }
+    truth = predict_mouth(oracle, np.concatenate(real))  # (N, 7)
+    readings = {name: predict_mouth(oracle, np.concatenate(parts)) for name, parts in drawn.items() if parts}
     print(f"{args.checkpoint}: {len(truth)} frames of {len(picks)} {args.split} windows")
     print_table("frames, read by the oracle", readings, truth)
     exact_params = np.concatenate(exact)

@@ -41,13 +41,13 @@ from lipmem_core.model.mouth_slots import MouthSlots  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def first_clips(root: str, split: str) -> list[np.ndarray]:
-    """The frames (n, H, W, 3) uint8 of the first clip of every speaker of a split."""
+def first_frames(root: str, split: str) -> list[np.ndarray]:
+    """The first frame (H, W, 3) uint8 of the first clip of every speaker of a split."""
     rows = corpus.read_manifest(root)
     rows = rows[rows["split"] == split].drop_duplicates("speaker")
     if rows.empty:
         raise SystemExit(f"{root} has no clips in split {split!r}")
-    return [corpus.read_frames(corpus.clip_dir(root, r)) for r in rows.itertuples()]
+    return [corpus.read_frames(corpus.clip_dir(root, r))[0] for r in rows.itertuples()]
 
 
 def mouth_groups(run: str, n_slots: int) -> MouthSlots:
@@ -76,11 +76,10 @@ def main() -> None:
         raise SystemExit(f"{args.checkpoint} has no memory: there are no slots to draw")
     oracle = load_oracle(args.oracle)
     n_slots = model.cfg.n_slots
-    identities = first_clips(args.data, args.split)
+    identities = first_frames(args.data, args.split)
     one_hot = np.eye(n_slots, dtype=np.float32)
     read = np.stack(
-        # each identity drawn on its clip's first frame, read against that clip's real frames
-        [predict_mouth(oracle, decode_addresses(model, c[0], one_hot), reference=c) for c in identities]
+        [predict_mouth(oracle, decode_addresses(model, f, one_hot)) for f in identities]
     )  # (I, S, 7)
     std = corpus_mouths(args.data, args.split).std(axis=0)  # (7,)
     rows = {

@@ -148,8 +148,7 @@ def _score_frames(
 ) -> None:
     scores: dict[str, Any] = {"clip": clip.key, **_image_scores(frames, clip.frames)}
     if oracle is not None and clip.mouth is not None:
-        # both the real and the generated frames are read against the real clip's reference
-        pred = predict_mouth(oracle, frames, reference=clip.frames)  # (n, 7)
+        pred = predict_mouth(oracle, frames)  # (n, 7)
         acc.mouth_pred.append(pred)
         acc.mouth_true.append(clip.mouth)
         scores["mouth_mae"] = float(np.abs(pred - clip.mouth).mean())

@@ -68,19 +68,14 @@ class MouthOracle(nn.Module):
 
     Four stride-2 stages (3x3 conv, BatchNorm, ReLU), global average pooling (the mouth moves
     with the head, so position is not a feature), then a 2-layer head and a sigmoid.
-
-    With `reference`, the first stage also sees the identity's reference (B, 3, 48, 64): the
-    per-pixel median of its mouth region over a clip (`reference_input`). One frame cannot tell
-    a wide mouth at rest from a narrow one spreading (an identity's mouth width varies by
-    +-12 %, spreading widens it by at most 20 %); the same face's typical mouth beside it can.
     """
 
-    def __init__(self, width: int = 24, crop: str = "mouth", reference: bool = False) -> None:
+    def __init__(self, width: int = 24, crop: str = "mouth") -> None:
         super().__init__()
         if crop not in CROPS:
             raise ValueError(f"crop must be one of {sorted(CROPS)}, got {crop!r}")
-        self.width, self.crop, self.reference = width, crop, reference
-        chans = [6 if reference else 3, width, 2 * width, 4 * width, 8 * width]
+        self.width, self.crop = width, crop
+        chans = [3, width, 2 * width, 4 * width, 8 * width]
         layers: list[nn.Module] = []
         for i in range(4):
             layers += _conv(chans[i], chans[i + 1], stride=2)
@@ -89,13 +84,7 @@ class MouthOracle(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Linear(chans[-1], 64), nn.ReLU(inplace=True), nn.Linear(64, N_PARAMS))
 
-    def forward(self, x: Tensor, reference: Tensor | None = None) -> Tensor:
-        """x: (B, 3, h, w); reference: (B, 3, h, w), required exactly when built with one."""
-        if self.reference != (reference is not None):
-            need = "needs a" if self.reference else "takes no"
-            raise ValueError(f"this oracle {need} reference (the identity's median mouth region)")
-        if reference is not None:
-            x = torch.cat([x, reference], dim=1)  # (B, 6, h, w)
+    def forward(self, x: Tensor) -> Tensor:
         f = self.features(x).mean(dim=(2, 3))  # (B, 8w)
         return torch.sigmoid(self.head(f))  # (B, 7)
 
@@ -124,35 +113,12 @@ def oracle_input(frames: np.ndarray, crop: str = "mouth") -> Tensor:
     return to_unit(out).permute(0, 3, 1, 2)  # (N, 3, h, w)
 
 
-def reference_input(frames: np.ndarray, crop: str = "mouth") -> Tensor:
-    """RGB uint8 frames (K, H, W, 3) of one identity -> its reference (3, h, w) in [-1, 1]: the
-    per-pixel median of their `crop` regions, the identity's typical mouth over a clip."""
-    if len(frames) == 0:
-        raise ValueError("a reference needs at least one frame of the identity")
-    return oracle_input(frames, crop).median(dim=0).values
-
-
 @torch.inference_mode()
-def predict_mouth(
-    model: MouthOracle, frames: np.ndarray, reference: np.ndarray | None = None, batch: int = 128
-) -> np.ndarray:
-    """Mouth parameters (N, 7) float32 read from RGB uint8 frames (N, H, W, 3) of one identity.
-
-    An oracle with a reference reads every frame against `reference_input(reference)`:
-    frames (K, H, W, 3) of the same identity, by default `frames` themselves. Evaluation passes
-    a clip's real frames for both the real and the generated frames, so both are read against
-    one reference; a call must not mix identities."""
+def predict_mouth(model: MouthOracle, frames: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Mouth parameters (N, 7) float32 read from RGB uint8 frames (N, H, W, 3)."""
     model.eval()
-    if len(frames) == 0:
-        return np.zeros((0, N_PARAMS), np.float32)
-    ref = None
-    if model.reference:
-        ref = reference_input(np.asarray(frames if reference is None else reference), model.crop)
-    out = []
-    for i in range(0, len(frames), batch):
-        x = oracle_input(frames[i : i + batch], model.crop)
-        out.append(model(x, None if ref is None else ref.expand(len(x), -1, -1, -1)))
-    return torch.cat(out).numpy().astype(np.float32)
+    out = [model(oracle_input(frames[i : i + batch], model.crop)) for i in range(0, len(frames), batch)]
+    return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, N_PARAMS), np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,20 +179,12 @@ def jpeg(frame: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-REFERENCE_FRAMES = (4, 32)  # a training reference is the median of this many speech frames (inclusive)
-
-
 class RenderStream:
-    """Batches of (frames (B, 128, 128, 3) uint8, mouths (B, 7), pool index (B,)) from a pool
-    of identities.
+    """Batches of (frames (B, 128, 128, 3) uint8, mouths (B, 7)) from a pool of identities.
 
     With `fresh` > 0, that many pool members are replaced by never-seen identities before each
     batch (a renderer costs about 30 ms), so a long run sees tens of thousands of faces: the
-    reader cannot learn an identity's mouth width, lip thickness or beard by heart.
-
-    With `reference_crop`, every pool member also gets a reference (`references[k]`, (3, h, w)):
-    `reference_input` of 4-32 frames of it speaking, with head drift, blinks and degradation, as
-    evaluation takes the median over a clip's real frames."""
+    reader cannot learn an identity's mouth width, lip thickness or beard by heart."""
 
     def __init__(
         self,
@@ -236,49 +194,29 @@ class RenderStream:
         speech: np.ndarray | None = None,
         uniform_share: float = 1 / 3,
         soften: float = 1.0,
-        reference_crop: str | None = None,
     ) -> None:
         self.rng = np.random.default_rng(seed)
         self.speech, self.uniform_share, self.soften = speech, uniform_share, soften
         self.id_rng = np.random.default_rng(seed + 1)
-        self.fresh, self.reference_crop = fresh, reference_crop
+        self.fresh = fresh
         self.renderers = [
             FaceRenderer(Identity.sample(self.id_rng), ORACLE_SIZE) for _ in range(n_identities)
         ]
-        self.references = [self._reference(r) for r in self.renderers]
 
-    def _reference(self, renderer: FaceRenderer) -> Tensor | None:
-        if self.reference_crop is None:
-            return None
-        rng = self.rng
-        k = int(rng.integers(REFERENCE_FRAMES[0], REFERENCE_FRAMES[1] + 1))
-        mouths = sample_mouths(rng, k, self.speech, uniform_share=0.0)
-        poses, blinks = head_motion(k, rng)  # in time order: one stretch of a clip
-        frames = np.stack(
-            [
-                degrade(renderer.render(m, tuple(p), float(b)), rng, self.soften)
-                for m, p, b in zip(mouths, poses, blinks, strict=True)
-            ]
-        )
-        return reference_input(frames, self.reference_crop)
-
-    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         rng = self.rng
         for _ in range(self.fresh):
             k = int(rng.integers(len(self.renderers)))
             self.renderers[k] = FaceRenderer(Identity.sample(self.id_rng), ORACLE_SIZE)
-            self.references[k] = self._reference(self.renderers[k])
         mouths = sample_mouths(rng, n, self.speech, self.uniform_share)
         poses, blinks = head_motion(n, rng)
         # head_motion is a smooth drift in time; shuffle so one batch spans its whole range
         poses, blinks = poses[rng.permutation(n)], blinks[rng.permutation(n)]
         frames = np.empty((n, ORACLE_SIZE, ORACLE_SIZE, 3), np.uint8)
-        who = np.empty(n, np.int64)
-        for i in range(n):  # one draw per frame, in this order: a stream without references is unchanged
-            who[i] = rng.integers(len(self.renderers))
-            r = self.renderers[int(who[i])]
+        for i in range(n):
+            r = self.renderers[int(rng.integers(len(self.renderers)))]
             frames[i] = degrade(r.render(mouths[i], tuple(poses[i]), float(blinks[i])), rng, self.soften)
-        return frames, mouths, who
+        return frames, mouths
 
 
 def validation_set(n_identities: int, frames_per_identity: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -307,12 +245,12 @@ def corpus_mouths(root: str | Path, split: str = "train") -> np.ndarray:
     return np.concatenate([corpus.read_mouth_params(corpus.clip_dir(root, r)) for r in rows.itertuples()])
 
 
-def corpus_clips(
+def corpus_frames(
     root: str | Path, split: str, max_clips: int | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Real corpus frames (n, 128, 128, 3) uint8 and their exact mouths (n, 7), clip by clip,
-    from one split of a SynthTalk corpus, read as `evaluate.load_clip` reads them. With
-    `max_clips`, that many clips spread evenly over the split (every speaker)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real corpus frames (N, 128, 128, 3) uint8 and their exact mouths (N, 7) from one split
+    of a SynthTalk corpus, read as `evaluate.load_clip` reads them. With `max_clips`, that
+    many clips spread evenly over the split (every speaker)."""
     from lipmem_core.data import corpus
     from lipmem_core.infer.face import crop_face, full_frame_box
 
@@ -322,15 +260,16 @@ def corpus_clips(
         raise ValueError(f"{root} has no clips in split {split!r}")
     if max_clips is not None and max_clips < len(rows):
         rows = rows.iloc[np.linspace(0, len(rows) - 1, max_clips).round().astype(int)]
-    clips = []
+    frames, mouths = [], []
     for row in rows.itertuples():
         d = corpus.clip_dir(root, row)
         f = corpus.read_frames(d)
         if f.shape[1:3] != (ORACLE_SIZE, ORACLE_SIZE):
             box = full_frame_box(*f.shape[1:3])
             f = np.stack([crop_face(x, box, ORACLE_SIZE) for x in f])
-        clips.append((f, corpus.read_mouth_params(d)))
-    return clips
+        frames.append(f)
+        mouths.append(corpus.read_mouth_params(d))
+    return np.concatenate(frames), np.concatenate(mouths)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +319,6 @@ def train_oracle(
     batch: int = 48,
     width: int = 24,
     crop: str = "mouth",
-    reference: bool = False,
     lr: float = 2e-3,
     n_identities: int = 200,
     fresh: int = 0,
@@ -399,11 +337,9 @@ def train_oracle(
     if minutes is None and steps is None and cpu_minutes is None:
         raise ValueError("give a budget: minutes, cpu_minutes, steps, or a combination")
     torch.manual_seed(seed)
-    model = MouthOracle(width, crop, reference)
+    model = MouthOracle(width, crop)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    stream = RenderStream(
-        n_identities, seed, fresh, speech, uniform_share, soften, crop if reference else None
-    )
+    stream = RenderStream(n_identities, seed, fresh, speech, uniform_share, soften)
     # balance: each parameter's L1 divided by its std in speech, as the error is reported
     ref = speech if speech is not None else sample_mouths(np.random.default_rng(seed), 4000, None, 0.0)
     scale = torch.from_numpy(1.0 / ref.std(axis=0)).float() if balance else torch.ones(N_PARAMS)
@@ -421,10 +357,9 @@ def train_oracle(
             break
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1.0 + np.cos(np.pi * done))
-        frames, mouths, who = stream.batch(batch)
-        refs = torch.stack([stream.references[k] for k in who]) if reference else None  # (B, 3, h, w)
+        frames, mouths = stream.batch(batch)
         model.train()
-        err = (model(oracle_input(frames, crop), refs) - torch.from_numpy(mouths)).abs()  # (B, 7)
+        err = (model(oracle_input(frames, crop)) - torch.from_numpy(mouths)).abs()  # (B, 7)
         loss = (err * scale).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -437,9 +372,7 @@ def train_oracle(
                 flush=True,
             )
     seconds, cpu_seconds = time.monotonic() - start, time.process_time() - cpu_start
-    # identity by identity (validation_set renders one clip each): a reference is one face's
-    val_pred = [predict_mouth(model, x) for x in np.split(val_x, val_identities)]
-    val = mouth_error(np.concatenate(val_pred), val_y)
+    val = mouth_error(predict_mouth(model, val_x), val_y)
     return OracleTraining(model=model, steps=step, seconds=seconds, val=val, cpu_seconds=cpu_seconds)
 
 
@@ -448,17 +381,14 @@ def real_error(
 ) -> dict[str, Any]:
     """The oracle's error on a corpus split's real frames, as stored in its metadata: the
     corpus by name only (no machine path), the split, and what was read."""
-    clips = corpus_clips(root, split, max_clips)
-    # clip by clip: an oracle with a reference reads each clip against its own frames' median
-    pred = np.concatenate([predict_mouth(model, frames) for frames, _ in clips])
-    mouths = np.concatenate([m for _, m in clips])
+    frames, mouths = corpus_frames(root, split, max_clips)
     n_clips = max_clips if max_clips is not None else "all"
     return {
         "corpus": Path(root).resolve().name,
         "split": split,
         "clips": n_clips,
-        "frames": len(mouths),
-        "error": mouth_error(pred, mouths),
+        "frames": len(frames),
+        "error": mouth_error(predict_mouth(model, frames), mouths),
     }
 
 
@@ -481,7 +411,6 @@ def save_oracle(result: OracleTraining, directory: str | Path, command: Sequence
         "oracle_config": {
             "width": result.model.width,
             "crop": result.model.crop,
-            "reference": result.model.reference,
             "input_hw": list(CROPS[result.model.crop][1]),
             "size": ORACLE_SIZE,
         },
@@ -531,7 +460,7 @@ def load_oracle(directory: str | Path) -> MouthOracle:
         raise CheckpointError(f"{weights} does not match the sha256 in config.json: copy the oracle again")
     oc = config.get("oracle_config", {})
     try:
-        model = MouthOracle(int(oc["width"]), str(oc.get("crop", "mouth")), bool(oc.get("reference", False)))
+        model = MouthOracle(int(oc["width"]), str(oc.get("crop", "mouth")))
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{cfg_path} has no usable oracle_config ({exc})") from exc
     try:
@@ -562,11 +491,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=48)
     parser.add_argument("--width", type=int, default=24)
     parser.add_argument("--crop", choices=sorted(CROPS), default="mouth", help="input framing")
-    parser.add_argument(
-        "--reference",
-        action="store_true",
-        help="also read each frame against its identity's median mouth region over a clip",
-    )
     parser.add_argument("--identities", type=int, default=200, help="pool of training identities")
     parser.add_argument(
         "--fresh", type=int, default=0, help="pool members replaced by new identities per step"
@@ -617,7 +541,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         batch=args.batch,
         width=args.width,
         crop=args.crop,
-        reference=args.reference,
         lr=args.lr,
         n_identities=args.identities,
         fresh=args.fresh,

@@ -86,13 +86,11 @@ def test_sample_mouths_from_a_corpus_speech_table():
 
 
 def test_render_stream_is_deterministic_and_labels_match_renders():
-    a_frames, a_mouths, a_who = O.RenderStream(2, seed=5).batch(4)
-    b_frames, b_mouths, b_who = O.RenderStream(2, seed=5).batch(4)
+    a_frames, a_mouths = O.RenderStream(2, seed=5).batch(4)
+    b_frames, b_mouths = O.RenderStream(2, seed=5).batch(4)
     np.testing.assert_array_equal(a_frames, b_frames)
     np.testing.assert_array_equal(a_mouths, b_mouths)
-    np.testing.assert_array_equal(a_who, b_who)
     assert a_frames.shape == (4, 128, 128, 3) and a_frames.dtype == np.uint8
-    assert a_who.shape == (4,) and set(a_who) <= {0, 1}
     # wide-open jaw vs sealed lips must look different in the mouth region
     stream = O.RenderStream(1, seed=1)
     r = stream.renderers[0]
@@ -114,48 +112,6 @@ def test_fresh_identities_replace_pool_members():
     for _ in range(4):
         again.batch(2)
     assert [r.identity for r in again.renderers] == after  # deterministic
-
-
-def test_render_stream_references_follow_their_identities():
-    plain = O.RenderStream(2, seed=4)
-    assert plain.references == [None, None]
-    stream = O.RenderStream(3, seed=4, fresh=1, reference_crop="mouth")
-    assert [tuple(r.shape) for r in stream.references] == [(3, *O.INPUT_HW)] * 3
-    # each reference looks like its own face's mouth region more than like the other faces'
-    mouth = np.array([0.3, 0.4, 0.2, 0.3, 0.0, 0.3, 0.2], np.float32)
-    for k, r in enumerate(stream.renderers):
-        own = O.oracle_input(r.render(mouth)[None])[0]
-        dist = [float((own - ref).abs().mean()) for ref in stream.references]
-        assert int(np.argmin(dist)) == k
-    before_ids = [r.identity for r in stream.renderers]
-    before_refs = [r.clone() for r in stream.references]
-    stream.batch(2)
-    for k in range(3):
-        replaced = stream.renderers[k].identity != before_ids[k]
-        assert replaced != torch.equal(stream.references[k], before_refs[k])
-    assert any(stream.renderers[k].identity != before_ids[k] for k in range(3))
-
-
-def test_reference_oracle_reads_each_frame_against_the_reference():
-    torch.manual_seed(0)
-    model = O.MouthOracle(width=8, reference=True).eval()
-    x = torch.randn(2, 3, *O.INPUT_HW)
-    with pytest.raises(ValueError, match="needs a reference"):
-        model(x)
-    with pytest.raises(ValueError, match="takes no reference"):
-        O.MouthOracle(width=8)(x, x)
-    frames, _, _ = O.RenderStream(2, seed=6).batch(6)
-    # the default reference is the frames themselves, and the reference changes the reading
-    own = O.predict_mouth(model, frames)
-    np.testing.assert_array_equal(own, O.predict_mouth(model, frames, reference=frames))
-    other = O.predict_mouth(model, frames, reference=frames[:1][:, ::-1].copy())
-    assert not np.array_equal(own, other)  # same frames, same batches: only the reference differs
-    # batching does not change the reference: every batch is read against all the frames'
-    np.testing.assert_allclose(O.predict_mouth(model, frames, batch=4), own, atol=1e-6)
-    np.testing.assert_array_equal(O.reference_input(frames), O.oracle_input(frames).median(dim=0).values)
-    with pytest.raises(ValueError, match="at least one frame"):
-        O.reference_input(frames[:0])
-    assert O.predict_mouth(model, frames[:0]).shape == (0, 7)
 
 
 def test_validation_set_uses_unseen_identities():
@@ -207,18 +163,16 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("reference", [False, True])
-def test_training_reduces_error_on_fixed_batch(one_thread, reference):
+def test_training_reduces_error_on_fixed_batch(one_thread):
     torch.manual_seed(0)
-    frames, mouths, _ = O.RenderStream(2, seed=3).batch(8)
-    model = O.MouthOracle(width=8, reference=reference)
+    frames, mouths = O.RenderStream(2, seed=3).batch(8)
+    model = O.MouthOracle(width=8)
     x, y = O.oracle_input(frames), torch.from_numpy(mouths)
-    ref = O.reference_input(frames).expand(len(x), -1, -1, -1) if reference else None
     before = O.mouth_error(O.predict_mouth(model, frames), mouths)["mae_mean"]
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     for _ in range(40):
         model.train()
-        loss = torch.nn.functional.l1_loss(model(x, ref), y)
+        loss = torch.nn.functional.l1_loss(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -226,14 +180,13 @@ def test_training_reduces_error_on_fixed_batch(one_thread, reference):
     assert after < 0.6 * before
 
 
-@pytest.mark.parametrize(("crop", "reference"), [("mouth", False), ("face", False), ("mouth", True)])
-def test_train_save_load_roundtrip(tmp_path, one_thread, crop, reference):
+@pytest.mark.parametrize("crop", ["mouth", "face"])
+def test_train_save_load_roundtrip(tmp_path, one_thread, crop):
     result = O.train_oracle(
         steps=2,
         batch=4,
         width=8,
         crop=crop,
-        reference=reference,
         n_identities=1,
         fresh=1,
         val_identities=1,
@@ -246,7 +199,7 @@ def test_train_save_load_roundtrip(tmp_path, one_thread, crop, reference):
     out = tmp_path / "oracle"
     O.save_oracle(result, out, command=["python", "-m", "lipmem_core.oracle", "--steps", "2"])
     loaded = O.load_oracle(out)
-    assert loaded.crop == crop and loaded.reference == reference
+    assert loaded.crop == crop
     frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     np.testing.assert_allclose(
         O.predict_mouth(loaded, frames), O.predict_mouth(result.model, frames), atol=1e-6
@@ -305,13 +258,12 @@ def test_real_error_reads_a_split_and_stores_no_path(tmp_path, one_thread, capsy
         lines = ["frame," + ",".join(MOUTH_PARAMS) + ",phone"]
         lines += [f"{k}," + ",".join(f"{v:.4f}" for v in m) + ",sil" for k, m in enumerate(mouths)]
         (root / split / spk / utt / "mouth.csv").write_text("\n".join(lines) + "\n")
-    clips = O.corpus_clips(root, "val")
-    assert [f.shape for f, _ in clips] == [(5, 128, 128, 3), (3, 128, 128, 3)]  # 64 px brought to 128
-    frames, mouths = np.concatenate([f for f, _ in clips]), np.concatenate([m for _, m in clips])
+    frames, mouths = O.corpus_frames(root, "val")
+    assert frames.shape == (8, 128, 128, 3)  # 64 px frames brought to the oracle's size
     np.testing.assert_allclose(
         mouths, np.concatenate([truth[("val", "u0")], truth[("val", "u1")]]), atol=1e-6
     )
-    assert [len(f) for f, _ in O.corpus_clips(root, "val", max_clips=1)] == [5]
+    assert len(O.corpus_frames(root, "val", max_clips=1)[0]) == 5
     np.testing.assert_allclose(O.corpus_mouths(root, "train"), truth[("train", "u0")], atol=1e-6)
     model = O.MouthOracle(width=8)
     real = O.real_error(model, root, "val")
@@ -320,19 +272,11 @@ def test_real_error_reads_a_split_and_stores_no_path(tmp_path, one_thread, capsy
     assert real["error"]["mae_mean"] == pytest.approx(expected["mae_mean"])
     assert str(tmp_path) not in json.dumps(real)
     with pytest.raises(ValueError, match="split"):
-        O.corpus_clips(root, "nope")
+        O.corpus_frames(root, "nope")
     O.save_oracle(O.OracleTraining(model, 0, 0.0, {}), tmp_path / "o")
     O.main(["--measure", str(tmp_path / "o"), "--real-data", str(root), "--real-split", "test"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["split"] == "test" and printed["frames"] == 4
-    # an oracle with a reference reads each clip against that clip's own frames, not the split's
-    torch.manual_seed(0)
-    ref_model = O.MouthOracle(width=8, reference=True).eval()
-    per_clip = np.concatenate([O.predict_mouth(ref_model, f) for f, _ in clips])
-    pooled = O.predict_mouth(ref_model, frames)
-    assert not np.array_equal(per_clip, pooled)
-    real = O.real_error(ref_model, root, "val")
-    assert real["error"]["mae_mean"] == pytest.approx(O.mouth_error(per_clip, mouths)["mae_mean"])
 
 
 def test_stored_command_has_no_machine_paths(tmp_path, monkeypatch):
