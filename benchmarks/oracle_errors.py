@@ -30,31 +30,10 @@ from scipy.ndimage import uniform_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lipmem_core.data import corpus  # noqa: E402
 from lipmem_core.data.synth.mouth import MOUTH_PARAMS  # noqa: E402
-from lipmem_core.evaluation.oracle import load_oracle, predict_mouth  # noqa: E402
-from lipmem_core.infer.face import crop_face, full_frame_box  # noqa: E402
+from lipmem_core.evaluation.oracle import corpus_clips, load_oracle, predict_mouth  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def clip_readings(oracle, root: Path, split: str) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
-    """Per clip of the split: its speaker, the oracle's readings (n, 7) and the truth (n, 7)."""
-    rows = corpus.read_manifest(root)
-    rows = rows[rows["split"] == split]
-    if rows.empty:
-        raise SystemExit(f"{root} has no clips in split {split!r}")
-    speakers, read, truth = [], [], []
-    for row in rows.itertuples():
-        d = corpus.clip_dir(root, row)
-        frames = corpus.read_frames(d)
-        if frames.shape[1:3] != (128, 128):
-            box = full_frame_box(*frames.shape[1:3])
-            frames = np.stack([crop_face(f, box, 128) for f in frames])
-        speakers.append(row.speaker)
-        read.append(predict_mouth(oracle, frames))
-        truth.append(corpus.read_mouth_params(d))
-    return speakers, read, truth
 
 
 def per_clip_affine(read: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -81,7 +60,10 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     oracle = load_oracle(args.oracle)
-    speakers, read, truth = clip_readings(oracle, args.data, args.split)
+    clips = corpus_clips(args.data, args.split)
+    speakers = [spk for spk, _, _ in clips]
+    read = [predict_mouth(oracle, frames) for _, frames, _ in clips]  # per clip (n, 7)
+    truth = [mouths for _, _, mouths in clips]
     all_truth = np.concatenate(truth)
     std = all_truth.std(axis=0)  # (7,): every row divides by the whole split's std, as evaluate does
 

@@ -251,6 +251,14 @@ def corpus_frames(
     """Real corpus frames (N, 128, 128, 3) uint8 and their exact mouths (N, 7) from one split
     of a SynthTalk corpus, read as `evaluate.load_clip` reads them. With `max_clips`, that
     many clips spread evenly over the split (every speaker)."""
+    clips = corpus_clips(root, split, max_clips)
+    return np.concatenate([f for _, f, _ in clips]), np.concatenate([m for _, _, m in clips])
+
+
+def corpus_clips(
+    root: str | Path, split: str, max_clips: int | None = None
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """`corpus_frames` clip by clip: (speaker, frames (n, 128, 128, 3) uint8, mouths (n, 7))."""
     from lipmem_core.data import corpus
     from lipmem_core.infer.face import crop_face, full_frame_box
 
@@ -260,16 +268,15 @@ def corpus_frames(
         raise ValueError(f"{root} has no clips in split {split!r}")
     if max_clips is not None and max_clips < len(rows):
         rows = rows.iloc[np.linspace(0, len(rows) - 1, max_clips).round().astype(int)]
-    frames, mouths = [], []
+    clips = []
     for row in rows.itertuples():
         d = corpus.clip_dir(root, row)
         f = corpus.read_frames(d)
         if f.shape[1:3] != (ORACLE_SIZE, ORACLE_SIZE):
             box = full_frame_box(*f.shape[1:3])
             f = np.stack([crop_face(x, box, ORACLE_SIZE) for x in f])
-        frames.append(f)
-        mouths.append(corpus.read_mouth_params(d))
-    return np.concatenate(frames), np.concatenate(mouths)
+        clips.append((str(row.speaker), f, corpus.read_mouth_params(d)))
+    return clips
 
 
 # ---------------------------------------------------------------------------------------------

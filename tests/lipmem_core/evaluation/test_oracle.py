@@ -264,6 +264,9 @@ def test_real_error_reads_a_split_and_stores_no_path(tmp_path, one_thread, capsy
         mouths, np.concatenate([truth[("val", "u0")], truth[("val", "u1")]]), atol=1e-6
     )
     assert len(O.corpus_frames(root, "val", max_clips=1)[0]) == 5
+    clips = O.corpus_clips(root, "val")  # the same frames, clip by clip, with their speaker
+    assert [(spk, len(f), len(m)) for spk, f, m in clips] == [("s1", 5, 5), ("s1", 3, 3)]
+    np.testing.assert_array_equal(np.concatenate([f for _, f, _ in clips]), frames)
     np.testing.assert_allclose(O.corpus_mouths(root, "train"), truth[("train", "u0")], atol=1e-6)
     model = O.MouthOracle(width=8)
     real = O.real_error(model, root, "val")
