@@ -3,7 +3,7 @@
 The oracle (`lipmem_core/evaluation/oracle.py`) reads the 7 mouth parameters off single frames;
 every mouth figure of `lipmem_core.evaluate` goes through it. This prints its error against the
 exact parameters (`mouth.csv`, MAE in % of each parameter's std, as evaluate reports it):
-- per speaker, with the identity traits that matter most to a reader (beard, skin, mouth width);
+- per speaker, with two identity traits that matter to a reader (beard, mouth width factor);
 - `error`: all frames, as `python -m lipmem_core.oracle --measure` reports it;
 - `minus clip bias`: each clip's mean signed error removed (what a reader that knew each face's
   constant offset would score);
