@@ -6,7 +6,13 @@ mouth-shape oracle, and correlates it with the speech's log energy per video fra
 circularly shifted envelope gives the chance level. The same is printed for espeak speech of
 the same sentence, where the exact mouth trajectory gives the ground-truth correlation.
 
-    python benchmarks/real_speech_check.py [--checkpoint DIR ...] [--audio FILE] [--identity-seed N ...]
+Loudness is a loose proxy for the mouth: on espeak speech the exact jaw follows the log energy at
+only r 0.35. So for the real recording the script also prints `phones r`: the correlation of the
+oracle's reading of the generated frames with its reading of SynthTalk's renderer driven by the
+phones PocketSphinx aligns to the recording (the reference of `analysis.strips`), per mouth
+parameter, and its mean over the 7 parameters.
+
+    python benchmarks/real_speech_check.py [--checkpoint DIR ...] [--audio FILE [--text T]] [--identity-seed N ...]
 
 One identity's r moves by up to 0.3 from face to face; with several `--identity-seed` values the
 script ends with each checkpoint's mean r over them.
@@ -22,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analysis.align import align_pocketsphinx  # noqa: E402
+from analysis.compare import ground_truth_frames  # noqa: E402
 from analysis.strips import ARCTIC_TEXT, arctic_recording  # noqa: E402
 from lipmem_core.audio import load_audio  # noqa: E402
 from lipmem_core.config import SAMPLES_PER_FRAME  # noqa: E402
@@ -53,9 +61,16 @@ def correlation_with_chance(
     return r, float(np.percentile(chance, 95))
 
 
-def generated_jaw(pipe: TalkingFacePipeline, face: np.ndarray, wav: np.ndarray, oracle) -> np.ndarray:
+def generated_mouth(pipe: TalkingFacePipeline, face: np.ndarray, wav: np.ndarray, oracle) -> np.ndarray:
+    """The oracle's reading of every generated frame, (n_frames, 7)."""
     crops = [c for chunk in pipe.stream(face, wav, face_is_crop=True) for c in chunk.crops]
-    return predict_mouth(oracle, np.stack(crops))[:, JAW]
+    return predict_mouth(oracle, np.stack(crops))
+
+
+def per_parameter_r(mouth: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Pearson r of each mouth parameter over time, (7,); frames beyond the shorter are dropped."""
+    n = min(len(mouth), len(reference))
+    return np.array([np.corrcoef(mouth[:n, k], reference[:n, k])[0, 1] for k in range(mouth.shape[1])])
 
 
 def main() -> None:
@@ -68,6 +83,9 @@ def main() -> None:
     p.add_argument("--oracle", default=ROOT / "checkpoints/mouth-oracle")
     p.add_argument("--audio", type=Path, help="a real recording (default: CMU ARCTIC a0007)")
     p.add_argument(
+        "--text", help="the recording's transcript (with --audio and without it, PocketSphinx recognises one)"
+    )
+    p.add_argument(
         "--identity-seed",
         type=int,
         nargs="+",
@@ -78,7 +96,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     real = load_audio(args.audio or arctic_recording())
-    synth = synthesize(ARCTIC_TEXT)
+    synth = synthesize(args.text or ARCTIC_TEXT)
     oracle = load_oracle(args.oracle)
 
     n_syn = int(np.ceil(len(synth.audio) / SAMPLES_PER_FRAME))
@@ -95,29 +113,45 @@ def main() -> None:
         for ckpt in pipes
     }
     real_r: dict[str, list[float]] = {ckpt: [] for ckpt in pipes}
+    phones_r: dict[str, list[np.ndarray]] = {ckpt: [] for ckpt in pipes}
+    n_real = int(np.ceil(len(real) / SAMPLES_PER_FRAME))
+    transcript = args.text or (None if args.audio else ARCTIC_TEXT)
+    real_phones = align_pocketsphinx(real, transcript).table
     for seed in args.identity_seed:
-        renderer = FaceRenderer(Identity.sample(np.random.default_rng(seed)), 128)
-        face = renderer.render(PHONE_TARGETS["sil"], (0.0, 0.0, 0.0, 1.0), 0.0)
+        identity = Identity.sample(np.random.default_rng(seed))
+        face = FaceRenderer(identity, 128).render(PHONE_TARGETS["sil"], (0.0, 0.0, 0.0, 1.0), 0.0)
+        reference = predict_mouth(oracle, ground_truth_frames(identity, real_phones, n_real)[0])
         if len(args.identity_seed) > 1:
             print(f"identity {seed}")
         for ckpt, pipe in pipes.items():
             for name, wav in (("real ARCTIC speech", real), ("espeak speech", synth.audio)):
-                jaw = generated_jaw(pipe, face, wav, oracle)
+                mouth = generated_mouth(pipe, face, wav, oracle)
+                jaw = mouth[:, JAW]
                 energy = log_energy(wav, len(jaw))
                 r, chance = correlation_with_chance(jaw, energy, rng)
                 if name == "real ARCTIC speech":
                     real_r[ckpt].append(r)
+                    phones_r[ckpt].append(per_parameter_r(mouth, reference))
                 quiet = energy < np.percentile(energy, 20)
                 print(
                     f"{label[ckpt]:28s} {name:20s} r = {r:+.3f} (chance |r| < {chance:.3f}); "
                     f"jaw quiet {jaw[quiet].mean():.3f} vs speech {jaw[~quiet].mean():.3f}, "
                     f"jaw std {jaw.std():.3f}"
                 )
+            print(
+                f"{label[ckpt]:28s} real ARCTIC speech   phones r = {phones_r[ckpt][-1].mean():+.3f} (mean of 7)"
+            )
     if len(args.identity_seed) > 1:
         for ckpt, rs in real_r.items():
             print(
                 f"{label[ckpt]:28s} real ARCTIC speech over {len(rs)} identities: mean r = {np.mean(rs):+.3f}, "
                 f"min {min(rs):+.3f}, {sum(r >= 0.6 for r in rs)} of {len(rs)} at least 0.6"
+            )
+        for ckpt, rs in phones_r.items():
+            per_param = np.mean(rs, axis=0)
+            print(
+                f"{label[ckpt]:28s} phones r over {len(rs)} identities: mean {per_param.mean():+.3f}; "
+                + ", ".join(f"{name} {r:+.2f}" for name, r in zip(MOUTH_PARAMS, per_param, strict=True))
             )
 
 
