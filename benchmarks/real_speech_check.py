@@ -83,7 +83,9 @@ def main() -> None:
     p.add_argument("--oracle", default=ROOT / "checkpoints/mouth-oracle")
     p.add_argument("--audio", type=Path, help="a real recording (default: CMU ARCTIC a0007)")
     p.add_argument(
-        "--text", help="the recording's transcript (with --audio and without it, PocketSphinx recognises one)"
+        "--text",
+        help="the recording's transcript, for the phone alignment and the espeak rendering "
+        "(default: a0007's; with --audio and no --text, PocketSphinx recognises the words)",
     )
     p.add_argument(
         "--identity-seed",
