@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lipmem_core.checkpoint import load_checkpoint  # noqa: E402
 from lipmem_core.data.datasets import ClipStore, GeneratorWindows  # noqa: E402
 from lipmem_core.data.synth.mouth import MOUTH_PARAMS  # noqa: E402
-from lipmem_core.evaluation.oracle import load_oracle, mouth_error, predict_mouth  # noqa: E402
+from lipmem_core.evaluation.oracle import load_oracle, mouth_correlation, mouth_error, predict_mouth  # noqa: E402
 from lipmem_core.model.encoders import identity_input  # noqa: E402
 from lipmem_core.pixels import to_uint8  # noqa: E402
 
@@ -98,7 +98,7 @@ def print_table(title: str, rows: dict[str, np.ndarray], truth: np.ndarray) -> N
     print(f"{title:28s} {'error %':>8s}  r: " + " ".join(f"{k:>6s}" for k in MOUTH_PARAMS))
     for name, read in rows.items():
         err = mouth_error(read, truth)["mae_pct_std_mean"]
-        r = [np.corrcoef(read[:, j], truth[:, j])[0, 1] for j in range(len(MOUTH_PARAMS))]
+        r = mouth_correlation(read, truth)
         print(f"{name:28s} {err:8.1f}     " + " ".join(f"{v:+6.2f}" for v in r))
 
 

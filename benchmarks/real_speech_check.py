@@ -36,7 +36,7 @@ from lipmem_core.config import SAMPLES_PER_FRAME  # noqa: E402
 from lipmem_core.data.synth.face_render import FaceRenderer, Identity  # noqa: E402
 from lipmem_core.data.synth.mouth import MOUTH_PARAMS, PHONE_TARGETS, mouth_trajectory  # noqa: E402
 from lipmem_core.data.synth.speech import synthesize  # noqa: E402
-from lipmem_core.evaluation.oracle import load_oracle, predict_mouth  # noqa: E402
+from lipmem_core.evaluation.oracle import load_oracle, mouth_correlation, predict_mouth  # noqa: E402
 from lipmem_core.infer.pipeline import TalkingFacePipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,12 +65,6 @@ def generated_mouth(pipe: TalkingFacePipeline, face: np.ndarray, wav: np.ndarray
     """The oracle's reading of every generated frame, (n_frames, 7)."""
     crops = [c for chunk in pipe.stream(face, wav, face_is_crop=True) for c in chunk.crops]
     return predict_mouth(oracle, np.stack(crops))
-
-
-def per_parameter_r(mouth: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Pearson r of each mouth parameter over time, (7,); frames beyond the shorter are dropped."""
-    n = min(len(mouth), len(reference))
-    return np.array([np.corrcoef(mouth[:n, k], reference[:n, k])[0, 1] for k in range(mouth.shape[1])])
 
 
 def main() -> None:
@@ -133,7 +127,8 @@ def main() -> None:
                 r, chance = correlation_with_chance(jaw, energy, rng)
                 if name == "real ARCTIC speech":
                     real_r[ckpt].append(r)
-                    phones_r[ckpt].append(per_parameter_r(mouth, reference))
+                    n = min(len(mouth), len(reference))  # compare the frames both have
+                    phones_r[ckpt].append(mouth_correlation(mouth[:n], reference[:n]))
                 quiet = energy < np.percentile(energy, 20)
                 print(
                     f"{label[ckpt]:28s} {name:20s} r = {r:+.3f} (chance |r| < {chance:.3f}); "

@@ -308,6 +308,18 @@ def mouth_error(pred: np.ndarray, truth: np.ndarray, spread_of: np.ndarray | Non
     }
 
 
+def mouth_correlation(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Pearson r over time of each mouth parameter, (7,): does the reading move with the truth.
+
+    pred, truth: (N, 7). Unlike `mouth_error` it ignores offset and gain, so it asks whether a
+    mouth moves when and where the truth does, not whether it reaches the same values.
+    """
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    if pred.shape != truth.shape or pred.ndim != 2 or pred.shape[1] != N_PARAMS:
+        raise ValueError(f"need two (N, {N_PARAMS}) arrays, got {pred.shape} and {truth.shape}")
+    return np.array([np.corrcoef(pred[:, k], truth[:, k])[0, 1] for k in range(N_PARAMS)])
+
+
 @dataclass
 class OracleTraining:
     model: MouthOracle

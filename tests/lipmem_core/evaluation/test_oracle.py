@@ -140,6 +140,19 @@ def test_mouth_error_exact_values():
         O.mouth_error(np.zeros((3, 6)), np.zeros((3, 6)))
 
 
+def test_mouth_correlation_ignores_offset_and_gain_not_timing():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(50, 7))
+    assert O.mouth_correlation(2.0 * truth + 3.0, truth) == pytest.approx(np.ones(7))
+    assert O.mouth_correlation(-truth, truth) == pytest.approx(-np.ones(7))
+    late = np.roll(truth, 5, axis=0)  # the same motion five frames late
+    assert np.all(np.abs(O.mouth_correlation(late, truth)) < 0.5)
+    with pytest.raises(ValueError):
+        O.mouth_correlation(truth[:, :6], truth[:, :6])
+    with pytest.raises(ValueError):
+        O.mouth_correlation(truth[:49], truth)
+
+
 def test_mouth_error_spread_of_sets_only_the_denominator():
     """Comparing two readings divides by the real parameters' std, not by the readings' std."""
     rng = np.random.default_rng(0)
