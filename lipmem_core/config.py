@@ -244,12 +244,22 @@ class TrainConfig(_Presets):
     # step; one 0.2 s window alone predicts the mouth far better after 10x more
     # (benchmarks/audio_mouth_ceiling.py), and those frames cost no decoder pass.
     audio_frames: int = 0
+    # Not in the paper: the generator's and discriminator's learning rates fall along a half
+    # cosine from 1x to 0 over the last this-many of `max_steps` (0 = constant, as the paper).
+    # A constant rate ends a run wherever Adam's noise leaves the weights; the shipped recipes
+    # stopped at that noise floor (docs/TRAINING.md). A run stopped by --minutes never decays.
+    lr_decay_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.memory_init_by not in ("lip", "audio"):
             raise ValueError(f"memory_init_by={self.memory_init_by!r}: choose 'lip' or 'audio'")
         if self.audio_frames < 0:
             raise ValueError(f"audio_frames={self.audio_frames}: a number of frames, 0 for none")
+        if not 0 <= self.lr_decay_steps <= self.max_steps:
+            raise ValueError(
+                f"lr_decay_steps={self.lr_decay_steps}: a number of steps between 0 and the run's "
+                f"{self.max_steps} (--steps)"
+            )
 
     @classmethod
     def paper(cls) -> TrainConfig:

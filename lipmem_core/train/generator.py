@@ -14,6 +14,7 @@ discriminator does not first learn to reject blurry noise. See docs/TRAINING.md.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,16 @@ def generator_param_groups(gen: LipMemGenerator, tcfg: TrainConfig) -> list[dict
     return groups
 
 
+def learning_rate_factor(step: int, max_steps: int, decay_steps: int) -> float:
+    """The multiplier of every learning rate at optimisation step `step` (0-based): 1, then a
+    half cosine from 1 towards 0 over the last `decay_steps` of `max_steps` (0: always 1)."""
+    start = max_steps - decay_steps
+    if decay_steps <= 0 or step < start:
+        return 1.0
+    done = min(step - start, decay_steps) / decay_steps
+    return 0.5 * (1.0 + math.cos(math.pi * done))
+
+
 class GeneratorTask:
     """Generator + discriminator training with the SyncNet expert frozen."""
 
@@ -112,6 +123,8 @@ class GeneratorTask:
         self.gen_ddp, self.disc_ddp = wrap_ddp(self.gen, env), wrap_ddp(self.disc, env)
         self.opt_g = torch.optim.Adam(generator_param_groups(self.gen, tcfg), lr=tcfg.lr, betas=tcfg.betas)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=tcfg.disc_lr, betas=tcfg.betas)
+        # the rates lr_decay_steps scales: a resumed optimiser's groups hold the decayed ones
+        self.base_lrs = {opt: [group["lr"] for group in opt.param_groups] for opt in (self.opt_g, self.opt_d)}
         self.gen_ddp.train()
         self.disc_ddp.train()
         self.reseeder = (
@@ -199,6 +212,12 @@ class GeneratorTask:
             with autocast(self.bf16, self.env.device):
                 term = slot_drawn_loss(self.gen, self.mouth_reader, self.mouth_slots, b["face"], slots)
             loss = _add_term(loss, logs, "slot_drawn_mouth", weights.slot_drawn_mouth, term)
+        if self.tcfg.lr_decay_steps:
+            factor = learning_rate_factor(step, self.tcfg.max_steps, self.tcfg.lr_decay_steps)
+            for opt, rates in self.base_lrs.items():
+                for group, rate in zip(opt.param_groups, rates, strict=True):
+                    group["lr"] = rate * factor
+            logs["lr_factor"] = factor
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -354,6 +373,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     tcfg = train_config(args)
     if args.gan_start is not None:
         tcfg = dataclasses.replace(tcfg, gan_start_step=args.gan_start)
+    if args.steps is not None:  # lr_decay_steps counts back from the run's end
+        try:
+            tcfg = dataclasses.replace(tcfg, max_steps=args.steps)
+        except ValueError as e:
+            parser.error(f"--train {e}")
     if args.no_reseed:
         tcfg = dataclasses.replace(tcfg, reseed_dead_slots=False)
     if tcfg.loss.mouth_params > 0 and not cfg.mouth_readout:  # the loss needs the read-out

@@ -527,3 +527,37 @@ def test_drawn_mouth_judges_both_models_and_resumes_exactly(
     ablation = tmp_path / "ablation"
     train_generator.main(_gen_args(mouth_corpus, sync_dir, ablation, 1, *flags, "--no-memory"))
     assert float(_rows(ablation / "log.csv")[-1]["drawn_mouth"]) > 0
+
+
+def test_learning_rate_factor_is_constant_then_a_half_cosine_to_zero():
+    from lipmem_core.train.generator import learning_rate_factor
+
+    assert [learning_rate_factor(s, 10, 0) for s in range(10)] == [1.0] * 10  # off: the paper's constant
+    factors = [learning_rate_factor(s, 10, 4) for s in range(10)]
+    assert factors[:7] == [1.0] * 7  # steps 0-6 before the last 4 (6 is where the cosine starts)
+    assert factors[7:] == pytest.approx([0.5 * (1 + math.cos(math.pi * k / 4)) for k in (1, 2, 3)])
+    assert all(a > b for a, b in zip(factors[6:], factors[7:], strict=False))
+    assert 0 < learning_rate_factor(9999, 10000, 400) < 1e-4  # the last step still learns, barely
+
+
+def test_lr_decay_scales_every_group_over_the_last_steps_and_resumes_exactly(corpus, syncnet_run, tmp_path):
+    """With lr_decay_steps the generator's groups (K and V at their own scale) and the
+    discriminator's fall together over the run's last steps, counted from --steps; a run split
+    in two ends bit-identical to a straight one, and a decay longer than the run is refused."""
+    sync_dir, _ = syncnet_run
+    decay = ("--train", "lr_decay_steps=2", "--train", "memory_lr_scale=10")
+    straight, split, constant = tmp_path / "straight", tmp_path / "split", tmp_path / "constant"
+    train_generator.main(_gen_args(corpus, sync_dir, straight, 4, *decay))
+    train_generator.main(_gen_args(corpus, sync_dir, split, 3, "--train", "memory_lr_scale=10"))
+    train_generator.main(_gen_args(corpus, sync_dir, split, 4, *decay))  # resumed into the decay
+    train_generator.main(_gen_args(corpus, sync_dir, constant, 4, "--train", "memory_lr_scale=10"))
+    factors = [float(r["lr_factor"]) for r in _rows(straight / "log.csv") if r.get("lr_factor")]
+    assert factors == pytest.approx([1.0, 1.0, 1.0, 0.5])  # steps 0-3; the cosine starts at step 2
+    groups = json.loads((straight / "state.json").read_text())["optimizers"]
+    assert [g["lr"] for g in groups["generator"]["param_groups"]] == pytest.approx([5e-5, 5e-4])
+    assert groups["discriminator"]["param_groups"][0]["lr"] == pytest.approx(2.5e-4)
+    _assert_tensors_equal(*_run_states(straight, split))
+    a, b = _run_states(straight, constant)
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("module/"))  # the last step differs
+    with pytest.raises(SystemExit):
+        train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "long", 2, "--train", "lr_decay_steps=3"))
