@@ -207,6 +207,7 @@ def test_reference_other_draws_from_half_a_clip_away_and_is_labelled(setup, memo
     assert (
         "gen (memory), reference: other (memory-other.json)" in text and "gen (memory) (memory.json)" in text
     )
+    assert text.split("## Mouth shape")[0].count("| ground truth") == 1  # the same real frames: one row
 
 
 def test_jaw_motion_ratio_compares_oracle_jaw_spread(memory_results):
@@ -228,7 +229,8 @@ def test_no_memory_checkpoint_has_no_memory_rows_and_results_page(setup, memory_
     R.main([str(root / "memory.json"), str(root / "nomem.json"), "--out", str(out)])
     text = out.read_text()
     quality = text.split("## Mouth shape")[0]
-    assert quality.count("| ground truth") == 1  # one reference row, from the first file
+    # nomem.json's real frames are one clip, another reference: it brings its own row
+    assert quality.count("| ground truth") == 2 and "| ground truth (nomem.json) |" in quality
     assert "gen (memory) (memory.json)" in text and "gen-nomem (no memory) (nomem.json)" in text
     assert "untrained (random init) (memory.json), all frames" in text
     assert "gen (memory) (memory.json), speech frames" in text
@@ -238,7 +240,7 @@ def test_no_memory_checkpoint_has_no_memory_rows_and_results_page(setup, memory_
     assert "## Mouth shape per parameter" in text and "| jaw |" not in quality
     mouth = text.split("## Mouth shape")[1].split("## Memory")[0]
     exact, reread = mouth.split("Against the oracle's reading")
-    assert exact.count("| ground truth") == 1 and "| ground truth" not in reread  # GT vs its own reading is 0
+    assert exact.count("| ground truth") == 2 and "| ground truth" not in reread  # GT vs its own reading is 0
     assert reread.count("(memory.json) |") == 1 and reread.count("(nomem.json) |") == 1
 
 
