@@ -374,10 +374,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     if args.gan_start is not None:
         tcfg = dataclasses.replace(tcfg, gan_start_step=args.gan_start)
     if args.steps is not None:  # lr_decay_steps counts back from the run's end
-        try:
-            tcfg = dataclasses.replace(tcfg, max_steps=args.steps)
-        except ValueError as e:
-            parser.error(f"--train {e}")
+        tcfg = dataclasses.replace(tcfg, max_steps=args.steps)
+    if tcfg.lr_decay_steps > tcfg.max_steps:
+        parser.error(
+            f"--train lr_decay_steps={tcfg.lr_decay_steps}: longer than the run ({tcfg.max_steps} steps)"
+        )
     if args.no_reseed:
         tcfg = dataclasses.replace(tcfg, reseed_dead_slots=False)
     if tcfg.loss.mouth_params > 0 and not cfg.mouth_readout:  # the loss needs the read-out

@@ -559,5 +559,7 @@ def test_lr_decay_scales_every_group_over_the_last_steps_and_resumes_exactly(cor
     _assert_tensors_equal(*_run_states(straight, split))
     a, b = _run_states(straight, constant)
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("module/"))  # the last step differs
-    with pytest.raises(SystemExit):
-        train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "long", 2, "--train", "lr_decay_steps=3"))
+    for bad in ("lr_decay_steps=3", "lr_decay_steps=-1"):  # longer than the 2-step run; negative
+        with pytest.raises(SystemExit):
+            train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "refused", 2, "--train", bad))
+    assert not (tmp_path / "refused").exists()  # refused before anything is written
