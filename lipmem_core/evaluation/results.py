@@ -3,8 +3,9 @@
     python -m lipmem_core.results results/memory.json results/nomemory.json --out docs/RESULTS.md
 
 The first file's ground-truth row is the reference; each file then adds its model row and its
-untrained (random-init) chance row, and its own ground-truth row when that differs from every
-one shown (another SyncNet, oracle or set of clips measures the real frames differently). Every
+untrained (random-init) chance row, and its own ground-truth row when that prints differently
+from the one above it (another SyncNet, oracle or set of clips measures the real frames
+differently), so every model row sits below the reference it was measured against. Every
 table row names the file it came from, and the exact command that produced each file is listed
 under the tables, so the page can be rebuilt.
 """
@@ -115,14 +116,14 @@ def render_markdown(results: Sequence[dict[str, Any]], figures: Sequence[str] = 
     first = results[0]
     quality_rows: list[dict[str, Any]] = []
     memory_rows: list[tuple[str, dict[str, Any]]] = []
-    references: set[tuple[str, ...]] = set()  # the ground-truth rows shown, as printed
+    reference: tuple[str, ...] = ()  # the ground-truth row last shown, as printed
     for res in results:
         for row in res["rows"]:
             if row["name"] == "ground_truth":
                 printed = tuple(_cell(row, k, f) for k, _, f in QUALITY_COLUMNS)
-                if printed in references:
-                    continue  # the same reference, already shown
-                references.add(printed)
+                if printed == reference:
+                    continue  # the same reference as the rows above
+                reference = printed
             if row["name"] != "untrained":
                 quality_rows.append({"_label": _row_label(res, row), **row})
             if row.get("memory"):

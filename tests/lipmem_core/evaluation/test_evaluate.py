@@ -323,3 +323,22 @@ def test_results_page_shows_figures_relative_to_the_page_and_refuses_missing_one
     with pytest.raises(SystemExit):
         R.main([str(source), "--out", str(tmp_path / "other.md"), "--figure", str(tmp_path / "none.png")])
     assert "no such figure" in capsys.readouterr().err and not (tmp_path / "other.md").exists()
+
+
+def test_every_model_row_sits_below_the_reference_it_was_measured_against(memory_results, tmp_path):
+    """A file measured against other real-frame figures (here: another SyncNet's LSE) brings its
+    own ground-truth row, and the first reference comes back for a later file that uses it."""
+    judged = json.loads(json.dumps(memory_results))
+    judged["rows"][0]["lse_c"] += 0.1  # the ground truth as another SyncNet scores it
+    paths = []
+    for name, res in (("a.json", memory_results), ("judge.json", judged), ("b.json", memory_results)):
+        (tmp_path / name).write_text(json.dumps(res))
+        paths.append(str(tmp_path / name))
+    R.main([*paths, "--out", str(tmp_path / "RESULTS.md")])
+    quality = (tmp_path / "RESULTS.md").read_text().split("## Mouth shape")[0]
+    order = [line.split(" | ")[0] for line in quality.splitlines() if line.startswith("| ") and "(" in line]
+    assert order == [
+        "| ground truth (a.json)", "| gen (memory) (a.json)",
+        "| ground truth (judge.json)", "| gen (memory) (judge.json)",
+        "| ground truth (b.json)", "| gen (memory) (b.json)",
+    ]  # fmt: skip
