@@ -30,8 +30,7 @@ from lipmem_core import cli
 from lipmem_core.audio import load_audio
 from lipmem_core.config import SAMPLES_PER_FRAME
 from lipmem_core.data import corpus
-from lipmem_core.data.synth.face_render import FaceRenderer, Identity
-from lipmem_core.data.synth.mouth import PHONE_TARGETS
+from lipmem_core.data.synth.face_render import Identity, neutral_face
 from lipmem_core.errors import LipMemError
 from lipmem_core.evaluation.evaluate import load_clip
 from lipmem_core.infer.pipeline import TalkingFacePipeline
@@ -83,7 +82,7 @@ def real_speech_strip(
     identity = Identity.sample(np.random.default_rng(identity_seed))
     reference, _ = ground_truth_frames(identity, align_pocketsphinx(wav, text).table, n)
     # the reference face the pipeline animates: the same identity, mouth at rest, head still
-    face = FaceRenderer(identity, 128).render(PHONE_TARGETS["sil"], (0.0, 0.0, 0.0, 1.0), 0.0)
+    face = neutral_face(identity, 128)
     renderings = {"reference: aligned phones": reference}
     for name, pipe in pipes.items():
         crops = [c for chunk in pipe.stream(face, wav, face_is_crop=True) for c in chunk.crops]

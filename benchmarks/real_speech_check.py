@@ -33,8 +33,8 @@ from analysis.compare import ground_truth_frames  # noqa: E402
 from analysis.strips import ARCTIC_TEXT, arctic_recording  # noqa: E402
 from lipmem_core.audio import load_audio  # noqa: E402
 from lipmem_core.config import SAMPLES_PER_FRAME  # noqa: E402
-from lipmem_core.data.synth.face_render import FaceRenderer, Identity  # noqa: E402
-from lipmem_core.data.synth.mouth import MOUTH_PARAMS, PHONE_TARGETS, mouth_trajectory  # noqa: E402
+from lipmem_core.data.synth.face_render import Identity, neutral_face  # noqa: E402
+from lipmem_core.data.synth.mouth import MOUTH_PARAMS, mouth_trajectory  # noqa: E402
 from lipmem_core.data.synth.speech import synthesize  # noqa: E402
 from lipmem_core.evaluation.oracle import load_oracle, mouth_correlation, predict_mouth  # noqa: E402
 from lipmem_core.infer.pipeline import TalkingFacePipeline  # noqa: E402
@@ -115,7 +115,7 @@ def main() -> None:
     real_phones = align_pocketsphinx(real, transcript).table
     for seed in args.identity_seed:
         identity = Identity.sample(np.random.default_rng(seed))
-        face = FaceRenderer(identity, 128).render(PHONE_TARGETS["sil"], (0.0, 0.0, 0.0, 1.0), 0.0)
+        face = neutral_face(identity, 128)
         reference = predict_mouth(oracle, ground_truth_frames(identity, real_phones, n_real)[0])
         if len(args.identity_seed) > 1:
             print(f"identity {seed}")
