@@ -29,7 +29,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,30 @@ class RenderStream:
         return frames, mouths
 
 
+class RenderBatches(torch.utils.data.IterableDataset):
+    """An endless RenderStream as a DataLoader source, so renders can be made in worker processes
+    while the oracle trains (rendering is about half of a step on one core).
+
+    One worker (or none) yields the stream's own sequence, so a run is the same with or without
+    it; with several, worker w draws its mouths, poses and new identities from its own seed
+    (seed, w), as copies of one stream would repeat each other's batches."""
+
+    def __init__(self, stream: RenderStream, batch: int, seed: int) -> None:
+        self.stream, self.batch, self.seed = stream, batch, seed
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        info = torch.utils.data.get_worker_info()
+        if info is not None and info.num_workers > 1:
+            self.stream.rng = np.random.default_rng([self.seed, info.id])
+            self.stream.id_rng = np.random.default_rng([self.seed, info.id, 1])
+        while True:
+            yield self.stream.batch(self.batch)
+
+
+def _as_is(batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return batch  # the DataLoader would otherwise turn the uint8 frames into tensors
+
+
 def validation_set(n_identities: int, frames_per_identity: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Ground-truth frames of unseen identities, rendered as the corpus renders clips
     (render_clip: phone-driven trajectory, head drift, blinks; the corpus JPEG quality)."""
@@ -349,16 +373,30 @@ def train_oracle(
     val_frames: int = 50,
     seed: int = 0,
     log_every: int = 100,
+    render_workers: int = 0,
 ) -> OracleTraining:
     """Train on fresh renders until `steps`, `minutes` (wall clock) or `cpu_minutes` (this
     process's CPU time, so a shared machine does not shrink the run) runs out, whichever comes
-    first; the learning rate follows a cosine over that budget."""
+    first; the learning rate follows a cosine over that budget.
+
+    render_workers: processes that render the batches ahead while this one trains (0: render
+    in this process between steps). Their CPU time is not in `cpu_minutes`, which then counts
+    the training alone."""
     if minutes is None and steps is None and cpu_minutes is None:
         raise ValueError("give a budget: minutes, cpu_minutes, steps, or a combination")
     torch.manual_seed(seed)
     model = MouthOracle(width, crop)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     stream = RenderStream(n_identities, seed, fresh, speech, uniform_share, soften)
+    batches = iter(
+        torch.utils.data.DataLoader(
+            RenderBatches(stream, batch, seed),
+            batch_size=None,
+            collate_fn=_as_is,
+            num_workers=render_workers,
+            prefetch_factor=4 if render_workers else None,
+        )
+    )
     # balance: each parameter's L1 divided by its std in speech, as the error is reported
     ref = speech if speech is not None else sample_mouths(np.random.default_rng(seed), 4000, None, 0.0)
     scale = torch.from_numpy(1.0 / ref.std(axis=0)).float() if balance else torch.ones(N_PARAMS)
@@ -376,7 +414,7 @@ def train_oracle(
             break
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1.0 + np.cos(np.pi * done))
-        frames, mouths = stream.batch(batch)
+        frames, mouths = next(batches)
         model.train()
         err = (model(oracle_input(frames, crop)) - torch.from_numpy(mouths)).abs()  # (B, 7)
         loss = (err * scale).mean()
@@ -530,6 +568,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--val-identities", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument(
+        "--render-workers",
+        type=int,
+        default=0,
+        help="processes rendering batches ahead while training (1 on a 2-core machine with --threads 1)",
+    )
+    parser.add_argument(
         "--real-data",
         type=Path,
         default=None,
@@ -569,6 +613,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         soften=args.soften,
         seed=args.seed,
         val_identities=args.val_identities,
+        render_workers=args.render_workers,
     )
     if args.real_data is not None:
         result.real = real_error(result.model, args.real_data, args.real_split, args.real_clips)

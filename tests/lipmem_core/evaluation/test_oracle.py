@@ -224,6 +224,28 @@ def test_train_save_load_roundtrip(tmp_path, one_thread, crop):
     assert sum(f.stat().st_size for f in out.iterdir()) < 2 * 1024 * 1024
 
 
+def test_a_render_worker_trains_the_same_oracle_as_rendering_in_process(one_thread):
+    """Rendering ahead in a worker process changes when batches are made, not which."""
+    kw = dict(steps=3, batch=3, width=8, n_identities=2, fresh=1, val_identities=1, val_frames=2, log_every=0)
+    here = O.train_oracle(**kw)
+    ahead = O.train_oracle(**kw, render_workers=1)
+    for (name, a), b in zip(here.model.state_dict().items(), ahead.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_several_render_workers_do_not_repeat_each_others_batches():
+    loader = torch.utils.data.DataLoader(
+        O.RenderBatches(O.RenderStream(2, seed=4, fresh=1), 3, seed=4),
+        batch_size=None,
+        collate_fn=O._as_is,
+        num_workers=2,
+    )
+    batches = iter(loader)
+    (f0, m0), (f1, m1) = next(batches), next(batches)  # one from each worker
+    assert f0.dtype == np.uint8 and f0.shape == (3, O.ORACLE_SIZE, O.ORACLE_SIZE, 3)
+    assert not np.array_equal(m0, m1) and not np.array_equal(f0, f1)
+
+
 def test_cpu_minutes_budget_stops_training(tmp_path, one_thread):
     result = O.train_oracle(
         cpu_minutes=0.002,
