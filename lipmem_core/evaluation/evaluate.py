@@ -275,9 +275,10 @@ def evaluate(
     model: LipMemGenerator = loaded.model.eval()
     cfg = model.cfg
     pipe = TalkingFacePipeline(loaded, device="cpu")
-    sync_model = None
+    sync_model, sync_digest = None, None
     if syncnet is not None:
-        sync_model = load_checkpoint(syncnet, kind="syncnet").model.eval()
+        sync_loaded = load_checkpoint(syncnet, kind="syncnet")
+        sync_model, sync_digest = sync_loaded.model.eval(), weights_digest(sync_loaded.path)
     oracle_model = load_oracle(oracle) if oracle is not None else None
 
     gt, gen = _new_acc(), _new_acc()
@@ -342,6 +343,9 @@ def evaluate(
         },  # fmt: skip
         "syncnet": None if syncnet is None else str(syncnet),
         "oracle": None if oracle is None else str(oracle),
+        # which weights measured: a judge retrained under the same path gives other figures
+        "syncnet_sha256": sync_digest,
+        "oracle_sha256": None if oracle is None else weights_digest(oracle),
         "data": {
             "root": str(root),
             "corpus": corpus_provenance(root),  # name and generator seed, for a reader
@@ -355,6 +359,12 @@ def evaluate(
         "reference": reference,
         "rows": result_rows,
     }
+
+
+def weights_digest(directory: str | Path) -> str:
+    """The sha256 of a loaded checkpoint's (or oracle's) weights, as its config.json records it
+    (the loaders have checked it against the file)."""
+    return json.loads((Path(directory) / "config.json").read_text())["sha256"]
 
 
 def _fmt(v: float | None) -> str:

@@ -81,6 +81,8 @@ def test_cli_writes_every_field(setup, memory_results):
     res = memory_results
     assert res["command"].startswith("python -m lipmem_core.evaluate --checkpoint ")
     assert {"created", "git", "checkpoint", "syncnet", "oracle", "data", "seed", "rows"} <= set(res)
+    for key, judge in (("syncnet_sha256", "sync"), ("oracle_sha256", "oracle")):  # which weights measured
+        assert res[key] == json.loads((root / judge / "config.json").read_text())["sha256"]
     assert res["checkpoint"]["model_config"]["n_slots"] == S
     manifest = corpus.read_manifest(data)
     test_rows = manifest[manifest["split"] == "test"]
