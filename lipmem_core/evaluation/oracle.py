@@ -67,14 +67,17 @@ class MouthOracle(nn.Module):
     """Mouth region (B, 3, 48, 64) in [-1, 1] -> mouth parameters (B, 7) in [0, 1].
 
     Four stride-2 stages (3x3 conv, BatchNorm, ReLU), global average pooling (the mouth moves
-    with the head, so position is not a feature), then a 2-layer head and a sigmoid.
+    with the head, so position is not a feature), then a 2-layer head and a sigmoid. With
+    `mirror`, eval mode reads each region and its left-right mirror image and averages the two
+    readings: SynthTalk's faces are symmetric, so the mirror image is a second look whose errors
+    are partly independent of the first (training is unchanged).
     """
 
-    def __init__(self, width: int = 24, crop: str = "mouth") -> None:
+    def __init__(self, width: int = 24, crop: str = "mouth", mirror: bool = False) -> None:
         super().__init__()
         if crop not in CROPS:
             raise ValueError(f"crop must be one of {sorted(CROPS)}, got {crop!r}")
-        self.width, self.crop = width, crop
+        self.width, self.crop, self.mirror = width, crop, mirror
         chans = [3, width, 2 * width, 4 * width, 8 * width]
         layers: list[nn.Module] = []
         for i in range(4):
@@ -85,6 +88,12 @@ class MouthOracle(nn.Module):
         self.head = nn.Sequential(nn.Linear(chans[-1], 64), nn.ReLU(inplace=True), nn.Linear(64, N_PARAMS))
 
     def forward(self, x: Tensor) -> Tensor:
+        y = self._read(x)  # (B, 7)
+        if self.mirror and not self.training:
+            y = 0.5 * (y + self._read(x.flip(-1)))
+        return y
+
+    def _read(self, x: Tensor) -> Tensor:
         f = self.features(x).mean(dim=(2, 3))  # (B, 8w)
         return torch.sigmoid(self.head(f))  # (B, 7)
 
@@ -374,6 +383,7 @@ def train_oracle(
     seed: int = 0,
     log_every: int = 100,
     render_workers: int = 0,
+    mirror: bool = False,
 ) -> OracleTraining:
     """Train on fresh renders until `steps`, `minutes` (wall clock) or `cpu_minutes` (this
     process's CPU time, so a shared machine does not shrink the run) runs out, whichever comes
@@ -381,11 +391,12 @@ def train_oracle(
 
     render_workers: processes that render the batches ahead while this one trains (0: render
     in this process between steps). Their CPU time is not in `cpu_minutes`, which then counts
-    the training alone."""
+    the training alone. mirror: the oracle reads frames and their mirror images (MouthOracle);
+    training is the same either way."""
     if minutes is None and steps is None and cpu_minutes is None:
         raise ValueError("give a budget: minutes, cpu_minutes, steps, or a combination")
     torch.manual_seed(seed)
-    model = MouthOracle(width, crop)
+    model = MouthOracle(width, crop, mirror)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     stream = RenderStream(n_identities, seed, fresh, speech, uniform_share, soften)
     batches = iter(
@@ -458,16 +469,30 @@ def real_error(
 ORACLE_KIND = "oracle"
 
 
-def save_oracle(result: OracleTraining, directory: str | Path, command: Sequence[str] = ()) -> Path:
-    """Write the oracle (fp32 safetensors, < 2 MB) and its validation error as metadata."""
-    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
-    blob = save_safetensors_bytes(state, metadata={"format": "pt", "kind": ORACLE_KIND})
+def save_oracle(
+    result: OracleTraining,
+    directory: str | Path,
+    command: Sequence[str] = (),
+    measured_by: Sequence[str] = (),
+    weights: bytes | None = None,
+) -> Path:
+    """Write the oracle (fp32 safetensors, < 2 MB) and its validation error as metadata.
+
+    command: the training command; measured_by: the command that re-measured and re-saved it
+    (`--measure SRC --out DST`), when it was not saved by its training run. weights: the
+    safetensors bytes to write instead of serialising the model again (a re-save passes its
+    source's file, so the copy's sha256, which results files record, is the source's)."""
+    if weights is None:
+        state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+        weights = save_safetensors_bytes(state, metadata={"format": "pt", "kind": ORACLE_KIND})
+    blob = weights
     config = {
         "format": 1,
         "kind": ORACLE_KIND,
         "oracle_config": {
             "width": result.model.width,
             "crop": result.model.crop,
+            "mirror": result.model.mirror,
             "input_hw": list(CROPS[result.model.crop][1]),
             "size": ORACLE_SIZE,
         },
@@ -479,6 +504,7 @@ def save_oracle(result: OracleTraining, directory: str | Path, command: Sequence
             "val": result.val,
             **({"real": result.real} if result.real is not None else {}),
             "command": portable(" ".join(command)),  # no absolute machine paths
+            **({"measured_by": portable(" ".join(measured_by))} if measured_by else {}),
         },
         "sha256": hashlib.sha256(blob).hexdigest(),
     }
@@ -517,7 +543,7 @@ def load_oracle(directory: str | Path) -> MouthOracle:
         raise CheckpointError(f"{weights} does not match the sha256 in config.json: copy the oracle again")
     oc = config.get("oracle_config", {})
     try:
-        model = MouthOracle(int(oc["width"]), str(oc.get("crop", "mouth")))
+        model = MouthOracle(int(oc["width"]), str(oc.get("crop", "mouth")), bool(oc.get("mirror", False)))
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{cfg_path} has no usable oracle_config ({exc})") from exc
     try:
@@ -525,6 +551,25 @@ def load_oracle(directory: str | Path) -> MouthOracle:
     except RuntimeError as exc:
         raise CheckpointError(f"{weights} does not fit a MouthOracle: {exc}") from exc
     return model.eval()
+
+
+def remeasured(
+    source: str | Path, model: MouthOracle, real: dict[str, Any], val_identities: int, seed: int
+) -> OracleTraining:
+    """A trained oracle as `save_oracle` writes it, from its directory's metadata (steps, time)
+    and a new reading: `model` as it now reads (e.g. with mirror set), its error on the rendered
+    validation identities of `seed` re-read the same way, and `real` measured by the caller."""
+    meta = json.loads((Path(source) / "config.json").read_text())["metadata"]
+    val_x, val_y = validation_set(val_identities, 50, seed)
+    cpu = meta.get("cpu_minutes")
+    return OracleTraining(
+        model=model,
+        steps=int(meta["steps"]),
+        seconds=60.0 * float(meta["minutes"]),
+        val=mouth_error(predict_mouth(model, val_x), val_y),
+        real=real,
+        cpu_seconds=None if cpu is None else 60.0 * float(cpu),
+    )
 
 
 def _portable(arg: str) -> str:
@@ -540,7 +585,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lipmem_core.oracle", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="checkpoint directory to write")
     parser.add_argument(
-        "--measure", type=Path, default=None, help="no training: report this oracle's error on --real-data"
+        "--measure",
+        type=Path,
+        default=None,
+        help="no training: report this oracle's error on --real-data (with --out: also write it there, "
+        "with --mirror if given, this measurement as its metadata.real and its validation error re-read)",
     )
     parser.add_argument("--minutes", type=float, default=8.0, help="training time budget (wall clock)")
     parser.add_argument("--cpu-minutes", type=float, default=None, help="training budget in CPU time")
@@ -568,6 +617,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--val-identities", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="read each frame and its mirror image and average (stored in the oracle; with --measure: "
+        "measure the oracle read that way)",
+    )
+    parser.add_argument(
         "--render-workers",
         type=int,
         default=0,
@@ -592,11 +647,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.measure is not None:
         if args.real_data is None:
             parser.error("--measure needs --real-data")
-        real = real_error(load_oracle(args.measure), args.real_data, args.real_split, args.real_clips)
+        oracle = load_oracle(args.measure)
+        oracle.mirror = oracle.mirror or args.mirror
+        real = real_error(oracle, args.real_data, args.real_split, args.real_clips)
         print(json.dumps(real, indent=2))
+        if args.out is not None:  # the same weights, re-saved as they were just read and measured
+            argv = [_portable(a) for a in (sys.argv[1:] if argv is None else argv)]
+            result = remeasured(args.measure, oracle, real, args.val_identities, args.seed)
+            trained_by = json.loads((args.measure / "config.json").read_text())["metadata"].get("command", "")
+            save_oracle(
+                result,
+                args.out,
+                command=[trained_by],
+                measured_by=["python", "-m", "lipmem_core.oracle", *argv],
+                weights=(args.measure / "model.safetensors").read_bytes(),
+            )
+            print(f"wrote {args.out}: {args.measure}'s weights, mirror {oracle.mirror}")
         return
     if args.out is None:
-        parser.error("give --out (train) or --measure (report)")
+        parser.error("give --out (train) or --measure (report; with --out, re-save as measured)")
     result = train_oracle(
         minutes=args.minutes,
         steps=args.steps,
@@ -614,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         seed=args.seed,
         val_identities=args.val_identities,
         render_workers=args.render_workers,
+        mirror=args.mirror,
     )
     if args.real_data is not None:
         result.real = real_error(result.model, args.real_data, args.real_split, args.real_clips)

@@ -265,16 +265,40 @@ def test_cpu_minutes_budget_stops_training(tmp_path, one_thread):
         O.train_oracle()
 
 
+def test_a_mirrored_oracle_averages_its_readings_of_the_frame_and_its_mirror_image(tmp_path, one_thread):
+    torch.manual_seed(0)
+    plain = O.MouthOracle(width=8).eval()
+    mirrored = O.MouthOracle(width=8, mirror=True).eval()
+    mirrored.load_state_dict(plain.state_dict())
+    x = torch.rand(3, 3, *O.INPUT_HW) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(mirrored(x), 0.5 * (plain(x) + plain(x.flip(-1))))
+        assert not torch.allclose(mirrored(x), plain(x))
+        mirrored.train(), plain.train()  # training reads each frame once, as before
+        torch.testing.assert_close(mirrored(x), plain(x))
+    result = O.train_oracle(
+        steps=1, batch=2, width=8, n_identities=1, val_identities=1, val_frames=2, log_every=0, mirror=True
+    )
+    loaded = O.load_oracle(O.save_oracle(result, tmp_path / "m"))
+    assert loaded.mirror
+    frames = np.random.default_rng(1).integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)
+    np.testing.assert_allclose(
+        O.predict_mouth(loaded, frames), O.predict_mouth(result.model, frames), atol=1e-6
+    )
+
+
 def test_load_oracle_reads_configs_without_a_crop(tmp_path, one_thread):
-    """Oracles written before the crop option read the mouth box."""
+    """Oracles written before the crop and mirror options read the mouth box, once."""
     result = O.train_oracle(
         steps=1, batch=2, width=8, n_identities=1, val_identities=1, val_frames=2, log_every=0
     )
     out = O.save_oracle(result, tmp_path / "old")
     config = json.loads((out / "config.json").read_text())
     del config["oracle_config"]["crop"]
+    del config["oracle_config"]["mirror"]
     (out / "config.json").write_text(json.dumps(config))
     assert O.load_oracle(out).crop == "mouth"
+    assert not O.load_oracle(out).mirror
 
 
 def test_real_error_reads_a_split_and_stores_no_path(tmp_path, one_thread, capsys):
@@ -315,6 +339,31 @@ def test_real_error_reads_a_split_and_stores_no_path(tmp_path, one_thread, capsy
     O.main(["--measure", str(tmp_path / "o"), "--real-data", str(root), "--real-split", "test"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["split"] == "test" and printed["frames"] == 4
+
+    # --measure with --out re-saves the same weights, read as asked (here mirrored), with the new
+    # measurement and the training command kept; the copy is measured again the same way
+    trained = O.train_oracle(
+        steps=1, batch=2, width=8, n_identities=1, val_identities=1, val_frames=2, log_every=0
+    )
+    O.save_oracle(trained, tmp_path / "t", command=["python", "-m", "lipmem_core.oracle", "--steps", "1"])
+    O.main(["--measure", str(tmp_path / "t"), "--mirror", "--out", str(tmp_path / "m"), "--real-data", str(root),
+            "--real-split", "test", "--val-identities", "1"])  # fmt: skip
+    source = json.loads((tmp_path / "t" / "config.json").read_text())
+    copy = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert (
+        copy["sha256"] == source["sha256"]
+        and copy["oracle_config"]["mirror"]
+        and O.load_oracle(tmp_path / "m").mirror
+    )
+    meta = copy["metadata"]
+    assert meta["command"] == source["metadata"]["command"] and meta["steps"] == 1
+    assert "--mirror" in meta["measured_by"] and str(tmp_path) not in json.dumps(copy)
+    mirrored = O.load_oracle(tmp_path / "t")
+    mirrored.mirror = True
+    assert meta["real"]["split"] == "test"
+    assert meta["real"]["error"]["mae_mean"] == pytest.approx(
+        O.real_error(mirrored, root, "test")["error"]["mae_mean"]
+    )
 
 
 def test_stored_command_has_no_machine_paths(tmp_path, monkeypatch):
