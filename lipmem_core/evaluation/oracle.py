@@ -15,8 +15,9 @@ Input: any RGB face crop, resized to 128 x 128, of which the mouth region
 the whole lower face instead: slower per step, and worse at equal time, docs/ARCHITECTURE.md
 "Measured figures").
 
-    python -m lipmem_core.oracle --out checkpoints/mouth-oracle --minutes 45 --threads 1 --fresh 1 \
-        --mouths-from DATA --uniform-share 0.2 --balance --soften 0.4 --real-data DATA --real-split val
+    python -m lipmem_core.oracle --out checkpoints/mouth-oracle --minutes 100 --threads 1 --render-workers 1 \
+        --fresh 1 --mouths-from DATA --uniform-share 0.2 --balance --soften 0.4 --mirror \
+        --real-data DATA --real-split val
     python -m lipmem_core.oracle --measure checkpoints/mouth-oracle --real-data DATA --real-split test
 """
 
