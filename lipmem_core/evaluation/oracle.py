@@ -483,10 +483,10 @@ def save_oracle(
     (`--measure SRC --out DST`), when it was not saved by its training run. weights: the
     safetensors bytes to write instead of serialising the model again (a re-save passes its
     source's file, so the copy's sha256, which results files record, is the source's)."""
-    if weights is None:
-        state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
-        weights = save_safetensors_bytes(state, metadata={"format": "pt", "kind": ORACLE_KIND})
     blob = weights
+    if blob is None:
+        state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+        blob = save_safetensors_bytes(state, metadata={"format": "pt", "kind": ORACLE_KIND})
     config = {
         "format": 1,
         "kind": ORACLE_KIND,
@@ -561,7 +561,7 @@ def remeasured(
     and a new reading: `model` as it now reads (e.g. with mirror set), its error on the rendered
     validation identities of `seed` re-read the same way, and `real` measured by the caller."""
     meta = json.loads((Path(source) / "config.json").read_text())["metadata"]
-    val_x, val_y = validation_set(val_identities, 50, seed)
+    val_x, val_y = validation_set(val_identities, 50, seed)  # 50 frames each, as the training CLI reads
     cpu = meta.get("cpu_minutes")
     return OracleTraining(
         model=model,
