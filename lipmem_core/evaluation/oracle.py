@@ -555,12 +555,11 @@ def load_oracle(directory: str | Path) -> MouthOracle:
 
 
 def remeasured(
-    source: str | Path, model: MouthOracle, real: dict[str, Any], val_identities: int, seed: int
+    meta: dict[str, Any], model: MouthOracle, real: dict[str, Any], val_identities: int, seed: int
 ) -> OracleTraining:
-    """A trained oracle as `save_oracle` writes it, from its directory's metadata (steps, time)
+    """A trained oracle as `save_oracle` writes it, from its config.json's metadata (steps, time)
     and a new reading: `model` as it now reads (e.g. with mirror set), its error on the rendered
     validation identities of `seed` re-read the same way, and `real` measured by the caller."""
-    meta = json.loads((Path(source) / "config.json").read_text())["metadata"]
     val_x, val_y = validation_set(val_identities, 50, seed)  # 50 frames each, as the training CLI reads
     cpu = meta.get("cpu_minutes")
     return OracleTraining(
@@ -642,6 +641,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--real-clips", type=int, default=None, help="measure on this many clips of the split"
     )
     args = parser.parse_args(argv)
+    # this command as config.json stores it (no machine paths)
+    stored_args = [_portable(a) for a in (sys.argv[1:] if argv is None else argv)]
+    command = ["python", "-m", "lipmem_core.oracle", *stored_args]
     if args.threads:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)  # rendering and JPEG too: --threads 1 is one thread
@@ -653,14 +655,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         real = real_error(oracle, args.real_data, args.real_split, args.real_clips)
         print(json.dumps(real, indent=2))
         if args.out is not None:  # the same weights, re-saved as they were just read and measured
-            argv = [_portable(a) for a in (sys.argv[1:] if argv is None else argv)]
-            result = remeasured(args.measure, oracle, real, args.val_identities, args.seed)
-            trained_by = json.loads((args.measure / "config.json").read_text())["metadata"].get("command", "")
+            meta = json.loads((args.measure / "config.json").read_text())["metadata"]
             save_oracle(
-                result,
+                remeasured(meta, oracle, real, args.val_identities, args.seed),
                 args.out,
-                command=[trained_by],
-                measured_by=["python", "-m", "lipmem_core.oracle", *argv],
+                command=[meta.get("command", "")],
+                measured_by=command,
                 weights=(args.measure / "model.safetensors").read_bytes(),
             )
             print(f"wrote {args.out}: {args.measure}'s weights, mirror {oracle.mirror}")
@@ -690,8 +690,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         result.real = real_error(result.model, args.real_data, args.real_split, args.real_clips)
         print(f"real frames ({result.real['corpus']} {args.real_split}):")
         print(json.dumps(result.real["error"]["mae_pct_std"], indent=2))
-    argv = [_portable(a) for a in (sys.argv[1:] if argv is None else argv)]
-    save_oracle(result, args.out, command=["python", "-m", "lipmem_core.oracle", *argv])
+    save_oracle(result, args.out, command=command)
     print(
         json.dumps(result.val["mae_pct_std"], indent=2),
         f"\nmean {result.val['mae_pct_std_mean']:.1f} % of std",
