@@ -62,6 +62,7 @@ CROPS: dict[str, tuple[tuple[float, float, float, float], tuple[int, int]]] = {
 }
 N_PARAMS = len(MOUTH_PARAMS)
 _VAL_SEED_OFFSET = 1_000_003  # validation identities come from a disjoint seed stream
+VAL_FRAMES = 50  # rendered validation frames per identity (train_oracle and remeasured)
 
 
 class MouthOracle(nn.Module):
@@ -380,7 +381,7 @@ def train_oracle(
     balance: bool = False,
     soften: float = 1.0,
     val_identities: int = 16,
-    val_frames: int = 50,
+    val_frames: int = VAL_FRAMES,
     seed: int = 0,
     log_every: int = 100,
     render_workers: int = 0,
@@ -560,7 +561,7 @@ def remeasured(
     """A trained oracle as `save_oracle` writes it, from its config.json's metadata (steps, time)
     and a new reading: `model` as it now reads (e.g. with mirror set), its error on the rendered
     validation identities of `seed` re-read the same way, and `real` measured by the caller."""
-    val_x, val_y = validation_set(val_identities, 50, seed)  # 50 frames each, as the training CLI reads
+    val_x, val_y = validation_set(val_identities, VAL_FRAMES, seed)  # as the training CLI reads
     cpu = meta.get("cpu_minutes")
     return OracleTraining(
         model=model,
