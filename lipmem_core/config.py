@@ -244,6 +244,11 @@ class TrainConfig(_Presets):
     # step; one 0.2 s window alone predicts the mouth far better after 10x more
     # (benchmarks/audio_mouth_ceiling.py), and those frames cost no decoder pass.
     audio_frames: int = 0
+    # Not in the paper, SynthTalk only: frames of pause appended to every training clip (the
+    # last frame held, room tone in the audio; data.datasets.ClipStore). SynthTalk's pauses last
+    # 2-3 frames, so without it a fully silent 0.2 s window, as at the start of a recording, is
+    # never trained and the mouth a pause draws is left to chance.
+    pause_frames: int = 0
     # Not in the paper: the generator's and discriminator's learning rates fall along a half
     # cosine from 1x to 0 over the last this-many of `max_steps` (0 = constant, as the paper).
     # A constant rate ends a run wherever Adam's noise leaves the weights. A run stopped by
@@ -255,6 +260,8 @@ class TrainConfig(_Presets):
             raise ValueError(f"memory_init_by={self.memory_init_by!r}: choose 'lip' or 'audio'")
         if self.audio_frames < 0:
             raise ValueError(f"audio_frames={self.audio_frames}: a number of frames, 0 for none")
+        if self.pause_frames < 0:
+            raise ValueError(f"pause_frames={self.pause_frames}: a number of frames, 0 for none")
         if self.lr_decay_steps < 0:
             raise ValueError(f"lr_decay_steps={self.lr_decay_steps}: a number of steps, 0 for none")
 
@@ -306,6 +313,7 @@ def paper_deviations(
     slot_lip = float(loss.get("slot_mouth_lip") or 0.0)
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     audio_frames = int(t.get("audio_frames") or 0)
+    pause_frames = int(t.get("pause_frames") or 0)
     share = float(m.get("lip_path_audio_share") or 0.0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     gan_weight, gan_start = float(loss.get("gan", paper.loss.gan)), int(t.get("gan_start_step") or 0)
@@ -383,6 +391,11 @@ def paper_deviations(
             memory and consensus > 0,
             f"A_aud and A_lip trained towards shared balanced slot codes (weight {consensus:g}, "
             f"temperature {consensus_eps:g})",
+        ),
+        (
+            pause_frames > 0,
+            f"{pause_frames} frames of pause (last frame held, room tone) appended to every training clip "
+            "(SynthTalk only, off for real corpora)",
         ),
         (lower > 0, f"an extra lower-half L1 (weight {lower:g})"),
         (mouth_box > 0, f"an extra mouth-box L1 (weight {mouth_box:g})"),

@@ -92,17 +92,30 @@ def random_reverb(wav: np.ndarray, rng: np.random.Generator, rt60_s: float) -> n
     return (out / max(1.0, np.abs(out).max())).astype(wav.dtype)
 
 
-def add_noise(wav: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
-    """Add coloured Gaussian noise (white to brown) at the given SNR over the signal power."""
-    noise = rng.standard_normal(len(wav))
+def coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise (n,) float64 with a random spectral slope between white and brown."""
+    noise = rng.standard_normal(n)
     tilt = rng.uniform(0.0, 2.0)  # spectral slope: 0 white, 1 pink, 2 brown
     spec = np.fft.rfft(noise)
-    f = np.maximum(np.fft.rfftfreq(len(wav)), 1.0 / len(wav))
-    noise = np.fft.irfft(spec / f ** (tilt / 2), n=len(wav))
+    f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
+    return np.fft.irfft(spec / f ** (tilt / 2), n=n)
+
+
+def add_noise(wav: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
+    """Add coloured Gaussian noise (white to brown) at the given SNR over the signal power."""
+    noise = coloured_noise(len(wav), rng)
     p_sig = float(np.mean(wav.astype(np.float64) ** 2)) + 1e-10
     p_noise = float(np.mean(noise**2)) + 1e-20
     noise *= np.sqrt(p_sig / p_noise / 10 ** (snr_db / 10))
     return (wav + noise).astype(wav.dtype)
+
+
+def room_tone(n: int, rms: float, rng: np.random.Generator, level_db: tuple[float, float]) -> np.ndarray:
+    """A pause's background: coloured noise (n,) float32 at a random level in `level_db` dB
+    relative to `rms` (the speech's RMS), as a microphone records between words."""
+    noise = coloured_noise(n, rng)
+    gain = rms * 10 ** (rng.uniform(*level_db) / 20) / max(float(np.sqrt(np.mean(noise**2))), 1e-20)
+    return (noise * gain).astype(np.float32)
 
 
 def augment_audio(

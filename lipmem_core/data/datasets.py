@@ -24,10 +24,18 @@ from torch.utils.data import Dataset
 
 from lipmem_core.audio import mel_windows, melspectrogram
 from lipmem_core.config import SAMPLES_PER_FRAME
-from lipmem_core.data.augment import AudioAugment, augment_audio
-from lipmem_core.data.corpus import clip_dir, read_audio, read_frames, read_manifest, read_mouth_params
+from lipmem_core.data.augment import AudioAugment, augment_audio, room_tone
+from lipmem_core.data.corpus import (
+    clip_dir,
+    read_audio,
+    read_frames,
+    read_manifest,
+    read_mouth,
+    read_mouth_params,
+)
 from lipmem_core.errors import CorpusError
 from lipmem_core.model.encoders import identity_input
+from lipmem_core.phones import SILENCE
 from lipmem_core.pixels import to_unit
 
 # Crop audio for augmentation at multiples of 5 video frames = 3200 samples = 16 mel hops,
@@ -36,15 +44,26 @@ _CROP_FRAMES = 5
 # Video frames of audio context on each side of a window that its mel windows can touch
 # (16 mel frames = 2.5 video frames, plus the STFT's half window).
 _CONTEXT_FRAMES = 4
+# Room tone of an appended pause, in dB relative to the clip's speech RMS: from nearly digital
+# silence (espeak's own pauses) to a noisy room (CMU ARCTIC's lead-in is about -26 dB).
+PAUSE_LEVEL_DB = (-60.0, -20.0)
+_PAUSE_STREAM = 7  # keeps the room tone's random stream apart from the windows' (seed, epoch, index)
 
 
 @dataclass(frozen=True)
 class UtteranceDir:
-    """One utterance directory `root/split/speaker/utterance` with `n_frames` frames."""
+    """One utterance directory `root/split/speaker/utterance`: `recorded_frames` frames on disk,
+    followed by `pause_frames` frames of silence that hold the last one (ClipStore)."""
 
     path: Path
     clip_id: str  # "split/speaker/utterance"
-    n_frames: int
+    recorded_frames: int
+    pause_frames: int = 0
+
+    @property
+    def n_frames(self) -> int:
+        """The frames a window can use: the recorded ones and the appended pause."""
+        return self.recorded_frames + self.pause_frames
 
 
 def lip_frame_indices(centres: np.ndarray, n: int) -> np.ndarray:
@@ -82,10 +101,26 @@ class ClipStore:
     `preload=True` decodes every frame once into a single uint8 array (about 4.4 GB per hour
     at 128 px); forked data-loader workers share it copy-on-write. Mels are computed once per
     clip and cached (in each worker).
+
+    `pause_frames` P (not in the paper, TrainConfig.pause_frames) appends P frames of pause to
+    every clip: the last frame held still, room tone in the audio (`augment.room_tone`, drawn
+    once per clip from `seed`) and the last row of mouth.csv. SynthTalk's clips end in silence
+    with the lips at rest, but its pauses last 2-3 frames, so a fully silent 0.2 s window (the
+    lead-in of any recording) is never trained. Clips that do not end in silence are refused.
     """
 
-    def __init__(self, root: str | Path, split: str, img_size: int, preload: bool = False) -> None:
-        self.root, self.split, self.img_size = Path(root), split, img_size
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        img_size: int,
+        preload: bool = False,
+        pause_frames: int = 0,
+        seed: int = 0,
+    ) -> None:
+        if pause_frames < 0:
+            raise ValueError(f"pause_frames={pause_frames}: a number of frames, 0 for none")
+        self.root, self.split, self.img_size, self.seed = Path(root), split, img_size, seed
         manifest = read_manifest(self.root)
         rows = manifest[manifest["split"] == split]
         if rows.empty:
@@ -93,26 +128,29 @@ class ClipStore:
                 f"{self.root} has no {split!r} clips in manifest.csv: build the corpus with that split"
             )
         self.clips = [
-            UtteranceDir(clip_dir(self.root, r), f"{r.split}/{r.speaker}/{r.utterance}", int(r.frames))
+            UtteranceDir(
+                clip_dir(self.root, r), f"{r.split}/{r.speaker}/{r.utterance}", int(r.frames), pause_frames
+            )
             for r in rows.itertuples(index=False)
         ]
         self._mels: dict[int, np.ndarray] = {}
         self._mouths: dict[int, np.ndarray] = {}
-        self._frames: np.ndarray | None = None  # (sum n_frames, H, W, 3) uint8 when preloaded
-        self._offsets = np.cumsum([0] + [c.n_frames for c in self.clips])
+        self._frames: np.ndarray | None = None  # (sum recorded_frames, H, W, 3) uint8 when preloaded
+        self._offsets = np.cumsum([0] + [c.recorded_frames for c in self.clips])
         if preload:
             self._frames = np.empty((int(self._offsets[-1]), img_size, img_size, 3), np.uint8)
             for ci, clip in enumerate(self.clips):
                 frames = read_frames(clip.path)  # (n, H0, W0, 3)
-                if len(frames) != clip.n_frames:
+                if len(frames) != clip.recorded_frames:
                     raise CorpusError(
-                        f"{clip.path} has {len(frames)} frames, manifest.csv says {clip.n_frames}"
+                        f"{clip.path} has {len(frames)} frames, manifest.csv says {clip.recorded_frames}"
                     )
                 for k, image in enumerate(frames):
                     self._frames[self._offsets[ci] + k] = fit(image, img_size)
 
     def frames(self, ci: int, idx: np.ndarray) -> np.ndarray:
-        """Frames `idx` of clip `ci` -> uint8 (len(idx), H, W, 3)."""
+        """Frames `idx` of clip `ci` -> uint8 (len(idx), H, W, 3); pause frames hold the last one."""
+        idx = np.minimum(idx, self.clips[ci].recorded_frames - 1)
         if self._frames is not None:
             return self._frames[self._offsets[ci] + idx]
         path = self.clips[ci].path
@@ -120,30 +158,45 @@ class ClipStore:
         return np.stack([cache[int(k)] for k in idx])
 
     def audio(self, ci: int) -> np.ndarray:
-        """The clip's 16 kHz mono waveform (n_frames * 640,) float32."""
-        wav = read_audio(self.clips[ci].path)
-        n = self.clips[ci].n_frames * SAMPLES_PER_FRAME
+        """The clip's 16 kHz mono waveform (n_frames * 640,) float32, pause included."""
+        clip = self.clips[ci]
+        wav = read_audio(clip.path)
+        n = clip.recorded_frames * SAMPLES_PER_FRAME
         if len(wav) != n:
             raise CorpusError(
-                f"{self.clips[ci].path / 'audio.wav'} has {wav.shape} samples, expected ({n},) "
+                f"{clip.path / 'audio.wav'} has {wav.shape} samples, expected ({n},) "
                 "(frames x 640, mono): re-generate or re-preprocess this clip"
             )
-        return wav
+        if not clip.pause_frames:
+            return wav
+        self.mouth(ci)  # refuses clips that do not end in silence
+        rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
+        rng = np.random.default_rng([self.seed, ci, _PAUSE_STREAM])
+        tone = room_tone(clip.pause_frames * SAMPLES_PER_FRAME, rms, rng, PAUSE_LEVEL_DB)
+        return np.concatenate([wav, tone])
 
     def mouth(self, ci: int) -> np.ndarray:
         """SynthTalk's exact mouth parameters of the clip (n_frames, 7) float32, cached (mouth.csv;
-        real corpora have none and raise CorpusError)."""
+        real corpora have none and raise CorpusError); pause frames repeat the last row."""
         if ci not in self._mouths:
-            path = self.clips[ci].path
+            clip = self.clips[ci]
+            path = clip.path
             if not (path / "mouth.csv").is_file():
                 raise CorpusError(
-                    f"{path} has no mouth.csv: the mouth-parameter losses need SynthTalk's exact mouths; "
-                    "leave --loss mouth_params, recall_mouth, slot_mouth and drawn_mouth at 0 for real corpora"
+                    f"{path} has no mouth.csv: the mouth-parameter losses and pause frames need SynthTalk's "
+                    "exact mouths; leave --loss mouth_params, recall_mouth, slot_mouth, drawn_mouth and "
+                    "--train pause_frames at 0 for real corpora"
                 )
-            mouths = read_mouth_params(path)
-            if len(mouths) != self.clips[ci].n_frames:
-                raise CorpusError(f"{path / 'mouth.csv'} does not have {self.clips[ci].n_frames} rows")
-            self._mouths[ci] = mouths
+            mouths = read_mouth_params(path)  # (recorded_frames, 7)
+            if len(mouths) != clip.recorded_frames:
+                raise CorpusError(f"{path / 'mouth.csv'} does not have {clip.recorded_frames} rows")
+            last_phone = read_mouth(path)["phone"].iloc[-1] if clip.pause_frames else SILENCE
+            if last_phone != SILENCE:
+                raise CorpusError(
+                    f"{path} ends on {last_phone!r}, not silence: a pause cannot follow it; "
+                    "train this corpus with --train pause_frames=0"
+                )
+            self._mouths[ci] = np.concatenate([mouths, np.repeat(mouths[-1:], clip.pause_frames, axis=0)])
         return self._mouths[ci]
 
     def mel(self, ci: int) -> np.ndarray:

@@ -408,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         syncnet = load_syncnet(args.syncnet, cfg.img_size, env.device)
         augment = AudioAugment() if tcfg.augment else None
         train_set = GeneratorWindows(
-            ClipStore(args.data, "train", cfg.img_size, preload=args.preload),
+            ClipStore(args.data, "train", cfg.img_size, args.preload, tcfg.pause_frames, tcfg.seed),
             cfg.n_frames,
             augment,
             tcfg.seed,

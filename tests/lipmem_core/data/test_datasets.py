@@ -171,7 +171,7 @@ def test_ref_mouth_drop_hides_the_references_lower_half_on_its_share_only(store)
         GeneratorWindows(store, ref_mouth_drop=1.5)
 
 
-def _write_mouths(root, n: int) -> np.ndarray:
+def _write_mouths(root, n: int, last_phone: str = "AA") -> np.ndarray:
     """A mouth.csv for the corpus's first clip whose rows encode (frame, parameter): (n, 7)."""
     import pandas as pd
 
@@ -183,6 +183,7 @@ def _write_mouths(root, n: int) -> np.ndarray:
     for j, name in enumerate(MOUTH_PARAMS):
         table[name] = (np.arange(n) + 100 * j) / 1000.0
     table["phone"] = "AA"
+    table.loc[n - 1, "phone"] = last_phone
     table.to_csv(clip_dir(root, row) / "mouth.csv", index=False)
     return table[list(MOUTH_PARAMS)].to_numpy(np.float32)
 
@@ -229,3 +230,50 @@ def test_audio_frames_add_consecutive_mel_windows_with_their_mouths_and_change_n
     assert len(starts) > 1 if n_audio < N_A else starts == {0}  # random starts; none left in a short clip
     with pytest.raises(ValueError, match="with_mouth"):
         GeneratorWindows(store, audio_frames=4)
+
+
+def test_pause_frames_hold_the_last_frame_and_mouth_over_room_tone(tmp_path):
+    """pause_frames=P: each clip gains P frames that repeat its last image and mouth row, with
+    room tone (quiet, not silent, fixed by the seed) after its own audio, which is untouched;
+    the windows run into the pause, and a clip that does not end in silence is refused."""
+    P = 6
+    root = make_tiny_corpus(tmp_path / "c", [("train", "s1", "a", N_A)], size=32)
+    table = _write_mouths(root, N_A, last_phone="sil")
+    plain, paused = ClipStore(root, "train", 32), ClipStore(root, "train", 32, pause_frames=P, seed=3)
+    assert paused.clips[0].n_frames == N_A + P and paused.clips[0].recorded_frames == N_A
+    wav, spoken = paused.audio(0), plain.audio(0)
+    assert wav.shape == ((N_A + P) * 640,)
+    np.testing.assert_array_equal(wav[: N_A * 640], spoken)
+    tone_rms, speech_rms = np.sqrt(np.mean(wav[N_A * 640 :] ** 2)), np.sqrt(np.mean(spoken**2))
+    assert 10 ** (-60 / 20) <= tone_rms / speech_rms <= 10 ** (-20 / 20)
+    np.testing.assert_array_equal(wav, ClipStore(root, "train", 32, pause_frames=P, seed=3).audio(0))
+    assert not np.array_equal(wav, ClipStore(root, "train", 32, pause_frames=P, seed=4).audio(0))
+    mouths = paused.mouth(0)
+    np.testing.assert_array_equal(mouths[:N_A], table)
+    np.testing.assert_array_equal(mouths[N_A:], np.repeat(table[-1:], P, axis=0))
+    idx = np.arange(N_A - 2, N_A + P)
+    held = np.minimum(idx, N_A - 1)
+    np.testing.assert_array_equal(paused.frames(0, idx), plain.frames(0, held))
+    preloaded = ClipStore(root, "train", 32, preload=True, pause_frames=P, seed=3)
+    np.testing.assert_array_equal(preloaded.frames(0, idx), plain.frames(0, held))
+
+    ds = GeneratorWindows(paused, with_mouth=True)
+    assert len(ds) == N_A + P - 4
+    last = ds[len(ds) - 1]  # wholly inside the pause
+    assert _frames(last["gt"]) == [N_A - 1] * 5
+    np.testing.assert_array_equal(last["mouth"].numpy(), np.repeat(table[-1:], 5, axis=0))
+    np.testing.assert_allclose(
+        last["mel"][:, 0].numpy(),
+        mel_windows(melspectrogram(wav), list(range(N_A + P - 5, N_A + P))),
+        atol=1e-5,
+    )
+    assert float(last["mel"].std()) < float(ds[0]["mel"].std())  # room tone is near-flat, speech is not
+
+    _write_mouths(root, N_A, last_phone="AA")
+    with pytest.raises(CorpusError, match="not silence"):
+        ClipStore(root, "train", 32, pause_frames=P).audio(0)
+    bare = make_tiny_corpus(tmp_path / "real", [("train", "s1", "a", N_A)], size=32)
+    with pytest.raises(CorpusError, match="pause_frames"):
+        ClipStore(bare, "train", 32, pause_frames=P).audio(0)  # a real corpus has no mouth.csv
+    with pytest.raises(ValueError, match="pause_frames"):
+        ClipStore(root, "train", 32, pause_frames=-1)

@@ -273,7 +273,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
     ).to_dict()  # fmt: skip
     train_config = dataclasses.replace(
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
-        ref_mouth_drop=0.5, consensus_eps=0.25, audio_frames=20,
+        ref_mouth_drop=0.5, consensus_eps=0.25, audio_frames=20, pause_frames=10,
         loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2,
                          mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5, slot_mouth=2.0, drawn_mouth=3.0,
                          slot_drawn_mouth=4.0),
@@ -306,8 +306,9 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         "20 more frames per window train the audio path's mouth read-outs from audio alone (SynthTalk only, off for real corpora)",
         "a reader of SynthTalk's exact mouth parameters, trained on real frames, judges the drawn mouths (weight 3; SynthTalk only, off for real corpora)",
         "a lip path without memory (so L_vv applies)", "learning rate 0.0003 (paper 0.0001)",
-        "references' lower half hidden on 50% of training windows", "an extra lower-half L1 (weight 4)",
-        "an extra mouth-box L1 (weight 2)",
+        "references' lower half hidden on 50% of training windows",
+        "10 frames of pause (last frame held, room tone) appended to every training clip (SynthTalk only, off for real corpora)",
+        "an extra lower-half L1 (weight 4)", "an extra mouth-box L1 (weight 2)",
     ]  # fmt: skip
 
 
