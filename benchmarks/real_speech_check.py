@@ -10,7 +10,10 @@ Loudness is a loose proxy for the mouth: on espeak speech the exact jaw follows 
 only r 0.35. So for the real recording the script also prints `phones r`: the correlation of the
 oracle's reading of the generated frames with its reading of SynthTalk's renderer driven by the
 phones PocketSphinx aligns to the recording (the reference of `analysis.strips`), per mouth
-parameter, and its mean over the 7 parameters.
+parameter, and its mean over the 7 parameters. On the espeak speech the truth is exact, so it
+prints `exact r`: the same correlation against the oracle's reading of SynthTalk's renderer
+driven by espeak's own phone times. A model whose loudness r on espeak is far above the exact
+jaw's own (about 0.35) follows loudness more than the mouth it should draw does.
 
     python benchmarks/real_speech_check.py [--checkpoint DIR ...] [--audio FILE [--text T]] [--identity-seed N ...]
 
@@ -25,6 +28,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -110,6 +114,10 @@ def main() -> None:
     }
     real_r: dict[str, list[float]] = {ckpt: [] for ckpt in pipes}
     phones_r: dict[str, list[np.ndarray]] = {ckpt: [] for ckpt in pipes}
+    exact_r: dict[str, list[np.ndarray]] = {ckpt: [] for ckpt in pipes}
+    synth_phones = pd.DataFrame(
+        [(p.start, p.end, p.label) for p in synth.phones], columns=["start", "end", "phone"]
+    )
     n_real = int(np.ceil(len(real) / SAMPLES_PER_FRAME))
     transcript = args.text or (None if args.audio else ARCTIC_TEXT)
     real_phones = align_pocketsphinx(real, transcript).table
@@ -117,6 +125,7 @@ def main() -> None:
         identity = Identity.sample(np.random.default_rng(seed))
         face = neutral_face(identity, 128)
         reference = predict_mouth(oracle, ground_truth_frames(identity, real_phones, n_real)[0])
+        exact = predict_mouth(oracle, ground_truth_frames(identity, synth_phones, n_syn)[0])
         if len(args.identity_seed) > 1:
             print(f"identity {seed}")
         for ckpt, pipe in pipes.items():
@@ -125,10 +134,11 @@ def main() -> None:
                 jaw = mouth[:, JAW]
                 energy = log_energy(wav, len(jaw))
                 r, chance = correlation_with_chance(jaw, energy, rng)
+                truth, kept = (reference, phones_r) if name == "real ARCTIC speech" else (exact, exact_r)
+                n = min(len(mouth), len(truth))  # compare the frames both have
+                kept[ckpt].append(mouth_correlation(mouth[:n], truth[:n]))
                 if name == "real ARCTIC speech":
                     real_r[ckpt].append(r)
-                    n = min(len(mouth), len(reference))  # compare the frames both have
-                    phones_r[ckpt].append(mouth_correlation(mouth[:n], reference[:n]))
                 quiet = energy < np.percentile(energy, 20)
                 print(
                     f"{label[ckpt]:28s} {name:20s} r = {r:+.3f} (chance |r| < {chance:.3f}); "
@@ -136,7 +146,8 @@ def main() -> None:
                     f"jaw std {jaw.std():.3f}"
                 )
             print(
-                f"{label[ckpt]:28s} real ARCTIC speech   phones r = {phones_r[ckpt][-1].mean():+.3f} (mean of 7)"
+                f"{label[ckpt]:28s} real ARCTIC speech   phones r = {phones_r[ckpt][-1].mean():+.3f} (mean of 7); "
+                f"espeak speech exact r = {exact_r[ckpt][-1].mean():+.3f} (jaw {exact_r[ckpt][-1][JAW]:+.3f})"
             )
     if len(args.identity_seed) > 1:
         for ckpt, rs in real_r.items():
@@ -144,12 +155,13 @@ def main() -> None:
                 f"{label[ckpt]:28s} real ARCTIC speech over {len(rs)} identities: mean r = {np.mean(rs):+.3f}, "
                 f"min {min(rs):+.3f}, {sum(r >= 0.6 for r in rs)} of {len(rs)} at least 0.6"
             )
-        for ckpt, rs in phones_r.items():
-            per_param = np.mean(rs, axis=0)
-            print(
-                f"{label[ckpt]:28s} phones r over {len(rs)} identities: mean {per_param.mean():+.3f}; "
-                + ", ".join(f"{name} {r:+.2f}" for name, r in zip(MOUTH_PARAMS, per_param, strict=True))
-            )
+        for title, table in (("phones r", phones_r), ("espeak exact r", exact_r)):
+            for ckpt, rs in table.items():
+                per_param = np.mean(rs, axis=0)
+                print(
+                    f"{label[ckpt]:28s} {title} over {len(rs)} identities: mean {per_param.mean():+.3f}; "
+                    + ", ".join(f"{name} {r:+.2f}" for name, r in zip(MOUTH_PARAMS, per_param, strict=True))
+                )
 
 
 if __name__ == "__main__":
