@@ -102,6 +102,13 @@ def model_card(ctx: AppContext, name: str | None) -> str:
     deviations = paper_deviations(model_config, train_config, steps if isinstance(steps, int) else None)
     if deviations:
         summary += "\n\n**Deviations from the paper** (see docs/TRAINING.md): " + "; ".join(deviations) + "."
+    stages = metadata.get("stages")
+    if isinstance(stages, list) and stages:
+        summary += (
+            "\n\n**Trained in stages** (the deviations above are those of the last stage): "
+            + "; ".join(_stage_text(s) for s in stages)
+            + "."
+        )
     parts = [
         summary,
         DOMAIN_CARD,
@@ -111,6 +118,17 @@ def model_card(ctx: AppContext, name: str | None) -> str:
         _folded("Model configuration", _key_value_table(_flatten(model_config))),
     ]
     return "\n\n".join(parts)
+
+
+def _stage_text(stage: dict) -> str:
+    """One stage of the training metadata's "stages" (train.loop.record_stage) in words."""
+    start = f"from step {int(stage.get('from_step', 0)):,}"
+    if stage.get("earlier_steps"):
+        return f"{start} (the configuration of the steps before was not recorded)"
+    changes = stage.get("changes")
+    if not changes:
+        return start
+    return start + ", " + ", ".join(f"{k} {before} -> {after}" for k, (before, after) in changes.items())
 
 
 def _folded(summary: str, body: str) -> str:

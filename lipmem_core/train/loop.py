@@ -2,7 +2,9 @@
 
 A run directory holds:
   state.safetensors + state.json   weights and optimiser state of the latest step (no pickle);
-                                    re-running the same command resumes from them
+                                    re-running the same command resumes from them, and a
+                                    resume with another configuration starts a new stage
+                                    (`record_stage`), which the exported metadata lists
   checkpoint/                      the latest exported model (checkpoint.save_checkpoint)
   log.csv                          step, time, each loss term, val metrics
 A task (train.GeneratorTask, train_syncnet.SyncNetTask) supplies the models, one optimisation
@@ -98,8 +100,13 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 # ---------------------------------------------------------------- resumable state
 
 
-def save_state(run_dir: Path, task: TrainTask, step: int, elapsed: float) -> None:
-    """Weights + optimiser state (safetensors) and their JSON description, replaced atomically."""
+def save_state(
+    run_dir: Path, task: TrainTask, step: int, elapsed: float, stages: dict[str, Any] | None = None
+) -> None:
+    """Weights + optimiser state (safetensors) and their JSON description, replaced atomically.
+
+    `stages` ({"stages": [...], "stage_config": {...}}, see `record_stage`) goes into state.json.
+    """
     tensors: dict[str, torch.Tensor] = {}
     for name, module in task.state_modules().items():
         for k, v in module.state_dict().items():
@@ -115,7 +122,13 @@ def save_state(run_dir: Path, task: TrainTask, step: int, elapsed: float) -> Non
                 else:
                     scalars[f"{pid}/{k}"] = v
         optim_json[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
-    meta = {"kind": task.kind, "step": step, "elapsed_seconds": elapsed, "optimizers": optim_json}
+    meta = {
+        "kind": task.kind,
+        "step": step,
+        "elapsed_seconds": elapsed,
+        "optimizers": optim_json,
+        **(stages or {}),
+    }
     run_dir.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(run_dir / (STATE_WEIGHTS + ".tmp")), metadata={"step": str(step)})
     (run_dir / (STATE_JSON + ".tmp")).write_text(json.dumps(meta, indent=1))
@@ -123,8 +136,11 @@ def save_state(run_dir: Path, task: TrainTask, step: int, elapsed: float) -> Non
     os.replace(run_dir / (STATE_JSON + ".tmp"), run_dir / STATE_JSON)
 
 
-def load_state(run_dir: Path, task: TrainTask, device: torch.device) -> tuple[int, float] | None:
-    """Restore a saved state into the task; returns (step, elapsed seconds) or None if fresh."""
+def load_state(
+    run_dir: Path, task: TrainTask, device: torch.device
+) -> tuple[int, float, dict[str, Any]] | None:
+    """Restore a saved state into the task; returns (step, elapsed seconds, state.json) or None
+    if fresh."""
     wpath, jpath = run_dir / STATE_WEIGHTS, run_dir / STATE_JSON
     if not wpath.exists() and not jpath.exists():
         return None
@@ -155,7 +171,55 @@ def load_state(run_dir: Path, task: TrainTask, device: torch.device) -> tuple[in
             pid, key = k.split("/", 1)
             state.setdefault(int(pid), {})[key] = v
         opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
-    return int(meta["step"]), float(meta["elapsed_seconds"])
+    return int(meta["step"]), float(meta["elapsed_seconds"]), meta
+
+
+# ---------------------------------------------------------------- training stages
+
+# Fields that set how long and how verbosely a run goes, not what a step does: changing them
+# on a resume (a longer --steps, more workers) continues the same stage.
+_RUN_LENGTH_FIELDS = frozenset(
+    {"max_steps", "sync_max_steps", "workers", "val_every", "log_every", "ckpt_every"}
+)
+
+
+def stage_config(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """What a step of this run does: its model and training configuration, flattened to
+    "model.kappa", "train.loss.l1_mouth", ..., without the run-length fields."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        else:
+            flat[prefix] = value
+
+    for section, name in (("model_config", "model"), ("train_config", "train")):
+        for k, v in (metadata.get(section) or {}).items():
+            if k not in _RUN_LENGTH_FIELDS:
+                walk(f"{name}.{k}", v)
+    return json.loads(json.dumps(flat))  # as state.json will hold it (tuples become lists)
+
+
+def record_stage(saved: Mapping[str, Any], config: dict[str, Any], step: int) -> dict[str, Any]:
+    """The run's stages after (re)starting at `step` with `config` (`stage_config`).
+
+    `saved` is the previous state.json ({} for a fresh run). A resume whose configuration
+    differs from the one that saved the state (a loss added for the last steps, say) appends
+    {"from_step": step, "changes": {field: [before, after]}}; the first stage is
+    {"from_step": 0}. A state saved before stages were recorded starts the list at its step
+    with {"from_step": step, "earlier_steps": "not recorded"}.
+    """
+    stages = [dict(s) for s in saved.get("stages") or []]
+    before = saved.get("stage_config")
+    if not stages:
+        stages = [{"from_step": 0}] if step == 0 else [{"from_step": step, "earlier_steps": "not recorded"}]
+    elif before is not None and before != config:
+        keys = sorted(set(before) | set(config))
+        changes = {k: [before.get(k), config.get(k)] for k in keys if before.get(k) != config.get(k)}
+        stages.append({"from_step": step, "changes": changes})
+    return {"stages": stages, "stage_config": config}
 
 
 # ---------------------------------------------------------------- CSV log
@@ -261,7 +325,10 @@ def run_training(
     time and final metrics.
     """
     resumed = load_state(run_dir, task, env.device)
-    step, elapsed_before = resumed or (0, 0.0)
+    step, elapsed_before, saved = resumed or (0, 0.0, {})
+    stages = record_stage(saved, stage_config(metadata), step)
+    # one stage from step 0 is every plain run: the metadata lists stages only when there are more
+    staged = len(stages["stages"]) > 1 or stages["stages"][0]["from_step"] > 0
     sampler = ResumableSampler(dataset, env, seed=loop.seed)
     steps_per_epoch = sampler.num_samples // loop.batch_size
     if steps_per_epoch == 0:
@@ -283,10 +350,11 @@ def run_training(
     def checkpoint(final: bool) -> None:
         nonlocal metrics
         if env.is_main:
-            save_state(run_dir, task, step, elapsed())
+            save_state(run_dir, task, step, elapsed(), stages)
             if final:
                 metrics = task.validate()
-            meta = run_metadata(data, step, elapsed(), metrics, **metadata)
+            extra = {**metadata, "stages": stages["stages"]} if staged else metadata
+            meta = run_metadata(data, step, elapsed(), metrics, **extra)
             task.export(run_dir / CHECKPOINT_DIR, meta)
         barrier(env)
 

@@ -245,3 +245,27 @@ def test_model_card_names_the_usage_loss(tmp_path):
     ctx = AppContext(checkpoints_root=tmp_path)
     assert "slot-usage loss (weight 1)" in model_card(ctx, "with-usage")
     assert "slot-usage loss" not in model_card(ctx, "without-usage")
+
+
+def test_model_card_says_when_each_training_stage_began(tmp_path):
+    from lipmem_app.context import AppContext
+    from lipmem_app.model_card import model_card
+    from lipmem_core.checkpoint import save_checkpoint
+    from lipmem_core.model.generator import LipMemGenerator
+    from tests.app.app_support import APP_MODEL
+    from tests.tiny_model import tiny_config
+
+    staged = [{"from_step": 0}, {"from_step": 2500, "changes": {"train.loss.l1_mouth": [0.0, 30.0]}}]
+    legacy = [{"from_step": 2500, "earlier_steps": "not recorded"}]
+    for name, stages in (("staged", staged), ("legacy", legacy), ("plain", None)):
+        metadata = {"stages": stages} if stages else {}
+        save_checkpoint(
+            tmp_path / name, LipMemGenerator(tiny_config(**APP_MODEL)).eval(), "generator", metadata
+        )
+    ctx = AppContext(checkpoints_root=tmp_path)
+    assert "Trained in stages" in (card := model_card(ctx, "staged"))
+    assert "from step 0; from step 2,500, train.loss.l1_mouth 0.0 -> 30.0" in card
+    assert "from step 2,500 (the configuration of the steps before was not recorded)" in model_card(
+        ctx, "legacy"
+    )
+    assert "Trained in stages" not in model_card(ctx, "plain")

@@ -113,6 +113,23 @@ def test_generator_resumes_exactly(corpus, syncnet_run, tmp_path):
     assert load_checkpoint(split / "checkpoint").kind == "generator"
 
 
+def test_a_resume_with_another_configuration_is_recorded_as_a_stage(corpus, syncnet_run, tmp_path):
+    """A longer --steps continues the same stage; a resume that adds a loss starts a new stage
+    from its step, with the fields it changed; the exported metadata lists the stages, and a
+    run in one stage lists none."""
+    sync_dir, _ = syncnet_run
+    out = tmp_path / "staged"
+    train_generator.main(_gen_args(corpus, sync_dir, out, 1))
+    train_generator.main(_gen_args(corpus, sync_dir, out, 2))  # longer, the same configuration
+    assert "stages" not in load_checkpoint(out / "checkpoint").metadata
+    train_generator.main(_gen_args(corpus, sync_dir, out, 3, "--loss", "l1_mouth=2", "--workers", "0"))
+    stages = [{"from_step": 0}, {"from_step": 2, "changes": {"train.loss.l1_mouth": [0.0, 2.0]}}]
+    assert load_checkpoint(out / "checkpoint").metadata["stages"] == stages
+    train_generator.main(_gen_args(corpus, sync_dir, out, 4, "--loss", "l1_mouth=2"))  # resumed as it was
+    assert json.loads((out / "state.json").read_text())["stages"] == stages
+    assert load_checkpoint(out / "checkpoint").metadata["stages"] == stages
+
+
 def test_time_budget_stops_cleanly_and_no_memory_ablation(corpus, syncnet_run, tmp_path):
     sync_dir, _ = syncnet_run
     out = tmp_path / "budget"
