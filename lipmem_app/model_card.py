@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lipmem_app.context import AppContext
-from lipmem_core.config import paper_deviations
+from lipmem_core.config import flatten, paper_deviations
 
 DOMAIN_CARD = (
     "**Domain.** LipMem checkpoints shipped here are trained on **SynthTalk**: rendered faces "
@@ -21,17 +21,6 @@ DOMAIN_CARD = (
     "corpus (docs/TRAINING.md, docs/REAL_VIDEO.md) for real faces."
 )
 _MAX_VALUE_CHARS = 160
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            rows += _flatten(value, name + ".")
-        else:
-            rows.append((name, value))
-    return rows
 
 
 def _rounded(value: Any) -> Any:
@@ -114,8 +103,11 @@ def model_card(ctx: AppContext, name: str | None) -> str:
         DOMAIN_CARD,
         "#### Evaluation",
         evaluation_markdown(directory),
-        _folded("Training metadata", _key_value_table(_flatten(metadata)) if metadata else "_None stored._"),
-        _folded("Model configuration", _key_value_table(_flatten(model_config))),
+        _folded(
+            "Training metadata",
+            _key_value_table(list(flatten(metadata).items())) if metadata else "_None stored._",
+        ),
+        _folded("Model configuration", _key_value_table(list(flatten(model_config).items()))),
     ]
     return "\n\n".join(parts)
 

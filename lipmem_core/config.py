@@ -7,6 +7,7 @@ checkpoint rebuilds its model with no outside knowledge (nanoGPT's habit).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,6 +285,17 @@ class TrainConfig(_Presets):
             workers=1,
             reseed_dead_slots=True,
         )
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict as dotted keys: {"loss": {"l1": 10}} -> {"loss.l1": 10} (empty dicts kept)."""
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def paper_deviations(

@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from lipmem_core.config import flatten
 from lipmem_core.errors import CheckpointError, CorpusError
 from lipmem_core.provenance import corpus_provenance, git_commit
 from lipmem_core.train.distributed import (
@@ -187,18 +188,9 @@ def stage_config(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """What a step of this run does: its model and training configuration, flattened to
     "model.kappa", "train.loss.l1_mouth", ..., without the run-length fields."""
     flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}", v)
-        else:
-            flat[prefix] = value
-
     for section, name in (("model_config", "model"), ("train_config", "train")):
-        for k, v in (metadata.get(section) or {}).items():
-            if k not in _RUN_LENGTH_FIELDS:
-                walk(f"{name}.{k}", v)
+        kept = {k: v for k, v in (metadata.get(section) or {}).items() if k not in _RUN_LENGTH_FIELDS}
+        flat.update(flatten(kept, f"{name}."))
     return json.loads(json.dumps(flat))  # as state.json will hold it (tuples become lists)
 
 
