@@ -73,6 +73,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "n_frames": (1, 64),
     "mel_bins": (1, 512),
     "mel_window": (1, 256),
+    "audio_context": (0, 16),
     "dim": (1, 8192),
     "n_slots": (1, 65536),
     "face_widths": (1, 8192),

@@ -70,6 +70,11 @@ class ModelConfig(_Presets):
     # addressing (L_align, the slot terms, the image losses through r_aud) trains Linear_q, K and
     # V but never bends f_aud, which learns from its own branch of the fusion as the ablation's.
     audio_query_detached: bool = False
+    # Not in the paper: f_aud of each frame also hears its neighbours' windows, c frames either
+    # side (a residual temporal conv over the frames of a window, zero-initialised, edges
+    # replicated; c = 2 spans 0.36 s of audio instead of 0.2 s). A phone's mouth shape depends
+    # on the phones around it (coarticulation), which one 0.2 s window only partly holds.
+    audio_context: int = 0
     face_widths: tuple[int, ...] = (32, 64, 128, 256, 512, 512)  # face maps, stem resolution .. 4 x 4
     stem_stride: int = 1  # 1: face features from full resolution; 2: from H/2 (no full-res convs)
     enc_res: int = 1  # residual convs per face-encoder stage
@@ -346,6 +351,10 @@ def paper_deviations(
             f"the lip-addressed path decodes from the recall alone on {1 - share:.0%} of training frames",
         ),
         (bool(m.get("input_skip")), "a full-resolution input skip in the decoder"),
+        (
+            int(m.get("audio_context") or 0) > 0,
+            f"f_aud of each frame also hears the {m.get('audio_context')} frames either side (a temporal conv)",
+        ),
         (bool(m.get("cond_every_stage")), "the fused feature modulates every decoder stage (FiLM)"),
         (bool(m.get("lip_input_norm")), "lip clips standardised per colour channel before the lip encoder"),
         (

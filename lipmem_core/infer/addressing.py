@@ -50,9 +50,12 @@ def address_audio(
         n = num_frames(len(audio))
         param = next(model.parameters())
         out = np.empty((n, model.cfg.n_slots), dtype=np.float32)
-        starts = range(0, n, batch_size)
+        # batches start on a window boundary, so that model.address groups frames into the
+        # windows the generator decodes (it matters with ModelConfig.audio_context)
+        step = max(model.cfg.n_frames, batch_size - batch_size % model.cfg.n_frames)
+        starts = range(0, n, step)
         for lo in tqdm(starts, desc="addressing", unit="batch", disable=not progress):
-            idx = np.arange(lo, min(lo + batch_size, n))
+            idx = np.arange(lo, min(lo + step, n))
             # Pad the batch to a multiple of SHAPE_BUCKET windows (repeating the last): oneDNN
             # keeps compiled kernels per input shape, so a shape per clip length would grow a
             # server's memory with every new length (benchmarks/soak.py); rows are independent.

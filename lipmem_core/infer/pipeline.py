@@ -264,7 +264,7 @@ class TalkingFacePipeline:
                     frames = out.frames  # (W, 3, T, H, W)
             if recall == "memory" and model.memory is not None:
                 if self.bf16:  # addressing for analysis stays exact: fp32 audio path only
-                    addr = self._address_only(mels.reshape(-1, *mels.shape[2:])).reshape(*mels.shape[:2], -1)
+                    addr = self.model.address(mel.float()).float().cpu().numpy()  # (W, T, S)
                 else:
                     addr = out.addr_aud.float().cpu().numpy()  # (W, T, S)
             img = to_uint8(frames)
@@ -272,7 +272,7 @@ class TalkingFacePipeline:
         return img, addr
 
     def _address_only(self, mels: np.ndarray) -> np.ndarray:
-        """A_aud for frames that have no face: mels (N, 80, 16) -> (N, S)."""
+        """A_aud for whole windows that have no face, concatenated: mels (N, 80, 16) -> (N, S)."""
         with torch.inference_mode():
             mel = torch.from_numpy(mels).to(self.device).unsqueeze(1)  # (N, 1, 80, 16)
             return self.model.address(mel).float().cpu().numpy()  # (N, S)

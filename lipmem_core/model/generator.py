@@ -99,6 +99,14 @@ class LipMemGenerator(nn.Module):
         self.cfg = cfg
         self.face_encoder = FaceEncoder(cfg)
         self.audio_encoder = AudioEncoder(cfg.audio_width, cfg.dim)
+        self.audio_context: nn.Conv1d | None = None
+        if cfg.audio_context:
+            c = cfg.audio_context
+            self.audio_context = nn.Conv1d(cfg.dim, cfg.dim, 2 * c + 1, padding=c, padding_mode="replicate")
+            # zero-initialised: the residual mix starts as the identity, so a model with context
+            # starts where one without it does and learns how much of the neighbours to hear
+            nn.init.zeros_(self.audio_context.weight)
+            nn.init.zeros_(self.audio_context.bias)
         self.decoder = UNetDecoder(cfg)
         self.lip_encoder: LipEncoder | None = None
         self.memory: AudioLipMemory | None = None
@@ -129,9 +137,16 @@ class LipMemGenerator(nn.Module):
                 self.lip_proj = nn.Linear(cfg.dim, cfg.dim)
 
     def encode_audio(self, mel: Tensor) -> Tensor:
-        """f_aud: (B, T, 1, 80, 16) -> (B, T, D)."""
+        """f_aud: (B, T, 1, 80, 16) -> (B, T, D); the T frames are consecutive.
+
+        With cfg.audio_context = c, f_aud of frame t also hears the windows of frames t-c..t+c
+        of the same row (the row's first and last frame stand in beyond its ends).
+        """
         b, t = mel.shape[:2]
-        return self.audio_encoder(mel.reshape(b * t, *mel.shape[2:])).reshape(b, t, -1)  # (B, T, D)
+        f_aud = self.audio_encoder(mel.reshape(b * t, *mel.shape[2:])).reshape(b, t, -1)  # (B, T, D)
+        if self.audio_context is None:
+            return f_aud
+        return f_aud + self.audio_context(f_aud.transpose(1, 2)).transpose(1, 2)  # (B, T, D)
 
     def read_audio(self, mel: Tensor) -> AudioReadout:
         """The audio path's read-outs without decoding: mel (B, A, 1, 80, 16) -> AudioReadout (B, A, .)."""
@@ -227,8 +242,24 @@ class LipMemGenerator(nn.Module):
         return self.memory
 
     def address(self, mel: Tensor) -> Tensor:
-        """A_aud only (audio encoder + addressing, no decoder): (N, 1, 80, 16) -> (N, S)."""
-        return self._require_memory().address_audio(self.audio_encoder(mel))  # (N, S)
+        """A_aud only (audio encoder + addressing, no decoder).
+
+        Windows of frames as the generator decodes them, (B, T, 1, 80, 16) -> (B, T, S); or the
+        N consecutive frames of a clip from a window boundary, (N, 1, 80, 16) -> (N, S), grouped
+        into windows of cfg.n_frames (the last one completed by repeating its last frame) as
+        the inference pipeline groups them. Frames are independent unless cfg.audio_context
+        mixes each frame's feature with its window's neighbours.
+        """
+        memory = self._require_memory()
+        if mel.dim() == 5:
+            f_aud = self.encode_audio(mel)  # (B, T, D)
+            return memory.address_audio(f_aud.flatten(0, 1)).reshape(*f_aud.shape[:2], -1)  # (B, T, S)
+        n, t = mel.shape[0], self.cfg.n_frames
+        if self.audio_context is None or n == 0:
+            return memory.address_audio(self.audio_encoder(mel))  # (N, S)
+        padded = torch.cat([mel, mel[-1:].expand(-n % t, *mel.shape[1:])])  # (N', 1, 80, 16)
+        windows = padded.reshape(-1, t, *mel.shape[1:])  # (N' / T, T, 1, 80, 16)
+        return self.address(windows).flatten(0, 1)[:n]  # (N, S)
 
     def address_lips(self, lips: Tensor) -> Tensor:
         """A_lip only (lip encoder + addressing): (N, 3, 5, H, W) -> (N, S)."""

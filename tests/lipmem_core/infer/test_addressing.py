@@ -115,3 +115,17 @@ def test_inference_copy_folds_batchnorm_exactly_and_leaves_the_model_alone():
         a, b = slot_model(face, mel), fast(face, mel)
     torch.testing.assert_close(b.frames, a.frames, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(b.addr_aud, a.addr_aud, atol=1e-5, rtol=1e-5)
+
+
+def test_address_audio_with_audio_context_is_the_same_at_any_batch_size(chirp_audio):
+    """With audio_context a frame's address depends on its window's neighbours, so batches must
+    start on the generator's window boundaries; any batch size then gives the same addresses."""
+    torch.manual_seed(0)
+    model = LipMemGenerator(tiny_config(audio_context=2)).eval()
+    torch.nn.init.normal_(model.audio_context.weight, std=0.1)
+    a = address_audio(model, chirp_audio)  # (33, S)
+    mel = torch.from_numpy(mel_windows(melspectrogram(chirp_audio), range(len(a)))).unsqueeze(1)
+    with torch.no_grad():
+        np.testing.assert_allclose(a, model.address(mel).numpy(), atol=1e-6)
+    for batch_size in (7, 12, 64):
+        np.testing.assert_allclose(address_audio(model, chirp_audio, batch_size=batch_size), a, atol=1e-6)

@@ -269,7 +269,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
     )
     model = dataclasses.replace(
         ModelConfig.paper(), input_skip=True, centre_queries=True, cond_every_stage=True, mouth_readout=True,
-        recall_readout=True, lip_input_norm=True, audio_query_detached=True,
+        recall_readout=True, lip_input_norm=True, audio_query_detached=True, audio_context=2,
     ).to_dict()  # fmt: skip
     train_config = dataclasses.replace(
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
@@ -289,7 +289,8 @@ def test_paper_deviations_name_every_non_paper_mechanism():
                    "groups of SynthTalk's exact mouth parameters, both addressings trained towards each frame's group (weight 2",
                    "trained on real frames, judges the drawn mouths (weight 3; SynthTalk only",
                    "single slots decoded alone and judged by a mouth reader against their mouth-shape group (weight 4; SynthTalk only",
-                   "20 more frames per window train the audio path's mouth read-outs from audio alone"):  # fmt: skip
+                   "20 more frames per window train the audio path's mouth read-outs from audio alone",
+                   "f_aud of each frame also hears the 2 frames either side"):  # fmt: skip
         assert phrase in text, phrase
     # mouth-shape slots group the initial frames by mouth, so memory_init_by is not what happened
     assert "k-means of audio queries" not in text
@@ -346,3 +347,51 @@ def test_lip_input_norm_makes_the_lip_feature_blind_to_a_clip_s_colour_and_brigh
         upper = clip.clone()
         upper[..., : H // 2, :] = 5.0
         torch.testing.assert_close(normed(upper), normed(clip))
+
+
+def _context_model(c: int) -> LipMemGenerator:
+    """A tiny generator with audio_context=c whose temporal conv is no longer the identity."""
+    torch.manual_seed(0)
+    gen = LipMemGenerator(tiny_config(audio_context=c)).eval()
+    assert gen.audio_context is not None
+    torch.nn.init.normal_(gen.audio_context.weight, std=0.1)
+    return gen
+
+
+def test_audio_context_starts_as_the_plain_model_and_trains_from_the_first_step():
+    torch.manual_seed(0)
+    gen = LipMemGenerator(tiny_config(audio_context=2)).eval()
+    plain = LipMemGenerator(tiny_config()).eval()
+    plain.load_state_dict({k: v for k, v in gen.state_dict().items() if not k.startswith("audio_context.")})
+    face, mel, lips = tiny_inputs()
+    torch.testing.assert_close(gen(face, mel).frames, plain(face, mel).frames)
+    gen.train()
+    gen(face, mel, lips).frames.square().sum().backward()
+    assert gen.audio_context is not None and gen.audio_context.weight.grad.abs().sum() > 0
+
+
+def test_audio_context_hears_only_neighbours_within_c_frames_of_the_same_window():
+    c = 1
+    gen = _context_model(c)
+    _, mel, _ = tiny_inputs()
+    with torch.no_grad():
+        base = gen.encode_audio(mel)  # (B, T, D)
+        changed = mel.clone()
+        changed[0, 0] = -4.0  # frame 0 of window 0 falls silent
+        moved = (gen.encode_audio(changed) - base).abs().amax(-1)  # (B, T)
+    assert (moved[0, : c + 1] > 0).all()  # the frame itself and its c right-hand neighbours
+    assert (moved[0, c + 1 :] == 0).all() and (moved[1] == 0).all()  # nothing further, no other window
+
+
+def test_address_groups_a_clip_into_the_windows_the_generator_decodes():
+    gen = _context_model(2)
+    n = 13  # two whole windows and a last one of 3 frames
+    mel = torch.rand(n, 1, 80, 16, generator=torch.Generator().manual_seed(3)) * 8 - 4
+    windows = torch.cat([mel, mel[-1:].expand(2, 1, 80, 16)]).reshape(3, T, 1, 80, 16)
+    face = torch.rand(3, 6, T, H, H) * 2 - 1
+    with torch.no_grad():
+        a = gen.address(mel)  # (N, S)
+        torch.testing.assert_close(a, gen(face, windows).addr_aud.flatten(0, 1)[:n])
+        torch.testing.assert_close(a[:T], gen.address(mel[:T]))  # a window does not hear the next one
+        # the same frames in a window shifted by one frame hear other neighbours
+        assert not torch.allclose(gen.address(mel[1 : T + 1])[: T - 1], a[1:T])
