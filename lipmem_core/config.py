@@ -332,6 +332,7 @@ def paper_deviations(
     audio_frames = int(t.get("audio_frames") or 0)
     pause_frames = int(t.get("pause_frames") or 0)
     share = float(m.get("lip_path_audio_share") or 0.0)
+    context = int(m.get("audio_context") or 0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     gan_weight, gan_start = float(loss.get("gan", paper.loss.gan)), int(t.get("gan_start_step") or 0)
     gan_never = steps is not None and gan_start >= steps  # the run ended before the GAN's start
@@ -351,10 +352,7 @@ def paper_deviations(
             f"the lip-addressed path decodes from the recall alone on {1 - share:.0%} of training frames",
         ),
         (bool(m.get("input_skip")), "a full-resolution input skip in the decoder"),
-        (
-            int(m.get("audio_context") or 0) > 0,
-            f"f_aud of each frame also hears the {m.get('audio_context')} frames either side (a temporal conv)",
-        ),
+        (context > 0, f"f_aud of each frame also hears the {context} frames either side (a temporal conv)"),
         (bool(m.get("cond_every_stage")), "the fused feature modulates every decoder stage (FiLM)"),
         (bool(m.get("lip_input_norm")), "lip clips standardised per colour channel before the lip encoder"),
         (

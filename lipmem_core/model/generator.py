@@ -143,7 +143,7 @@ class LipMemGenerator(nn.Module):
         of the same row (the row's first and last frame stand in beyond its ends).
         """
         b, t = mel.shape[:2]
-        f_aud = self.audio_encoder(mel.reshape(b * t, *mel.shape[2:])).reshape(b, t, -1)  # (B, T, D)
+        f_aud = self.audio_encoder(mel.flatten(0, 1)).reshape(b, t, self.cfg.dim)  # (B, T, D)
         if self.audio_context is None:
             return f_aud
         return f_aud + self.audio_context(f_aud.transpose(1, 2)).transpose(1, 2)  # (B, T, D)
@@ -250,16 +250,13 @@ class LipMemGenerator(nn.Module):
         the inference pipeline groups them. Frames are independent unless cfg.audio_context
         mixes each frame's feature with its window's neighbours.
         """
-        memory = self._require_memory()
-        if mel.dim() == 5:
-            f_aud = self.encode_audio(mel)  # (B, T, D)
-            return memory.address_audio(f_aud.flatten(0, 1)).reshape(*f_aud.shape[:2], -1)  # (B, T, S)
-        n, t = mel.shape[0], self.cfg.n_frames
-        if self.audio_context is None or n == 0:
-            return memory.address_audio(self.audio_encoder(mel))  # (N, S)
-        padded = torch.cat([mel, mel[-1:].expand(-n % t, *mel.shape[1:])])  # (N', 1, 80, 16)
-        windows = padded.reshape(-1, t, *mel.shape[1:])  # (N' / T, T, 1, 80, 16)
-        return self.address(windows).flatten(0, 1)[:n]  # (N, S)
+        if mel.dim() == 4:
+            n, t = mel.shape[0], self.cfg.n_frames
+            padded = torch.cat([mel, mel[-1:].expand(-n % t, *mel.shape[1:])])  # (N', 1, 80, 16)
+            windows = padded.reshape(len(padded) // t, t, *mel.shape[1:])  # (N' / T, T, 1, 80, 16)
+            return self.address(windows).flatten(0, 1)[:n]  # (N, S)
+        addr = self._require_memory().address_audio(self.encode_audio(mel).flatten(0, 1))  # (B * T, S)
+        return addr.reshape(*mel.shape[:2], self.cfg.n_slots)  # (B, T, S)
 
     def address_lips(self, lips: Tensor) -> Tensor:
         """A_lip only (lip encoder + addressing): (N, 3, 5, H, W) -> (N, S)."""
