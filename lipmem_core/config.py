@@ -260,6 +260,12 @@ class TrainConfig(_Presets):
     # A constant rate ends a run wherever Adam's noise leaves the weights. A run stopped by
     # --minutes never decays. Probe (docs/TRAINING.md): it lowered val L1, not the mouth error.
     lr_decay_steps: int = 0
+    # Not in the paper: only the face encoder and the decoder train; everything that makes the
+    # decoder input (audio encoder and context, lip encoder, memory or the ablation's fusion,
+    # read-outs) keeps its weights. For a last stage of a finished run: the features carry the
+    # mouth better than the decoder draws it (docs/TRAINING.md, "Where the mouth is lost"), and a
+    # stage that trains everything also moves what the audio side learned.
+    freeze_features: bool = False
 
     def __post_init__(self) -> None:
         if self.memory_init_by not in ("lip", "audio"):
@@ -331,6 +337,7 @@ def paper_deviations(
     ref_drop = float(t.get("ref_mouth_drop") or 0.0)
     audio_frames = int(t.get("audio_frames") or 0)
     pause_frames = int(t.get("pause_frames") or 0)
+    frozen = bool(t.get("freeze_features"))
     share = float(m.get("lip_path_audio_share") or 0.0)
     context = int(m.get("audio_context") or 0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
@@ -415,6 +422,10 @@ def paper_deviations(
             pause_frames > 0,
             f"{pause_frames} frames of pause (last frame held, room tone) appended to every training clip "
             "(SynthTalk only, off for real corpora)",
+        ),
+        (
+            frozen,
+            "only the face encoder and the decoder train (the features that make the decoder input are frozen)",
         ),
         (lower > 0, f"an extra lower-half L1 (weight {lower:g})"),
         (mouth_box > 0, f"an extra mouth-box L1 (weight {mouth_box:g})"),

@@ -87,6 +87,22 @@ def generator_param_groups(gen: LipMemGenerator, tcfg: TrainConfig) -> list[dict
     return groups
 
 
+FEATURE_PARTS_KEPT = ("face_encoder", "decoder")  # what trains under TrainConfig.freeze_features
+
+
+def freeze_features(gen: LipMemGenerator) -> None:
+    """Stop the gradient of every part of `gen` but the face encoder and the decoder: f_aud,
+    the memory (K, V, Linear_q, Linear_v, the fusion), f_lip and the read-outs keep their weights.
+
+    Their parameters stay in the optimiser (a resumed run's Adam state still matches) and
+    Adam skips them, as their gradients stay None. BatchNorm statistics keep updating in
+    training mode, as everywhere else in training.
+    """
+    for name, part in gen.named_children():
+        if name not in FEATURE_PARTS_KEPT:
+            part.requires_grad_(False)
+
+
 def learning_rate_factor(step: int, max_steps: int, decay_steps: int) -> float:
     """The multiplier of every learning rate at optimisation step `step` (0-based): 1, then a
     half cosine from 1 towards 0 over the last `decay_steps` of `max_steps` (0: always 1)."""
@@ -117,6 +133,8 @@ class GeneratorTask:
         self.init_windows = init_windows  # training windows for memory_init_step
         self.gen = LipMemGenerator(cfg).to(env.device)
         self.disc = QualityDiscriminator(cfg).to(env.device)
+        if tcfg.freeze_features:  # before DDP, which registers only parameters that need gradients
+            freeze_features(self.gen)
         if nhwc:  # before the DDP wrappers and the optimisers see the parameters
             for net in (self.gen, self.disc, syncnet):
                 to_channels_last(net)

@@ -274,7 +274,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
     train_config = dataclasses.replace(
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
         ref_mouth_drop=0.5, consensus_eps=0.25, audio_frames=20, pause_frames=10,
-        loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2,
+        freeze_features=True, loss=LossWeights(usage=1.0, sharpness=0.5, align=1.8, l1_lower=4.0, align_hard=0.3, align_hard_lip=0.2,
                          mouth_params=10.0, l1_mouth=2.0, recall_mouth=5.0, consensus=0.5, slot_mouth=2.0, drawn_mouth=3.0,
                          slot_drawn_mouth=4.0),
     )  # fmt: skip
@@ -309,6 +309,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         "a lip path without memory (so L_vv applies)", "learning rate 0.0003 (paper 0.0001)",
         "references' lower half hidden on 50% of training windows",
         "10 frames of pause (last frame held, room tone) appended to every training clip (SynthTalk only, off for real corpora)",
+        "only the face encoder and the decoder train (the features that make the decoder input are frozen)",
         "an extra lower-half L1 (weight 4)", "an extra mouth-box L1 (weight 2)",
     ]  # fmt: skip
 

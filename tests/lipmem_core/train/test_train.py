@@ -580,3 +580,28 @@ def test_lr_decay_scales_every_group_over_the_last_steps_and_resumes_exactly(cor
         with pytest.raises(SystemExit):
             train_generator.main(_gen_args(corpus, sync_dir, tmp_path / "refused", 2, "--train", bad))
     assert not (tmp_path / "refused").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("model", [(), ("--no-memory", "--model", "ablation_lip_path=true")])
+def test_freeze_features_trains_only_the_face_encoder_and_the_decoder(corpus, syncnet_run, tmp_path, model):
+    """A run resumed with freeze_features moves the face encoder's and the decoder's weights
+    and no other generator weight (memory, encoders of audio and lips, fusion); the resume is
+    recorded as a stage and the model card names it."""
+    sync_dir, _ = syncnet_run
+    out = tmp_path / "frozen"
+    train_generator.main(_gen_args(corpus, sync_dir, out, 2, *model))
+    (before,) = _run_states(out)
+    train_generator.main(_gen_args(corpus, sync_dir, out, 4, *model, "--train", "freeze_features=true"))
+    (after,) = _run_states(out)
+    buffers = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm statistics still update
+    names = [k.removeprefix("module/generator/") for k in after if k.startswith("module/generator/")]
+    names = [n for n in names if not n.endswith(buffers)]
+    kept = [n for n in names if n.split(".")[0] in train_generator.FEATURE_PARTS_KEPT]
+    frozen = [n for n in names if n not in kept]
+    assert kept and {n.split(".")[0] for n in frozen} >= {"audio_encoder", "lip_encoder"}
+    assert ("memory" in {n.split(".")[0] for n in frozen}) == (not model)
+    for n in frozen:
+        assert torch.equal(before[f"module/generator/{n}"], after[f"module/generator/{n}"]), n
+    assert all(not torch.equal(before[f"module/generator/{n}"], after[f"module/generator/{n}"]) for n in kept)
+    metadata = load_checkpoint(out / "checkpoint").metadata
+    assert metadata["stages"][1] == {"from_step": 2, "changes": {"train.freeze_features": [False, True]}}
