@@ -586,7 +586,7 @@ def test_lr_decay_scales_every_group_over_the_last_steps_and_resumes_exactly(cor
 def test_freeze_features_trains_only_the_face_encoder_and_the_decoder(corpus, syncnet_run, tmp_path, model):
     """A run resumed with freeze_features moves the face encoder's and the decoder's weights
     and no other generator weight (memory, encoders of audio and lips, fusion); the resume is
-    recorded as a stage and the model card names it."""
+    recorded as a stage (the model card's phrase: test_paper_deviations_name_every_non_paper_mechanism)."""
     sync_dir, _ = syncnet_run
     out = tmp_path / "frozen"
     train_generator.main(_gen_args(corpus, sync_dir, out, 2, *model))
