@@ -70,6 +70,11 @@ class ModelConfig(_Presets):
     # addressing (L_align, the slot terms, the image losses through r_aud) trains Linear_q, K and
     # V but never bends f_aud, which learns from its own branch of the fusion as the ablation's.
     audio_query_detached: bool = False
+    # Not in the paper: in training, the recall r_aud is zeroed before the fusion on this share
+    # of audio-path frames (drawn per frame), so the decoder also learns to draw the mouth from
+    # f_aud alone and does not rest everything on a recall that a voice unlike the training
+    # voices addresses worse. In eval mode every frame keeps its recall.
+    recall_drop: float = 0.0
     # Not in the paper: f_aud of each frame also hears its neighbours' windows, c frames either
     # side (a residual temporal conv over the frames of a window, zero-initialised, edges
     # replicated; c = 2 spans 0.36 s of audio instead of 0.2 s). A phone's mouth shape depends
@@ -339,6 +344,7 @@ def paper_deviations(
     pause_frames = int(t.get("pause_frames") or 0)
     frozen = bool(t.get("freeze_features"))
     share = float(m.get("lip_path_audio_share") or 0.0)
+    recall_drop = float(m.get("recall_drop") or 0.0)
     context = int(m.get("audio_context") or 0)
     hard, hard_lip = float(loss.get("align_hard") or 0.0), float(loss.get("align_hard_lip") or 0.0)
     gan_weight, gan_start = float(loss.get("gan", paper.loss.gan)), int(t.get("gan_start_step") or 0)
@@ -401,6 +407,10 @@ def paper_deviations(
         (
             memory and bool(m.get("audio_query_detached")),
             "the audio query reads f_aud with its gradient stopped (addressing never trains the audio encoder)",
+        ),
+        (
+            memory and recall_drop > 0,
+            f"the audio path's recall zeroed on {recall_drop:.0%} of training frames",
         ),
         (not memory and bool(m.get("ablation_lip_path")), "a lip path without memory (so L_vv applies)"),
         (memory and t.get("reseed_dead_slots") is True, "dead memory slots re-seeded in training"),

@@ -129,6 +129,7 @@ class LipMemGenerator(nn.Module):
                 cfg.centre_queries,
                 cfg.lip_path_audio_share,
                 cfg.audio_query_detached,
+                cfg.recall_drop,
             )
         else:
             self.fusion = nn.Sequential(nn.Dropout(cfg.fusion_dropout), nn.Linear(cfg.dim, cfg.dim))

@@ -66,8 +66,11 @@ class AudioLipMemory(nn.Module):
         centre_queries: bool = False,
         lip_path_audio_share: float = 0.0,
         audio_query_detached: bool = False,
+        recall_drop: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= recall_drop < 1.0:
+            raise ValueError(f"recall_drop={recall_drop}: a share of frames, from 0 to below 1")
         if not 0.0 <= lip_path_audio_share <= 1.0:
             raise ValueError(f"lip_path_audio_share={lip_path_audio_share}: a share of frames, from 0 to 1")
         if lip_path_audio and lip_path_audio_share > 0:
@@ -78,6 +81,7 @@ class AudioLipMemory(nn.Module):
         self.lip_path_audio_share = lip_path_audio_share
         self.centre_queries = centre_queries
         self.audio_query_detached = audio_query_detached
+        self.recall_drop = recall_drop
         if centre_queries:  # running means of q and v (ModelConfig.centre_queries)
             self.register_buffer("audio_centre", torch.zeros(dim))
             self.register_buffer("lip_centre", torch.zeros(dim))
@@ -142,7 +146,10 @@ class AudioLipMemory(nn.Module):
         addr_aud = logits_aud.softmax(-1)  # (N, S)
         recall_aud = self.recall(addr_aud)  # (N, D)
         out = MemoryOutput(
-            fused_aud=self.fuse(f_aud, recall_aud), addr_aud=addr_aud, recall_aud=recall_aud, audio_query=q
+            fused_aud=self.fuse(f_aud, self._fused_recall(recall_aud)),
+            addr_aud=addr_aud,
+            recall_aud=recall_aud,
+            audio_query=q,
         )
         if f_lip is None:
             return out
@@ -154,6 +161,18 @@ class AudioLipMemory(nn.Module):
         out.loss_store = storage_loss(recall_lip, v)
         out.loss_align = alignment_loss(addr_lip, logits_aud.log_softmax(-1))
         return out
+
+    def _fused_recall(self, recall_aud: Tensor) -> Tensor:
+        """The recall the audio path fuses with f_aud: (N, D) -> (N, D).
+
+        In training a share `recall_drop` of frames, drawn per frame, fuses zeros instead, so the
+        decoder learns to draw from f_aud alone too; the returned r_aud (read-outs, losses) keeps
+        every frame's recall. In eval mode nothing is dropped.
+        """
+        if not self.training or self.recall_drop == 0.0:
+            return recall_aud
+        keeps = torch.rand(recall_aud.shape[0], 1, device=recall_aud.device) >= self.recall_drop  # (N, 1)
+        return recall_aud * keeps.to(recall_aud.dtype)
 
     def _heard_by_lip_path(self, f_aud: Tensor) -> Tensor:
         """The audio feature the lip path fuses with r_lip: (N, D) -> (N, D).

@@ -172,6 +172,25 @@ def test_lip_path_audio_share_lets_that_share_of_frames_hear_the_audio_in_traini
     torch.testing.assert_close(mem.eval()(f_aud, f_lip).fused_lip, deaf)  # eval: the recall alone
 
 
+def test_recall_drop_fuses_zeros_for_that_share_of_audio_frames_in_training_only():
+    """Each audio-path frame fuses either its whole recall or none of it; about `recall_drop` of
+    them none. The returned r_aud keeps every frame's recall, and eval mode drops nothing."""
+    torch.manual_seed(0)
+    mem = AudioLipMemory(dim=16, n_slots=8, dropout=0.0, recall_drop=0.3)
+    f_aud = torch.randn(4000, 16)
+    out = mem.train()(f_aud)
+    full = mem.fuse(f_aud, out.recall_aud)
+    dropped = mem.fuse(f_aud, torch.zeros_like(out.recall_aud))
+    is_full = torch.isclose(out.fused_aud, full, atol=1e-6).all(-1)
+    is_dropped = torch.isclose(out.fused_aud, dropped, atol=1e-6).all(-1)
+    assert bool((is_full ^ is_dropped).all())  # whole frames, never a mix
+    assert abs(is_dropped.float().mean().item() - 0.3) < 0.03
+    torch.testing.assert_close(out.recall_aud, mem.recall(out.addr_aud))
+    torch.testing.assert_close(mem.eval()(f_aud).fused_aud, full)
+    with pytest.raises(ValueError, match="recall_drop"):
+        AudioLipMemory(dim=8, n_slots=4, recall_drop=1.0)
+
+
 @pytest.mark.parametrize(("lip_path_audio", "share"), [(False, 1.5), (False, -0.1), (True, 0.5)])
 def test_lip_path_audio_share_is_refused_out_of_range_or_without_the_deviation(lip_path_audio, share):
     with pytest.raises(ValueError, match="lip_path_audio_share"):

@@ -269,7 +269,7 @@ def test_paper_deviations_name_every_non_paper_mechanism():
     )
     model = dataclasses.replace(
         ModelConfig.paper(), input_skip=True, centre_queries=True, cond_every_stage=True, mouth_readout=True,
-        recall_readout=True, lip_input_norm=True, audio_query_detached=True, audio_context=2,
+        recall_readout=True, lip_input_norm=True, audio_query_detached=True, audio_context=2, recall_drop=0.25,
     ).to_dict()  # fmt: skip
     train_config = dataclasses.replace(
         TrainConfig.paper(), lr=3e-4, memory_lr_scale=10.0, memory_init_step=150, memory_init_by="audio",
@@ -290,7 +290,8 @@ def test_paper_deviations_name_every_non_paper_mechanism():
                    "trained on real frames, judges the drawn mouths (weight 3; SynthTalk only",
                    "single slots decoded alone and judged by a mouth reader against their mouth-shape group (weight 4; SynthTalk only",
                    "20 more frames per window train the audio path's mouth read-outs from audio alone",
-                   "f_aud of each frame also hears the 2 frames either side"):  # fmt: skip
+                   "f_aud of each frame also hears the 2 frames either side",
+                   "the audio path's recall zeroed on 25% of training frames"):  # fmt: skip
         assert phrase in text, phrase
     # mouth-shape slots group the initial frames by mouth, so memory_init_by is not what happened
     assert "k-means of audio queries" not in text
@@ -300,7 +301,9 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         "K and V set from data (k-means of audio queries) at step 150" in text
         and "mouth-shape group" not in text
     )
-    ablation = dataclasses.replace(ModelConfig.paper(), use_memory=False, ablation_lip_path=True).to_dict()
+    ablation = dataclasses.replace(
+        ModelConfig.paper(), use_memory=False, ablation_lip_path=True, recall_drop=0.25
+    ).to_dict()
     # memory-only options do not apply to a model without memory; the drawn-mouth reader does
     assert paper_deviations(ablation, train) == [
         "a read-out of SynthTalk's exact mouth parameters from the decoder input (weight 10; SynthTalk only, off for real corpora)",
