@@ -271,8 +271,15 @@ class TrainConfig(_Presets):
     # mouth better than the decoder draws it (docs/TRAINING.md, "Where the mouth is lost"), and a
     # stage that trains everything also moves what the audio side learned.
     freeze_features: bool = False
+    # Not in the paper, the converse: the face encoder and the decoder keep their weights and
+    # only what makes the decoder input trains. A last stage that trains the renderer on the
+    # mouth box teaches it to draw the memory model's jaw from the recall alone, which a real
+    # voice addresses worse (docs/TRAINING.md, "A recall dropped in training").
+    freeze_renderer: bool = False
 
     def __post_init__(self) -> None:
+        if self.freeze_features and self.freeze_renderer:
+            raise ValueError("freeze_features and freeze_renderer together would train nothing: choose one")
         if self.memory_init_by not in ("lip", "audio"):
             raise ValueError(f"memory_init_by={self.memory_init_by!r}: choose 'lip' or 'audio'")
         if self.audio_frames < 0:
@@ -343,6 +350,7 @@ def paper_deviations(
     audio_frames = int(t.get("audio_frames") or 0)
     pause_frames = int(t.get("pause_frames") or 0)
     frozen = bool(t.get("freeze_features"))
+    renderer_frozen = bool(t.get("freeze_renderer"))
     share = float(m.get("lip_path_audio_share") or 0.0)
     recall_drop = float(m.get("recall_drop") or 0.0)
     context = int(m.get("audio_context") or 0)
@@ -436,6 +444,10 @@ def paper_deviations(
         (
             frozen,
             "only the face encoder and the decoder train (the features that make the decoder input are frozen)",
+        ),
+        (
+            renderer_frozen,
+            "the face encoder and the decoder are frozen (only the features that make the decoder input train)",
         ),
         (lower > 0, f"an extra lower-half L1 (weight {lower:g})"),
         (mouth_box > 0, f"an extra mouth-box L1 (weight {mouth_box:g})"),

@@ -87,7 +87,7 @@ def generator_param_groups(gen: LipMemGenerator, tcfg: TrainConfig) -> list[dict
     return groups
 
 
-FEATURE_PARTS_KEPT = ("face_encoder", "decoder")  # what trains under TrainConfig.freeze_features
+RENDERER_PARTS = ("face_encoder", "decoder")  # what draws the frame from the decoder input
 
 
 def freeze_features(gen: LipMemGenerator) -> None:
@@ -99,8 +99,15 @@ def freeze_features(gen: LipMemGenerator) -> None:
     training mode, as everywhere else in training.
     """
     for name, part in gen.named_children():
-        if name not in FEATURE_PARTS_KEPT:
+        if name not in RENDERER_PARTS:
             part.requires_grad_(False)
+
+
+def freeze_renderer(gen: LipMemGenerator) -> None:
+    """The converse of `freeze_features`: the face encoder and the decoder keep their weights,
+    so the renderer draws the decoder input as it did, and only what makes that input trains."""
+    for name in RENDERER_PARTS:
+        getattr(gen, name).requires_grad_(False)
 
 
 def learning_rate_factor(step: int, max_steps: int, decay_steps: int) -> float:
@@ -135,6 +142,8 @@ class GeneratorTask:
         self.disc = QualityDiscriminator(cfg).to(env.device)
         if tcfg.freeze_features:  # before DDP, which registers only parameters that need gradients
             freeze_features(self.gen)
+        if tcfg.freeze_renderer:
+            freeze_renderer(self.gen)
         if nhwc:  # before the DDP wrappers and the optimisers see the parameters
             for net in (self.gen, self.disc, syncnet):
                 to_channels_last(net)

@@ -263,6 +263,11 @@ def test_paper_deviations_name_every_non_paper_mechanism():
         assert text[-1] == phrase and sum("GAN" in d or "L_gan" in d for d in text) == 1
     no_gan = dataclasses.replace(TrainConfig.paper(), loss=LossWeights(gan=0.0)).to_dict()
     assert paper_deviations(ModelConfig.paper().to_dict(), no_gan, 10) == ["no GAN (L_gan weight 0)"]
+    renderer_frozen = dataclasses.replace(TrainConfig.cpu(), freeze_renderer=True).to_dict()
+    assert (
+        "the face encoder and the decoder are frozen (only the features that make the decoder input train)"
+        in paper_deviations(ModelConfig.cpu().to_dict(), renderer_frozen)
+    )
     shared = dataclasses.replace(ModelConfig.cpu(), lip_path_audio_share=0.25).to_dict()
     assert paper_deviations(shared, TrainConfig.cpu().to_dict())[0] == (
         "the lip-addressed path decodes from the recall alone on 75% of training frames"

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from lipmem_core.checkpoint import load_checkpoint
-from lipmem_core.config import LossWeights
+from lipmem_core.config import LossWeights, TrainConfig
 from lipmem_core.errors import CheckpointError, CorpusError
 from lipmem_core.train import generator as train_generator
 from lipmem_core.train import syncnet as train_syncnet
@@ -582,26 +582,46 @@ def test_lr_decay_scales_every_group_over_the_last_steps_and_resumes_exactly(cor
     assert not (tmp_path / "refused").exists()  # refused before anything is written
 
 
+@pytest.mark.parametrize("flag", ["freeze_features", "freeze_renderer"])
 @pytest.mark.parametrize("model", [(), ("--no-memory", "--model", "ablation_lip_path=true")])
-def test_freeze_features_trains_only_the_face_encoder_and_the_decoder(corpus, syncnet_run, tmp_path, model):
-    """A run resumed with freeze_features moves the face encoder's and the decoder's weights
-    and no other generator weight (memory, encoders of audio and lips, fusion); the resume is
-    recorded as a stage (the model card's phrase: test_paper_deviations_name_every_non_paper_mechanism)."""
+def test_freezing_the_features_or_the_renderer_trains_only_the_other_part(
+    corpus, syncnet_run, tmp_path, model, flag
+):
+    """A run resumed with freeze_features moves every weight of the renderer (face encoder,
+    decoder) and none of the features that make the decoder input (memory, encoders of audio
+    and lips, fusion); freeze_renderer the converse. The resume is recorded as a stage (the
+    model card's phrase: test_paper_deviations_name_every_non_paper_mechanism)."""
     sync_dir, _ = syncnet_run
     out = tmp_path / "frozen"
     train_generator.main(_gen_args(corpus, sync_dir, out, 2, *model))
     (before,) = _run_states(out)
-    train_generator.main(_gen_args(corpus, sync_dir, out, 4, *model, "--train", "freeze_features=true"))
+    train_generator.main(_gen_args(corpus, sync_dir, out, 4, *model, "--train", f"{flag}=true"))
     (after,) = _run_states(out)
     buffers = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm statistics still update
     names = [k.removeprefix("module/generator/") for k in after if k.startswith("module/generator/")]
     names = [n for n in names if not n.endswith(buffers)]
-    kept = [n for n in names if n.split(".")[0] in train_generator.FEATURE_PARTS_KEPT]
-    frozen = [n for n in names if n not in kept]
-    assert kept and {n.split(".")[0] for n in frozen} >= {"audio_encoder", "lip_encoder"}
-    assert ("memory" in {n.split(".")[0] for n in frozen}) == (not model)
+    renderer = [n for n in names if n.split(".")[0] in train_generator.RENDERER_PARTS]
+    features = [n for n in names if n not in renderer]
+    assert renderer and {n.split(".")[0] for n in features} >= {"audio_encoder", "lip_encoder"}
+    assert ("memory" in {n.split(".")[0] for n in features}) == (not model)
+    frozen, trained = (features, renderer) if flag == "freeze_features" else (renderer, features)
     for n in frozen:
         assert torch.equal(before[f"module/generator/{n}"], after[f"module/generator/{n}"]), n
-    assert all(not torch.equal(before[f"module/generator/{n}"], after[f"module/generator/{n}"]) for n in kept)
+    moved = {
+        n.split(".")[0]
+        for n in trained
+        if not torch.equal(before[f"module/generator/{n}"], after[f"module/generator/{n}"])
+    }
+    if flag == "freeze_features":  # every renderer weight learns
+        assert all(
+            not torch.equal(before[f"module/generator/{n}"], after[f"module/generator/{n}"]) for n in trained
+        )
+    else:  # the parts on the audio and lip paths learn (a read-out without its loss has no gradient)
+        assert moved >= {"audio_encoder", "lip_encoder", "memory" if not model else "fusion"}
     metadata = load_checkpoint(out / "checkpoint").metadata
-    assert metadata["stages"][1] == {"from_step": 2, "changes": {"train.freeze_features": [False, True]}}
+    assert metadata["stages"][1] == {"from_step": 2, "changes": {f"train.{flag}": [False, True]}}
+
+
+def test_freeze_features_and_freeze_renderer_together_are_refused():
+    with pytest.raises(ValueError, match="train nothing"):
+        TrainConfig(freeze_features=True, freeze_renderer=True)
