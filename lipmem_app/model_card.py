@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lipmem_app.context import AppContext
-from lipmem_core.config import flatten, paper_deviations
+from lipmem_core.config import ModelConfig, TrainConfig, flatten, paper_deviations
 
 DOMAIN_CARD = (
     "**Domain.** LipMem checkpoints shipped here are trained on **SynthTalk**: rendered faces "
@@ -120,7 +120,21 @@ def _stage_text(stage: dict) -> str:
     changes = stage.get("changes")
     if not changes:
         return start
-    return start + ", " + ", ".join(f"{k} {before} -> {after}" for k, (before, after) in changes.items())
+    # A field the code gained after the earlier state was saved reads None there; at its default
+    # it changes nothing the run did, so it is counted, not listed.
+    defaults = flatten({"model": ModelConfig().to_dict(), "train": TrainConfig().to_dict()})
+    defaults = json.loads(json.dumps(defaults))  # as the stages hold them (tuples become lists)
+    added = [k for k, (before, after) in changes.items() if before is None and after == defaults.get(k)]
+    text = start + "".join(
+        f", {k} {'unset' if before is None else before} -> {after}"
+        for k, (before, after) in changes.items()
+        if k not in added
+    )
+    if added:
+        text += (
+            f" ({len(added)} option{'s' if len(added) > 1 else ''} added to the code since, at the default)"
+        )
+    return text
 
 
 def _folded(summary: str, body: str) -> str:

@@ -218,7 +218,7 @@ def test_model_card_names_the_shipped_models_deviations():
     # the shipped pair ends its training before the GAN's start (--gan-start 3000, 2,900 steps)
     assert "no GAN (L_gan would start at step 3000; training ended at step 2900)" in card
     # its last stage (from step 2,500) trains only the features, on the mouth box
-    assert "from step 2,500" in card and "train.freeze_renderer None -> True" in card
+    assert "from step 2,500, train.freeze_renderer unset -> True, train.loss.l1_mouth 0.0 -> 50.0" in card
     assert "the face encoder and the decoder are frozen" in card and "mouth-box L1 (weight 50)" in card
     assert "no GAN" in ablation
     assert "lip path without memory" in ablation and "lower-half L1" in ablation
@@ -258,7 +258,12 @@ def test_model_card_says_when_each_training_stage_began(tmp_path):
     from tests.app.app_support import APP_MODEL
     from tests.tiny_model import tiny_config
 
-    staged = [{"from_step": 0}, {"from_step": 2500, "changes": {"train.loss.l1_mouth": [0.0, 30.0]}}]
+    new_fields = {"model.recall_drop": [None, 0.0], "train.freeze_renderer": [None, True]}
+    staged = [
+        {"from_step": 0},
+        {"from_step": 600, "changes": {"model.audio_context": [None, 0]}},
+        {"from_step": 2500, "changes": {"train.loss.l1_mouth": [0.0, 30.0], **new_fields}},
+    ]
     legacy = [{"from_step": 2500, "earlier_steps": "not recorded"}]
     for name, stages in (("staged", staged), ("legacy", legacy), ("plain", None)):
         metadata = {"stages": stages} if stages else {}
@@ -267,7 +272,12 @@ def test_model_card_says_when_each_training_stage_began(tmp_path):
         )
     ctx = AppContext(checkpoints_root=tmp_path)
     assert "Trained in stages" in (card := model_card(ctx, "staged"))
-    assert "from step 0; from step 2,500, train.loss.l1_mouth 0.0 -> 30.0" in card
+    # a field the code gained since is counted when it holds its default, and shown when it does not
+    assert (
+        "from step 0; from step 600 (1 option added to the code since, at the default); from step 2,500, "
+        "train.freeze_renderer unset -> True, train.loss.l1_mouth 0.0 -> 30.0 "
+        "(1 option added to the code since, at the default)"
+    ) in card
     assert "from step 2,500 (the configuration of the steps before was not recorded)" in model_card(
         ctx, "legacy"
     )
