@@ -7,6 +7,7 @@ whose weights fail to load. Evaluation tables come from `results*.json` files (w
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,15 @@ def model_card(ctx: AppContext, name: str | None) -> str:
     return "\n\n".join(parts)
 
 
+@functools.cache
+def _config_defaults() -> dict[str, Any]:
+    """Every config field's default, keyed as the stages key them ("model.kappa",
+    "train.loss.l1_mouth") and JSON-normalised as they hold them (tuples become lists)."""
+    return json.loads(
+        json.dumps(flatten({"model": ModelConfig().to_dict(), "train": TrainConfig().to_dict()}))
+    )
+
+
 def _stage_text(stage: dict) -> str:
     """One stage of the training metadata's "stages" (train.loop.record_stage) in words."""
     start = f"from step {int(stage.get('from_step', 0)):,}"
@@ -122,8 +132,7 @@ def _stage_text(stage: dict) -> str:
         return start
     # A field the code gained after the earlier state was saved reads None there; at its default
     # it changes nothing the run did, so it is counted, not listed.
-    defaults = flatten({"model": ModelConfig().to_dict(), "train": TrainConfig().to_dict()})
-    defaults = json.loads(json.dumps(defaults))  # as the stages hold them (tuples become lists)
+    defaults = _config_defaults()
     added = [k for k, (before, after) in changes.items() if before is None and after == defaults.get(k)]
     text = start + "".join(
         f", {k} {'unset' if before is None else before} -> {after}"
