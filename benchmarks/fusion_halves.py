@@ -7,7 +7,7 @@ loudness r of `real_speech_check.py`):
 - `as trained`: concat[f_aud, r_aud], what the app draws;
 - `f_aud alone`: the recall zeroed (a zero address), concat[f_aud, 0];
 - `recall alone`: f_aud of digital silence, concat[f_aud(silence), r_aud], r_aud addressed by
-  the recording (`LipMemGenerator.decode_with_address` with mel=None).
+  the recording (`lipmem_core.infer.addressing.decode_addresses`, as the slot gallery decodes).
 A half whose r stays near the `as trained` one carries the jaw's following of the voice; a
 half near zero or below does not.
 
@@ -21,45 +21,39 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from real_speech_check import log_energy  # noqa: E402  (this script's own directory)
+from real_speech_check import generated_mouth, log_energy  # noqa: E402  (this script's own directory)
 
 from analysis.strips import arctic_recording  # noqa: E402
-from lipmem_core.audio import load_audio, mel_windows, melspectrogram  # noqa: E402
+from lipmem_core.audio import load_audio  # noqa: E402
 from lipmem_core.checkpoint import load_checkpoint  # noqa: E402
-from lipmem_core.config import SAMPLES_PER_FRAME  # noqa: E402
 from lipmem_core.data.synth.face_render import Identity, neutral_face  # noqa: E402
 from lipmem_core.data.synth.mouth import MOUTH_PARAMS  # noqa: E402
 from lipmem_core.evaluation.oracle import load_oracle, predict_mouth  # noqa: E402
-from lipmem_core.model.encoders import identity_input  # noqa: E402
-from lipmem_core.model.generator import LipMemGenerator  # noqa: E402
-from lipmem_core.pixels import to_uint8, to_unit  # noqa: E402
+from lipmem_core.infer.addressing import address_audio, decode_addresses  # noqa: E402
+from lipmem_core.infer.pipeline import TalkingFacePipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 JAW = MOUTH_PARAMS.index("jaw")
 WAYS = ("as trained", "f_aud alone", "recall alone")
 
 
-@torch.inference_mode()
-def decode_three_ways(model: LipMemGenerator, crop: np.ndarray, wav: np.ndarray) -> dict[str, np.ndarray]:
-    """One still face crop (H, W, 3) uint8 and a recording -> the frames of each way, (n, H, W, 3) uint8."""
-    n, t = int(np.ceil(len(wav) / SAMPLES_PER_FRAME)), model.cfg.n_frames
-    idx = np.minimum(np.arange(-(-n // t) * t), n - 1)  # whole windows, the last frame repeated
-    windows = torch.from_numpy(mel_windows(melspectrogram(wav), idx))  # (W * T, 80, 16)
-    mel = windows.reshape(-1, t, 1, *windows.shape[1:])  # (W, T, 1, 80, 16)
-    target = to_unit(torch.from_numpy(crop)).permute(2, 0, 1)  # (3, H, W)
-    target = target[None, :, None].expand(len(mel), -1, t, -1, -1)  # (W, 3, T, H, W)
-    face = identity_input(target, target)  # (W, 6, T, H, W): the still face is its own reference
-    address = model.address(mel)  # (W, T, S)
-    frames = {
-        "as trained": model(face, mel).frames,
-        "f_aud alone": model.decode_with_address(face, mel, torch.zeros_like(address)),
-        "recall alone": model.decode_with_address(face, None, address),
-    }  # each (W, 3, T, H, W)
-    return {way: to_uint8(f).permute(0, 2, 3, 4, 1).flatten(0, 1)[:n].numpy() for way, f in frames.items()}
+def jaw_three_ways(
+    pipe: TalkingFacePipeline, crop: np.ndarray, wav: np.ndarray, oracle
+) -> dict[str, np.ndarray]:
+    """One still face crop (H, W, 3) uint8 and a recording -> the oracle's jaw on each way's frames, (n,).
+
+    The first two are the pipeline's own recalls ("memory", "zero"); the third decodes the
+    recording's addresses with f_aud of silence (`decode_addresses`, as the slot views do).
+    """
+    recall_alone = decode_addresses(pipe.model, crop, address_audio(pipe.model, wav))  # (n, H, W, 3)
+    return {
+        "as trained": generated_mouth(pipe, crop, wav, oracle)[:, JAW],
+        "f_aud alone": generated_mouth(pipe, crop, wav, oracle, recall="zero")[:, JAW],
+        "recall alone": predict_mouth(oracle, recall_alone)[:, JAW],
+    }
 
 
 def main() -> None:
@@ -77,15 +71,13 @@ def main() -> None:
     }
     print(f"loudness r of the jaw per identity ({', '.join(map(str, faces))}) and their mean")
     for ckpt in args.checkpoint:
-        loaded = load_checkpoint(ckpt, kind="generator")
-        model = loaded.model.eval()
-        if model.memory is None:
+        pipe = TalkingFacePipeline(load_checkpoint(ckpt, kind="generator"), precision="fp32")
+        if pipe.model.memory is None:
             print(f"{ckpt}: no memory, nothing to split")
             continue
         rs: dict[str, list[float]] = {way: [] for way in WAYS}
         for crop in faces.values():
-            for way, frames in decode_three_ways(model, crop, wav).items():
-                jaw = predict_mouth(oracle, frames)[:, JAW]
+            for way, jaw in jaw_three_ways(pipe, crop, wav, oracle).items():
                 rs[way].append(float(np.corrcoef(jaw, log_energy(wav, len(jaw)))[0, 1]))
         name = str(Path(*Path(ckpt).parts[-2:])) if Path(ckpt).name == "checkpoint" else Path(ckpt).name
         for way in WAYS:

@@ -65,9 +65,11 @@ def correlation_with_chance(
     return r, float(np.percentile(chance, 95))
 
 
-def generated_mouth(pipe: TalkingFacePipeline, face: np.ndarray, wav: np.ndarray, oracle) -> np.ndarray:
-    """The oracle's reading of every generated frame, (n_frames, 7)."""
-    crops = [c for chunk in pipe.stream(face, wav, face_is_crop=True) for c in chunk.crops]
+def generated_mouth(
+    pipe: TalkingFacePipeline, face: np.ndarray, wav: np.ndarray, oracle, recall: str = "memory"
+) -> np.ndarray:
+    """The oracle's reading of every generated frame, (n_frames, 7); `recall` as the pipeline's."""
+    crops = [c for chunk in pipe.stream(face, wav, recall=recall, face_is_crop=True) for c in chunk.crops]
     return predict_mouth(oracle, np.stack(crops))
 
 
